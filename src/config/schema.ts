@@ -1,0 +1,180 @@
+/**
+ * Fleet's configuration: the spec's YAML shape (`python_sandbox`, `figma_mcp`, `browser_worker` sections,
+ * plus `manager`), every field with its default from the spec. User options go in; a resolved config with
+ * every default filled comes out; a bad field fails at start with its path in the message.
+ *
+ * Kind-specific sub-sections (`sandbox`, `browser_config`, `figma_config`) pass through here untouched and
+ * are validated by the worker kind itself (`WorkerKind.parseOptions`), so this module knows no worker's
+ * internals.
+ */
+import { z } from 'zod';
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
+
+/** A duration: a number of seconds (the spec writes `timeout: 300s`, env `WORKER_TIMEOUT=300`) or "500ms", "30s", "5m". Resolves to ms. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return Math.round(value * 1000);
+  const m = DURATION_RE.exec(value.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use 300, "300s", "500ms", "5m")` });
+    return z.NEVER;
+  }
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
+  return Math.round(n * factor);
+});
+
+export const HealthCheckSchema = z
+  .object({
+    endpoint: z.string().default('/health'),
+    interval: duration.default(30),
+    timeout: duration.default(5),
+  })
+  .prefault({});
+
+export const AutoscaleSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    min: z.number().int().nonnegative().default(1),
+    max: z.number().int().positive().default(1),
+    target_utilization: z.number().positive().max(1).default(0.7),
+    tolerance: z.number().nonnegative().max(1).default(0.1),
+    scale_up_step: z.number().int().positive().default(2),
+    scale_down_window: duration.default(60),
+    cooldown: duration.default(10),
+    /** Memory (MB) one more instance needs; the scaler refuses when the host has less free. */
+    instance_memory_mb: z.number().int().positive().default(512),
+  })
+  .prefault({});
+
+/** The common part of each worker section, in the spec's shape. */
+export function workerSection(defaults: {
+  name: string;
+  port: number;
+  protocol: 'ws' | 'mcp';
+  capabilities: readonly string[];
+  max_concurrent_tasks: number;
+  timeout: number;
+}) {
+  return z
+    .looseObject({
+      enabled: z.boolean().default(true),
+      name: z.string().min(1).default(defaults.name),
+      type: z.literal('websocket').default('websocket'),
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(defaults.port),
+      protocol: z.enum(['ws', 'mcp']).default(defaults.protocol),
+      capabilities: z.array(z.string().min(1)).default([...defaults.capabilities]),
+      workspace: z.string().default('./workspace'),
+      max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
+      timeout: duration.default(defaults.timeout),
+      health_check: HealthCheckSchema,
+      autoscale: AutoscaleSchema,
+    })
+    .prefault({});
+}
+
+export const WORKER_DEFAULTS = {
+  python_sandbox: {
+    name: 'python-sandbox',
+    port: 3001,
+    protocol: 'ws',
+    capabilities: ['python-execution', 'file-operations', 'package-install', 'code-analysis'],
+    max_concurrent_tasks: 5,
+    timeout: 300,
+  },
+  figma_mcp: {
+    name: 'figma-mcp',
+    port: 3002,
+    protocol: 'mcp',
+    capabilities: ['figma-design', 'ui-generation', 'asset-export', 'design-analysis'],
+    max_concurrent_tasks: 3,
+    timeout: 180,
+  },
+  browser_worker: {
+    name: 'browser-worker',
+    port: 3003,
+    protocol: 'ws',
+    capabilities: ['web-automation', 'scraping', 'screenshot', 'testing', 'form-filling', 'pdf-generation'],
+    max_concurrent_tasks: 4,
+    timeout: 120,
+  },
+  echo: {
+    name: 'echo',
+    port: 3010,
+    protocol: 'ws',
+    capabilities: ['echo', 'sleep', 'fail', 'crash'],
+    max_concurrent_tasks: 8,
+    timeout: 60,
+  },
+} as const;
+
+export type WorkerSectionKey = keyof typeof WORKER_DEFAULTS;
+
+export const ManagerSchema = z
+  .object({
+    id: z.string().min(1).optional(),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(3000),
+    /** When set, workers and clients must present it (Bearer). */
+    token: z.string().min(1).optional(),
+    strategy: z.enum(['least-load', 'round-robin', 'power-of-two', 'latency-ewma']).default('least-load'),
+    store: z.enum(['memory', 'redis']).default('memory'),
+    redis: z
+      .object({
+        url: z.string().default('redis://127.0.0.1:6379'),
+        prefix: z.string().min(1).default('fleet'),
+        password: z.string().optional(),
+        tls: z.boolean().default(false),
+        lock_duration: duration.default(10),
+      })
+      .prefault({}),
+    queue: z
+      .object({
+        /** Tasks waiting at most; past it submit answers 429. */
+        max_size: z.number().int().positive().default(10_000),
+        /** Finished tasks kept for lookups. */
+        retain_finished: z.number().int().nonnegative().default(10_000),
+      })
+      .prefault({}),
+    retries: z
+      .object({
+        max_attempts: z.number().int().positive().default(3),
+        backoff: duration.default(0.2),
+        max_backoff: duration.default(30),
+      })
+      .prefault({}),
+    health: z
+      .object({
+        interval: duration.default(30),
+        timeout: duration.default(5),
+        /** Fast liveness path: heartbeat period, and how many missed beats mean offline. */
+        heartbeat_interval: duration.default(1),
+        missed_heartbeats: z.number().int().positive().default(3),
+        unhealthy_threshold: z.number().int().positive().default(3),
+      })
+      .prefault({}),
+    /** Static worker endpoints to dial (ws://host:port/ws). */
+    workers: z.array(z.string().min(1)).default([]),
+    /** DNS names that resolve to many worker hosts (headless services): "name:port". */
+    dns: z.array(z.string().min(1)).default([]),
+    max_frame_bytes: z.number().int().positive().default(32 * 1024 * 1024),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .prefault({});
+
+export const FleetConfigSchema = z
+  .object({
+    manager: ManagerSchema,
+    python_sandbox: workerSection(WORKER_DEFAULTS.python_sandbox),
+    figma_mcp: workerSection(WORKER_DEFAULTS.figma_mcp),
+    browser_worker: workerSection(WORKER_DEFAULTS.browser_worker),
+    echo: workerSection(WORKER_DEFAULTS.echo),
+  })
+  .strict();
+
+export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
+export type FleetConfig = z.output<typeof FleetConfigSchema>;
+export type ManagerConfig = FleetConfig['manager'];
+export type WorkerSectionConfig = FleetConfig['python_sandbox'];

@@ -1,0 +1,86 @@
+/**
+ * The queue/store seam (DESIGN §7). One interface, two implementations (memory now, Redis/BullMQ later),
+ * one contract suite (`test/contract/task-queue.contract.ts`) that both must pass.
+ *
+ * Late binding: tasks wait here until a worker has a free slot; the dispatcher then `claim`s the best task
+ * for that worker's capabilities. Every claim mints a new lease token; `complete`/`fail` with any other token
+ * throw `stale_lease` and change nothing. That is how at-least-once delivery becomes exactly-once completion.
+ *
+ * Retry policy lives here, so both stores apply the same one: `fail` with a retryable error re-queues the task
+ * with exponential backoff and jitter until `maxAttempts` is used up; otherwise the task ends.
+ */
+import type { ErrorBody } from '../../protocol/messages.js';
+import type { ArtifactMeta, AttemptOutcome, TaskRecord, TaskState, TaskSubmission } from './task.js';
+
+export interface SubmitResult {
+  task: TaskRecord;
+  /** False when an idempotency key (or explicit id) matched an existing task, which is returned instead. */
+  created: boolean;
+}
+
+export interface TaskFilter {
+  state?: TaskState | TaskState[];
+  capability?: string;
+  workerId?: string;
+  limit?: number;
+}
+
+export interface FailOptions {
+  outcome: Exclude<AttemptOutcome, 'succeeded' | 'cancelled'>;
+  /** Overrides error.retryable; worker loss and timeouts are retried, application errors only when retryable. */
+  retryable?: boolean;
+}
+
+export type TaskEvent =
+  | { kind: 'submitted'; task: TaskRecord }
+  | { kind: 'claimed'; task: TaskRecord }
+  | { kind: 'running'; task: TaskRecord }
+  | { kind: 'progress'; task: TaskRecord }
+  | { kind: 'retrying'; task: TaskRecord }
+  | { kind: 'finished'; task: TaskRecord };
+
+export interface TaskQueue {
+  /** Validated by the caller. Throws `queue_full` (429) when the waiting set is at its bound. */
+  submit(submission: TaskSubmission): Promise<SubmitResult>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  list(filter?: TaskFilter): Promise<TaskRecord[]>;
+  /**
+   * Takes the highest-priority ready task (state queued, notBefore <= now) whose capability is in
+   * `capabilities`, marks it assigned to `workerId` with a fresh lease, and returns it.
+   */
+  claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined>;
+  /** assigned → running (the worker acknowledged or reported progress). Stale lease → `stale_lease`. */
+  markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord>;
+  complete(id: string, leaseToken: string, output: unknown, artifacts?: ArtifactMeta[]): Promise<TaskRecord>;
+  /** Ends the attempt; re-queues with backoff when retryable and attempts remain, else the task ends. */
+  fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord>;
+  /** Queued → cancelled at once; assigned/running → cancelled (the caller tells the worker). Final → `conflict`. */
+  cancel(id: string, reason?: string): Promise<TaskRecord>;
+  /** Puts a failed/cancelled/timed-out task back in the queue with a fresh attempt budget. */
+  retry(id: string): Promise<TaskRecord>;
+  /** Waiting tasks (queued), optionally for one capability. */
+  depth(capability?: string): Promise<number>;
+  /** Earliest notBefore among queued tasks in the future, so the dispatcher can sleep until then. */
+  nextReadyAt(): Promise<number | undefined>;
+  /** Subscribes to changes; returns the unsubscribe function. */
+  subscribe(listener: (event: TaskEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface TaskQueueOptions {
+  maxQueued: number;
+  retainFinished: number;
+  defaultMaxAttempts: number;
+  timeoutMs(capability: string): number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** Injectable for tests. */
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Exponential backoff with full jitter: attempt 1 → [0.5, 1]×base, doubling, capped. */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp * (0.5 + random() * 0.5));
+}
