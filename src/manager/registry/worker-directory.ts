@@ -1,0 +1,48 @@
+/**
+ * The fleet-wide view of workers, shared by every manager (DESIGN §2, §7).
+ *
+ * A manager keeps live connections only to the workers it owns; the directory is how managers agree on who
+ * owns what and how any of them can show the whole fleet. Ownership is a lease with a TTL renewed on every
+ * heartbeat round: when a manager dies its leases expire and another manager dials the orphaned endpoints.
+ * Worker records also expire, so a fleet view never shows a worker nobody has heard from.
+ *
+ * Memory implementation: embedded mode (one manager). Redis implementation: distributed mode.
+ */
+import type { WorkerStatus } from './worker-info.js';
+
+export interface WorkerRecord {
+  workerId: string;
+  workerType: string;
+  endpoint: string;
+  port: number;
+  status: WorkerStatus;
+  capabilities: string[];
+  /** In flight / max concurrency, 0..1. */
+  currentLoad: number;
+  inFlight: number;
+  maxConcurrency: number;
+  lastHeartbeat: number;
+  /** The manager holding the connection. */
+  ownerId?: string;
+  version?: string;
+  info?: Record<string, unknown>;
+  metrics?: Record<string, number>;
+}
+
+export interface WorkerDirectory {
+  /** Remembers an endpoint to dial (config, self-announcement, DNS, spawned). Idempotent. */
+  addEndpoint(endpoint: string, meta?: { workerType?: string; source?: string }): Promise<void>;
+  removeEndpoint(endpoint: string): Promise<void>;
+  endpoints(): Promise<string[]>;
+  /** Takes the ownership lease of an endpoint if nobody holds it (or `managerId` already does). */
+  acquire(endpoint: string, managerId: string, ttlMs: number): Promise<boolean>;
+  /** Extends a lease this manager holds; false when it was lost (another manager took over). */
+  renew(endpoint: string, managerId: string, ttlMs: number): Promise<boolean>;
+  release(endpoint: string, managerId: string): Promise<void>;
+  ownerOf(endpoint: string): Promise<string | undefined>;
+  /** Publishes a worker's current state; the record expires after `ttlMs` unless published again. */
+  publish(record: WorkerRecord, ttlMs: number): Promise<void>;
+  remove(workerId: string): Promise<void>;
+  list(): Promise<WorkerRecord[]>;
+  close(): Promise<void>;
+}
