@@ -63,6 +63,8 @@ export const HeartbeatSchema = z.object({
   cpu: z.number().nonnegative(),
   /** Resident memory of the worker (bytes). */
   memory: z.number().nonnegative(),
+  /** Fraction of the disk holding the worker's workspace that is in use, 0..1. */
+  disk: z.number().min(0).max(1).optional(),
   draining: z.boolean().optional(),
   info: z.record(z.string(), z.unknown()).optional(),
 });
