@@ -1,0 +1,421 @@
+/**
+ * The embedded store: the whole queue in one process's memory (DESIGN §7, the `memory` store).
+ *
+ * Cost per operation does not depend on how many tasks wait: queued tasks sit in one indexed heap per
+ * capability (priority first, then queue order), tasks in retry backoff in one heap ordered by `notBefore`
+ * and are moved to their capability's heap when due. A claim looks only at the heads of the heaps for the
+ * worker's capabilities. Finished tasks move to an LRU of `retainFinished` entries, so memory stays bounded
+ * however many tasks pass through; an evicted task's idempotency key is forgotten with it.
+ *
+ * Every method is synchronous inside; the async signatures are the interface's, shared with Redis.
+ */
+import { randomUUID } from 'node:crypto';
+import { FleetError } from '../../protocol/errors.js';
+import type { ErrorBody } from '../../protocol/messages.js';
+import { IndexedHeap, type HeapItem } from './indexed-heap.js';
+import { decideFailure } from './retry-policy.js';
+import { copyTask, createTaskRecord } from './task-record.js';
+import type { ArtifactMeta, AttemptRecord, TaskRecord, TaskState, TaskSubmission } from './task.js';
+import type {
+  FailOptions,
+  SubmitResult,
+  TaskEvent,
+  TaskFilter,
+  TaskQueue,
+  TaskQueueOptions,
+} from './task-queue.js';
+
+interface Entry extends HeapItem {
+  task: TaskRecord;
+  /** Creation order, for list(). */
+  readonly created: number;
+  /** Taken each time the task enters the queue, so equal priorities leave in that order. */
+  queued: number;
+}
+
+const RETRYABLE_FINAL_STATES: readonly TaskState[] = ['failed', 'cancelled', 'timed_out'];
+
+const readyBefore = (a: Entry, b: Entry): boolean =>
+  a.task.priority !== b.task.priority ? a.task.priority > b.task.priority : a.queued < b.queued;
+const dueBefore = (a: Entry, b: Entry): boolean =>
+  a.task.notBefore !== b.task.notBefore ? a.task.notBefore < b.task.notBefore : a.queued < b.queued;
+
+export class MemoryTaskQueue implements TaskQueue {
+  private readonly now: () => number;
+  private readonly random: () => number;
+  /** Tasks not yet final. */
+  private readonly live = new Map<string, Entry>();
+  /** Final tasks, least recently used first (Map keeps insertion order; a touch re-inserts). */
+  private readonly finished = new Map<string, Entry>();
+  private readonly byIdempotencyKey = new Map<string, string>();
+  private readonly ready = new Map<string, IndexedHeap<Entry>>();
+  private readonly delayed = new IndexedHeap<Entry>(dueBefore);
+  private readonly queuedPerCapability = new Map<string, number>();
+  private queuedTotal = 0;
+  private sequence = 0;
+  private readonly listeners = new Set<(event: TaskEvent) => void>();
+  private closed = false;
+
+  constructor(private readonly options: TaskQueueOptions) {
+    for (const key of ['maxQueued', 'defaultMaxAttempts'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new FleetError(
+          'config_invalid',
+          `task queue: ${key} must be a positive integer, got ${options[key]}`,
+        );
+      }
+    }
+    for (const key of ['retainFinished', 'backoffMs', 'maxBackoffMs'] as const) {
+      if (!Number.isFinite(options[key]) || options[key] < 0) {
+        throw new FleetError(
+          'config_invalid',
+          `task queue: ${key} must be a non-negative number, got ${options[key]}`,
+        );
+      }
+    }
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  async submit(submission: TaskSubmission): Promise<SubmitResult> {
+    this.assertOpen();
+    const now = this.now();
+    const record = createTaskRecord(submission, this.options, now);
+    const existingId =
+      record.idempotencyKey !== undefined ? this.byIdempotencyKey.get(record.idempotencyKey) : undefined;
+    const existing = this.lookup(existingId ?? record.id);
+    if (existing) return { task: copyTask(existing.task), created: false };
+    this.assertRoom();
+
+    const entry: Entry = { task: record, created: ++this.sequence, queued: 0, heapIndex: -1 };
+    this.live.set(record.id, entry);
+    if (record.idempotencyKey !== undefined) this.byIdempotencyKey.set(record.idempotencyKey, record.id);
+    this.enqueue(entry, now);
+    this.emit('submitted', entry);
+    return { task: copyTask(record), created: true };
+  }
+
+  async get(id: string): Promise<TaskRecord | undefined> {
+    this.assertOpen();
+    const entry = this.lookup(id);
+    return entry && copyTask(entry.task);
+  }
+
+  async list(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    this.assertOpen();
+    const states = filter.state === undefined ? undefined : new Set(([] as TaskState[]).concat(filter.state));
+    const matches: Entry[] = [];
+    for (const source of [this.live, this.finished]) {
+      for (const entry of source.values()) {
+        const t = entry.task;
+        if (states && !states.has(t.state)) continue;
+        if (filter.capability !== undefined && t.capability !== filter.capability) continue;
+        if (filter.workerId !== undefined && t.workerId !== filter.workerId) continue;
+        matches.push(entry);
+      }
+    }
+    matches.sort((a, b) => a.created - b.created);
+    const limited = filter.limit !== undefined ? matches.slice(0, Math.max(0, filter.limit)) : matches;
+    return limited.map((e) => copyTask(e.task));
+  }
+
+  async claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined> {
+    this.assertOpen();
+    const now = this.now();
+    this.promoteDue(now);
+    let bestHeap: IndexedHeap<Entry> | undefined;
+    let best: Entry | undefined;
+    for (const capability of capabilities) {
+      const heap = this.ready.get(capability);
+      const head = heap?.peek();
+      if (head && (!best || readyBefore(head, best))) {
+        best = head;
+        bestHeap = heap;
+      }
+    }
+    if (!best || !bestHeap) return undefined;
+    bestHeap.pop();
+    this.countQueued(best.task.capability, -1);
+
+    const t = best.task;
+    const leaseToken = randomUUID();
+    t.state = 'assigned';
+    t.attempt += 1;
+    t.workerId = workerId;
+    t.leaseToken = leaseToken;
+    t.startedAt ??= now;
+    t.updatedAt = now;
+    t.attempts.push({ attempt: t.attempt, workerId, leaseToken, startedAt: now });
+    this.emit('claimed', best);
+    return copyTask(t);
+  }
+
+  async markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.leased(id, leaseToken);
+    const t = entry.task;
+    const wasAssigned = t.state === 'assigned';
+    if (!wasAssigned && !progress) return copyTask(t);
+    t.state = 'running';
+    if (progress) t.progress = { ...t.progress, ...progress };
+    t.updatedAt = this.now();
+    this.emit(wasAssigned ? 'running' : 'progress', entry);
+    return copyTask(t);
+  }
+
+  async complete(
+    id: string,
+    leaseToken: string,
+    output: unknown,
+    artifacts?: ArtifactMeta[],
+  ): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.leased(id, leaseToken);
+    const t = entry.task;
+    const now = this.now();
+    this.endAttempt(t, now, 'succeeded');
+    t.state = 'succeeded';
+    t.output = output;
+    if (artifacts) t.artifacts = artifacts.map((a) => ({ ...a }));
+    delete t.error;
+    t.finishedAt = now;
+    t.updatedAt = now;
+    this.finish(entry);
+    this.emit('finished', entry);
+    return copyTask(t);
+  }
+
+  async fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.leased(id, leaseToken);
+    const t = entry.task;
+    const now = this.now();
+    this.endAttempt(t, now, options.outcome, error);
+    const decision = decideFailure(t, error, options, { ...this.options, random: this.random }, now);
+    t.error = decision.error;
+    t.updatedAt = now;
+    if (decision.kind === 'retry') {
+      t.state = 'queued';
+      t.notBefore = decision.notBefore;
+      delete t.workerId;
+      delete t.leaseToken;
+      this.enqueue(entry, now);
+      this.emit('retrying', entry);
+    } else {
+      t.state = decision.state;
+      t.finishedAt = now;
+      this.finish(entry);
+      this.emit('finished', entry);
+    }
+    return copyTask(t);
+  }
+
+  async cancel(id: string, reason?: string): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.live.get(id);
+    if (!entry) {
+      const done = this.lookup(id);
+      if (done)
+        throw new FleetError('conflict', `task ${id} is already ${done.task.state}; nothing to cancel`);
+      throw new FleetError('not_found', `no task with id ${id}`);
+    }
+    const t = entry.task;
+    const now = this.now();
+    const error: ErrorBody = {
+      code: 'cancelled',
+      message: reason ?? 'cancelled by request',
+      retryable: false,
+    };
+    if (t.state === 'queued') this.dequeue(entry);
+    else this.endAttempt(t, now, 'cancelled', error);
+    t.state = 'cancelled';
+    t.error = error;
+    t.finishedAt = now;
+    t.updatedAt = now;
+    this.finish(entry);
+    this.emit('finished', entry);
+    return copyTask(t);
+  }
+
+  async retry(id: string): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.lookup(id);
+    if (!entry) throw new FleetError('not_found', `no task with id ${id}`);
+    const t = entry.task;
+    if (!RETRYABLE_FINAL_STATES.includes(t.state)) {
+      throw new FleetError(
+        'conflict',
+        `task ${id} is ${t.state}; only failed, cancelled or timed-out tasks can be retried`,
+      );
+    }
+    this.assertRoom();
+    const now = this.now();
+    this.finished.delete(id);
+    this.live.set(id, entry);
+    t.state = 'queued';
+    // A fresh budget: attempt counts from zero again; the history in `attempts` keeps the earlier rounds.
+    t.attempt = 0;
+    t.notBefore = now;
+    t.updatedAt = now;
+    for (const key of [
+      'error',
+      'output',
+      'artifacts',
+      'progress',
+      'finishedAt',
+      'workerId',
+      'leaseToken',
+    ] as const) {
+      delete t[key];
+    }
+    this.enqueue(entry, now);
+    this.emit('retrying', entry);
+    return copyTask(t);
+  }
+
+  async depth(capability?: string): Promise<number> {
+    this.assertOpen();
+    return capability === undefined ? this.queuedTotal : (this.queuedPerCapability.get(capability) ?? 0);
+  }
+
+  async nextReadyAt(): Promise<number | undefined> {
+    this.assertOpen();
+    this.promoteDue(this.now());
+    return this.delayed.peek()?.task.notBefore;
+  }
+
+  subscribe(listener: (event: TaskEvent) => void): () => void {
+    this.assertOpen();
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new FleetError('conflict', 'the task queue is closed');
+  }
+
+  private assertRoom(): void {
+    if (this.queuedTotal >= this.options.maxQueued) {
+      throw new FleetError(
+        'queue_full',
+        `queue is full: ${this.queuedTotal} tasks waiting, the bound is ${this.options.maxQueued} (manager.queue.max_size); submit again later`,
+        { details: { queued: this.queuedTotal, maxQueued: this.options.maxQueued } },
+      );
+    }
+  }
+
+  /** Live or retained task; a lookup counts as a use for the LRU. */
+  private lookup(id: string): Entry | undefined {
+    const live = this.live.get(id);
+    if (live) return live;
+    const done = this.finished.get(id);
+    if (done) {
+      this.finished.delete(id);
+      this.finished.set(id, done);
+    }
+    return done;
+  }
+
+  /** The entry if `leaseToken` is its current lease; anything else is `stale_lease` and changes nothing. */
+  private leased(id: string, leaseToken: string): Entry {
+    const entry = this.live.get(id);
+    if (!entry) {
+      const done = this.finished.get(id);
+      if (!done) throw new FleetError('not_found', `no task with id ${id}`);
+      throw new FleetError(
+        'stale_lease',
+        `task ${id} is already ${done.task.state}; the lease is no longer current`,
+        {
+          details: { taskId: id, state: done.task.state },
+        },
+      );
+    }
+    const t = entry.task;
+    if ((t.state !== 'assigned' && t.state !== 'running') || t.leaseToken !== leaseToken) {
+      throw new FleetError(
+        'stale_lease',
+        `task ${id}: the lease is not current (task is ${t.state}, attempt ${t.attempt})`,
+        {
+          details: { taskId: id, state: t.state, attempt: t.attempt },
+        },
+      );
+    }
+    return entry;
+  }
+
+  private endAttempt(t: TaskRecord, now: number, outcome: AttemptRecord['outcome'], error?: ErrorBody): void {
+    const current = t.attempts[t.attempts.length - 1];
+    if (!current || current.leaseToken !== t.leaseToken) return;
+    current.finishedAt = now;
+    current.outcome = outcome;
+    if (error) current.error = error;
+  }
+
+  private enqueue(entry: Entry, now: number): void {
+    entry.queued = ++this.sequence;
+    if (entry.task.notBefore > now) this.delayed.push(entry);
+    else this.readyHeap(entry.task.capability).push(entry);
+    this.countQueued(entry.task.capability, 1);
+  }
+
+  private dequeue(entry: Entry): void {
+    const removed = this.readyHeap(entry.task.capability).remove(entry) || this.delayed.remove(entry);
+    if (removed) this.countQueued(entry.task.capability, -1);
+  }
+
+  private promoteDue(now: number): void {
+    for (let head = this.delayed.peek(); head && head.task.notBefore <= now; head = this.delayed.peek()) {
+      this.delayed.pop();
+      this.readyHeap(head.task.capability).push(head);
+    }
+  }
+
+  private readyHeap(capability: string): IndexedHeap<Entry> {
+    let heap = this.ready.get(capability);
+    if (!heap) {
+      heap = new IndexedHeap<Entry>(readyBefore);
+      this.ready.set(capability, heap);
+    }
+    return heap;
+  }
+
+  private countQueued(capability: string, delta: number): void {
+    this.queuedTotal += delta;
+    const n = (this.queuedPerCapability.get(capability) ?? 0) + delta;
+    if (n === 0) this.queuedPerCapability.delete(capability);
+    else this.queuedPerCapability.set(capability, n);
+  }
+
+  private finish(entry: Entry): void {
+    const id = entry.task.id;
+    this.live.delete(id);
+    this.finished.set(id, entry);
+    while (this.finished.size > this.options.retainFinished) {
+      const oldest = this.finished.values().next().value;
+      if (!oldest) break;
+      this.finished.delete(oldest.task.id);
+      const key = oldest.task.idempotencyKey;
+      if (key !== undefined && this.byIdempotencyKey.get(key) === oldest.task.id)
+        this.byIdempotencyKey.delete(key);
+    }
+  }
+
+  private emit(kind: TaskEvent['kind'], entry: Entry): void {
+    if (this.listeners.size === 0) return;
+    const event: TaskEvent = { kind, task: copyTask(entry.task) };
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's bug must not undo or block a state change that has already happened.
+      }
+    }
+  }
+}
