@@ -100,6 +100,7 @@ export function applyEnv(raw: Obj, env: Env): Obj {
   set(envString(env, 'FLEET_HOST'), 'manager', 'host');
   set(envNumber(env, 'FLEET_PORT'), 'manager', 'port');
   set(envString(env, 'FLEET_TOKEN'), 'manager', 'token');
+  set(envString(env, 'FLEET_READ_TOKEN'), 'manager', 'read_token');
   set(envString(env, 'FLEET_STRATEGY'), 'manager', 'strategy');
   set(envString(env, 'FLEET_STORE'), 'manager', 'store');
   set(envString(env, 'FLEET_REDIS_URL'), 'manager', 'redis', 'url');
