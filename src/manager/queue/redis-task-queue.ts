@@ -1,0 +1,988 @@
+/**
+ * The distributed store: the task queue on Redis, shared by every manager (DESIGN §7, docs/distributed.md).
+ *
+ * Two layers, each doing what it is good at:
+ * - **BullMQ** moves the work: one BullMQ queue per worker type (`queueFor(capability)`), a job per task
+ *   (job id derived from the task id, so a double add is a no-op), priorities, retry backoff as delayed
+ *   jobs, and the job lock — held by the manager that claimed the task, renewed while the task runs. When a
+ *   manager dies its locks expire (`lockDurationMs`, about 10 s) and BullMQ's stalled check, run by every
+ *   manager, puts its jobs back.
+ * - **Fleet's task records** (`<prefix>:fleet:task:<id>`) are the truth about a task: state, attempts and
+ *   the current lease. Every change is computed in TypeScript with the same rules as the memory store and
+ *   committed by a compare-and-set script, so a late answer carrying an old lease is refused
+ *   (`stale_lease`) even when the lease was lost to a lock expiry in another process.
+ *
+ * The lease token of an attempt *is* the BullMQ lock token of its job, so any manager holding a current
+ * lease (or cancelling a task) can finish the job in BullMQ, not only the one that claimed it.
+ *
+ * Jobs are fetched with `moveToActive` on the queue's backend (BullMQ's manual-fetching path) rather than a
+ * BullMQ `Worker`: a Worker insists on its own blocking connection per queue, which Fleet does not need
+ * because it fetches only when a worker has a free slot (late binding) and never blocks.
+ */
+import { randomUUID } from 'node:crypto';
+import { Job, Queue, type QueueOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { FleetError, toFleetError } from '../../protocol/errors.js';
+import type { ErrorBody } from '../../protocol/messages.js';
+import { RedisConnections, type RedisConnectionOptions } from '../../store/redis-connection.js';
+import { decideFailure } from './retry-policy.js';
+import { COMMIT, PEEK } from './redis-task-scripts.js';
+import { copyTask, createTaskRecord } from './task-record.js';
+import {
+  isFinal,
+  type ArtifactMeta,
+  type AttemptRecord,
+  type TaskRecord,
+  type TaskState,
+  type TaskSubmission,
+} from './task.js';
+import type {
+  FailOptions,
+  SubmitResult,
+  TaskEvent,
+  TaskFilter,
+  TaskQueue,
+  TaskQueueOptions,
+} from './task-queue.js';
+
+export interface RedisTaskQueueOptions extends TaskQueueOptions {
+  /** A process's shared connections (preferred), or options to open private ones that `close()` closes. */
+  redis: RedisConnections | RedisConnectionOptions;
+  /**
+   * The BullMQ queue for a capability: in Fleet, the worker type offering it. Every worker that claims from
+   * a queue should serve all capabilities that map to it; a task it cannot serve is handed back.
+   * @default one queue per capability
+   */
+  queueFor?: (capability: string) => string;
+  /**
+   * How long a claimed job stays locked without renewal; a dead manager's tasks return after about this.
+   * @default 10000
+   */
+  lockDurationMs?: number;
+  /** How often this manager looks for expired locks (BullMQ's stalled check). @default lockDurationMs / 2 */
+  stalledIntervalMs?: number;
+  /** Identifies this process in events; others' events are delivered to local subscribers, own ones not twice. */
+  instanceId?: string;
+  /** Called with errors of background work (lock renewal, stalled check) that have no caller to throw to. */
+  onBackgroundError?: (err: Error) => void;
+}
+
+interface Stored {
+  task: TaskRecord;
+  rev: string;
+}
+
+interface Held {
+  queue: string;
+  jobId: string;
+  token: string;
+}
+
+interface EventMessage {
+  o: string;
+  k: TaskEvent['kind'];
+  t: TaskRecord;
+}
+
+type CommitResult =
+  { kind: 'ok' } | { kind: 'stale' } | { kind: 'exists'; id: string } | { kind: 'full'; queued: number };
+
+const RETRYABLE_FINAL_STATES: readonly TaskState[] = ['failed', 'cancelled', 'timed_out'];
+const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,100}$/;
+const MAX_CAS_ROUNDS = 20;
+/** Fleet priority -1000..1000 (higher first) → BullMQ priority 1..2001 (lower first; 0 would bypass priority). */
+const bullPriority = (priority: number): number => 1001 - priority;
+
+/** BullMQ refuses integer-looking ids and most ids with ':'; `t_` and `~` (never in a task id) avoid both. */
+export const jobIdFor = (taskId: string): string => `t_${taskId.replaceAll(':', '~')}`;
+export const taskIdOf = (jobId: string): string => jobId.slice(2).replaceAll('~', ':');
+
+export const defaultQueueFor = (capability: string): string =>
+  `cap-${capability.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+
+export class RedisTaskQueue implements TaskQueue {
+  readonly instanceId: string;
+  private readonly connections: RedisConnections;
+  private readonly ownsConnections: boolean;
+  private readonly redis: Redis;
+  private readonly keyPrefix: string;
+  private readonly bullPrefix: string;
+  private readonly channel: string;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly queueFor: (capability: string) => string;
+  private readonly lockDurationMs: number;
+  private readonly stalledIntervalMs: number;
+  private readonly queues = new Map<string, Queue>();
+  private readonly held = new Map<string, Held>();
+  private readonly listeners = new Set<(event: TaskEvent) => void>();
+  private subscribed: Promise<void> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  /** Late results refused because their lease was no longer current (exactly-once completion at work). */
+  staleLeaseCount = 0;
+
+  constructor(private readonly options: RedisTaskQueueOptions) {
+    for (const key of ['maxQueued', 'defaultMaxAttempts'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new FleetError(
+          'config_invalid',
+          `task queue: ${key} must be a positive integer, got ${options[key]}`,
+        );
+      }
+    }
+    for (const key of ['retainFinished', 'backoffMs', 'maxBackoffMs'] as const) {
+      if (!Number.isFinite(options[key]) || options[key] < 0) {
+        throw new FleetError(
+          'config_invalid',
+          `task queue: ${key} must be a non-negative number, got ${options[key]}`,
+        );
+      }
+    }
+    this.lockDurationMs = options.lockDurationMs ?? 10_000;
+    if (!Number.isFinite(this.lockDurationMs) || this.lockDurationMs < 100) {
+      throw new FleetError(
+        'config_invalid',
+        `manager.redis.lock_duration must be at least 100 ms, got ${this.lockDurationMs}`,
+      );
+    }
+    this.stalledIntervalMs = options.stalledIntervalMs ?? Math.max(50, Math.round(this.lockDurationMs / 2));
+    this.ownsConnections = !(options.redis instanceof RedisConnections);
+    this.connections =
+      options.redis instanceof RedisConnections ? options.redis : new RedisConnections(options.redis);
+    this.redis = this.connections.get('command');
+    this.bullPrefix = this.connections.prefix;
+    this.keyPrefix = `${this.connections.prefix}:fleet:`;
+    this.channel = `${this.keyPrefix}events`;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.queueFor = options.queueFor ?? defaultQueueFor;
+    this.instanceId = options.instanceId ?? randomUUID();
+
+    this.every(Math.max(50, Math.round(this.lockDurationMs / 3)), () => this.renewLocks());
+    this.every(this.stalledIntervalMs, () => this.checkStalled());
+  }
+
+  // ── the TaskQueue interface ────────────────────────────────────────────────────────────────────────
+
+  async submit(submission: TaskSubmission): Promise<SubmitResult> {
+    this.assertOpen();
+    const now = this.now();
+    const record = createTaskRecord(submission, this.options, now);
+    return this.guard('submit', async () => {
+      const queueName = this.queueName(record.capability);
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const result = await this.commit(record, undefined, { create: true, bound: true });
+        if (result.kind === 'exists') {
+          const existing = await this.read(result.id);
+          if (existing) return { task: existing.task, created: false };
+          continue; // trimmed between the check and the read: try again
+        }
+        if (result.kind === 'full') throw this.queueFull(result.queued);
+        if (result.kind === 'stale') continue;
+        try {
+          await this.bullQueue(queueName).add(
+            record.capability,
+            { id: record.id },
+            {
+              jobId: jobIdFor(record.id),
+              priority: bullPriority(record.priority),
+              removeOnComplete: true,
+              removeOnFail: true,
+            },
+          );
+        } catch (err) {
+          await this.abandonSubmission(record.id, err);
+          throw err;
+        }
+        // Announced only once the job exists, so a manager woken by the event finds it.
+        this.publish('submitted', record);
+        return { task: copyTask(record), created: true };
+      }
+      throw new FleetError('internal', `submit of task ${record.id} kept racing with other writers`);
+    });
+  }
+
+  async get(id: string): Promise<TaskRecord | undefined> {
+    this.assertOpen();
+    return this.guard('get', async () => (await this.read(id))?.task);
+  }
+
+  async list(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    this.assertOpen();
+    return this.guard('list', async () => {
+      const states = filter.state === undefined ? undefined : ([] as TaskState[]).concat(filter.state);
+      const scored: { id: string; seq: number }[] = [];
+      for (const index of states ? states.map((s) => `state:${s}`) : ['all']) {
+        const flat = await this.redis.zrange(this.key(index), 0, -1, 'WITHSCORES');
+        for (let i = 0; i + 1 < flat.length; i += 2) scored.push({ id: flat[i]!, seq: Number(flat[i + 1]) });
+      }
+      scored.sort((a, b) => a.seq - b.seq);
+      const limit = filter.limit !== undefined ? Math.max(0, filter.limit) : Infinity;
+      const out: TaskRecord[] = [];
+      for (let i = 0; i < scored.length && out.length < limit; i += 500) {
+        const batch = scored.slice(i, i + 500);
+        const jsons = await this.redis
+          .pipeline(batch.map((s) => ['hget', this.key(`task:${s.id}`), 'j']))
+          .exec()
+          .then((rows) => (rows ?? []).map(([, value]) => value as string | null));
+        for (const json of jsons) {
+          if (!json || out.length >= limit) continue;
+          const t = JSON.parse(json) as TaskRecord;
+          if (filter.capability !== undefined && t.capability !== filter.capability) continue;
+          if (filter.workerId !== undefined && t.workerId !== filter.workerId) continue;
+          out.push(t);
+        }
+      }
+      return out;
+    });
+  }
+
+  async claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined> {
+    this.assertOpen();
+    if (capabilities.length === 0) return undefined;
+    return this.guard('claim', async () => {
+      const now = this.now();
+      await this.promoteDue(now);
+      const served = new Set(capabilities);
+      const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))];
+      for (const queueName of await this.rankQueues(queueNames)) {
+        const queue = this.bullQueue(queueName);
+        // A few jobs may turn out to be leftovers (task cancelled or finished meanwhile); skip past them.
+        for (let i = 0; i < 50; i++) {
+          const token = randomUUID();
+          const [jobData, jobId] = (await queue.getBackend().moveToActive(token)) as [
+            unknown,
+            string | undefined,
+          ];
+          if (!jobData || !jobId) break;
+          const job = Job.fromJSON(queue, jobData as Parameters<typeof Job.fromJSON>[1], jobId);
+          job.token = token;
+          const outcome = await this.bindClaim(job, queueName, token, served, workerId, now);
+          if (outcome.kind === 'claimed') return outcome.task;
+          if (outcome.kind === 'handed-back') break;
+        }
+      }
+      return undefined;
+    });
+  }
+
+  async markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('markRunning', async () => {
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const stored = await this.leased(id, leaseToken);
+        const t = copyTask(stored.task);
+        const wasAssigned = t.state === 'assigned';
+        if (!wasAssigned && !progress) return t;
+        t.state = 'running';
+        if (progress) t.progress = { ...t.progress, ...progress };
+        t.updatedAt = this.now();
+        const result = await this.commit(t, stored, { event: wasAssigned ? 'running' : 'progress' });
+        if (result.kind === 'ok') return t;
+      }
+      throw this.racing(id);
+    });
+  }
+
+  async complete(
+    id: string,
+    leaseToken: string,
+    output: unknown,
+    artifacts?: ArtifactMeta[],
+  ): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('complete', async () => {
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const stored = await this.leased(id, leaseToken);
+        const t = copyTask(stored.task);
+        const now = this.now();
+        endAttempt(t, now, 'succeeded');
+        t.state = 'succeeded';
+        t.output = output;
+        if (artifacts) t.artifacts = artifacts.map((a) => ({ ...a }));
+        delete t.error;
+        t.finishedAt = now;
+        t.updatedAt = now;
+        const result = await this.commit(t, stored, { event: 'finished' });
+        if (result.kind !== 'ok') continue;
+        await this.finishJob(t.capability, id, leaseToken, 'completed');
+        return t;
+      }
+      throw this.racing(id);
+    });
+  }
+
+  async fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('fail', async () => {
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const stored = await this.leased(id, leaseToken);
+        const t = copyTask(stored.task);
+        const now = this.now();
+        endAttempt(t, now, options.outcome, error);
+        const decision = decideFailure(t, error, options, { ...this.options, random: this.random }, now);
+        t.error = decision.error;
+        t.updatedAt = now;
+        if (decision.kind === 'retry') {
+          t.state = 'queued';
+          t.notBefore = decision.notBefore;
+          delete t.workerId;
+          delete t.leaseToken;
+        } else {
+          t.state = decision.state;
+          t.finishedAt = now;
+        }
+        const result = await this.commit(t, stored, {
+          event: decision.kind === 'retry' ? 'retrying' : 'finished',
+        });
+        if (result.kind !== 'ok') continue;
+        if (decision.kind === 'retry') await this.delayJob(t, leaseToken, now);
+        else await this.finishJob(t.capability, id, leaseToken, 'failed');
+        return t;
+      }
+      throw this.racing(id);
+    });
+  }
+
+  async cancel(id: string, reason?: string): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('cancel', async () => {
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const stored = await this.read(id);
+        if (!stored) throw new FleetError('not_found', `no task with id ${id}`);
+        if (isFinal(stored.task.state)) {
+          throw new FleetError('conflict', `task ${id} is already ${stored.task.state}; nothing to cancel`);
+        }
+        const t = copyTask(stored.task);
+        const now = this.now();
+        const error: ErrorBody = {
+          code: 'cancelled',
+          message: reason ?? 'cancelled by request',
+          retryable: false,
+        };
+        const wasQueued = t.state === 'queued';
+        const lease = t.leaseToken;
+        if (!wasQueued) endAttempt(t, now, 'cancelled', error);
+        t.state = 'cancelled';
+        t.error = error;
+        t.finishedAt = now;
+        t.updatedAt = now;
+        const result = await this.commit(t, stored, { event: 'finished' });
+        if (result.kind !== 'ok') continue;
+        // Best effort: a job this cannot remove (claimed in a race) is dropped by the claim, which sees the
+        // final record.
+        if (wasQueued) await this.removeJob(t.capability, id);
+        else if (lease) await this.finishJob(t.capability, id, lease, 'failed');
+        return t;
+      }
+      throw this.racing(id);
+    });
+  }
+
+  async retry(id: string): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('retry', async () => {
+      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+        const stored = await this.read(id);
+        if (!stored) throw new FleetError('not_found', `no task with id ${id}`);
+        if (!RETRYABLE_FINAL_STATES.includes(stored.task.state)) {
+          throw new FleetError(
+            'conflict',
+            `task ${id} is ${stored.task.state}; only failed, cancelled or timed-out tasks can be retried`,
+          );
+        }
+        const t = copyTask(stored.task);
+        const now = this.now();
+        t.state = 'queued';
+        t.attempt = 0;
+        t.notBefore = now;
+        t.updatedAt = now;
+        for (const key of [
+          'error',
+          'output',
+          'artifacts',
+          'progress',
+          'finishedAt',
+          'workerId',
+          'leaseToken',
+        ] as const) {
+          delete t[key];
+        }
+        const result = await this.commit(t, stored, { bound: true });
+        if (result.kind === 'full') throw this.queueFull(result.queued);
+        if (result.kind !== 'ok') continue;
+        const queue = this.bullQueue(this.queueName(t.capability));
+        // A leftover job of an earlier round (normally removed when it finished) would swallow the add.
+        await queue.remove(jobIdFor(id)).catch(() => 0);
+        await queue.add(
+          t.capability,
+          { id },
+          {
+            jobId: jobIdFor(id),
+            priority: bullPriority(t.priority),
+            removeOnComplete: true,
+            removeOnFail: true,
+          },
+        );
+        this.publish('retrying', t);
+        return t;
+      }
+      throw this.racing(id);
+    });
+  }
+
+  async depth(capability?: string): Promise<number> {
+    this.assertOpen();
+    return this.guard('depth', async () =>
+      capability === undefined
+        ? this.redis.zcard(this.key('queued'))
+        : this.redis.scard(this.key(`queued:${capability}`)),
+    );
+  }
+
+  async nextReadyAt(): Promise<number | undefined> {
+    this.assertOpen();
+    return this.guard('nextReadyAt', async () => {
+      const now = this.now();
+      const head = await this.redis.zrangebyscore(
+        this.key('backoff'),
+        `(${now}`,
+        '+inf',
+        'WITHSCORES',
+        'LIMIT',
+        0,
+        1,
+      );
+      return head[1] !== undefined ? Number(head[1]) : undefined;
+    });
+  }
+
+  subscribe(listener: (event: TaskEvent) => void): () => void {
+    this.assertOpen();
+    this.listeners.add(listener);
+    this.subscribed ??= this.startSubscriber();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Resolves once events from other managers are being received (subscribe() starts listening lazily). */
+  async ready(): Promise<void> {
+    await this.redis.ping();
+    await this.subscribed;
+  }
+
+  /**
+   * Graceful shutdown (DESIGN §7): tasks this manager still holds go back to the queue at once, with their
+   * attempt not counted, instead of waiting for their locks to expire. The caller drains first; whatever is
+   * still running here after that would finish into a stale lease.
+   */
+  async handBack(): Promise<number> {
+    let count = 0;
+    for (const [taskId, held] of [...this.held]) {
+      try {
+        if (await this.handBackOne(taskId, held)) count++;
+      } catch (err) {
+        this.backgroundError(err);
+      }
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (!this.closed) await this.handBack().catch(() => 0);
+      this.closed = true;
+      for (const t of this.timers) clearInterval(t);
+      this.listeners.clear();
+      await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+      this.queues.clear();
+      if (this.subscribed) {
+        await this.subscribed.catch(() => undefined);
+        const sub = this.connections.get('subscriber');
+        sub.off('message', this.onMessage);
+        await sub.unsubscribe(this.channel).catch(() => undefined);
+      }
+      if (this.ownsConnections) await this.connections.close();
+    })();
+    return this.closing;
+  }
+
+  /** Tasks this process holds a lock for (for tests and metrics). */
+  heldCount(): number {
+    return this.held.size;
+  }
+
+  // ── claiming ───────────────────────────────────────────────────────────────────────────────────────
+
+  /** Queues ordered by the job each would hand out next: best priority first, then oldest task. */
+  private async rankQueues(queueNames: string[]): Promise<string[]> {
+    if (queueNames.length === 1) return queueNames;
+    const flat = (await PEEK.run(
+      this.redis,
+      [],
+      [Date.now(), `${this.keyPrefix}task:`, ...queueNames.map((q) => `${this.bullPrefix}:${q}:`)],
+    )) as (number | string)[];
+    const ranked: { name: string; prio: number; seq: number }[] = [];
+    queueNames.forEach((name, i) => {
+      const prio = Number(flat[i * 3]);
+      if (prio >= 0) ranked.push({ name, prio, seq: Number(flat[i * 3 + 1]) });
+    });
+    ranked.sort((a, b) => a.prio - b.prio || a.seq - b.seq);
+    return ranked.map((r) => r.name);
+  }
+
+  private async bindClaim(
+    job: Job,
+    queueName: string,
+    token: string,
+    served: ReadonlySet<string>,
+    workerId: string,
+    now: number,
+  ): Promise<{ kind: 'claimed'; task: TaskRecord } | { kind: 'dropped' } | { kind: 'handed-back' }> {
+    const taskId = taskIdOf(job.id ?? '');
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const stored = await this.read(taskId);
+      if (!stored || isFinal(stored.task.state)) {
+        await this.finishBullJob(job, token, 'completed');
+        return { kind: 'dropped' };
+      }
+      if (!served.has(stored.task.capability)) {
+        await job.moveToWait(token).catch((err: unknown) => this.backgroundError(err));
+        return { kind: 'handed-back' };
+      }
+      if (stored.task.state === 'queued' && stored.task.notBefore > now) {
+        // Not due by Fleet's clock (an injected one may run behind Redis's): back to BullMQ's delayed set.
+        await this.bullQueue(queueName)
+          .getBackend()
+          .moveToDelayed(job.id ?? '', Date.now(), stored.task.notBefore - now, token, { skipAttempt: true })
+          .catch((err: unknown) => this.backgroundError(err));
+        return { kind: 'dropped' };
+      }
+      const t = copyTask(stored.task);
+      if (t.state === 'assigned' || t.state === 'running') {
+        // The previous lease died with its lock (its manager stopped renewing): that attempt is lost.
+        if (!this.loseAttempt(t, now)) {
+          const result = await this.commit(t, stored, { event: 'finished' });
+          if (result.kind !== 'ok') continue;
+          await this.finishBullJob(job, token, 'failed');
+          return { kind: 'dropped' };
+        }
+      }
+      t.state = 'assigned';
+      t.attempt += 1;
+      t.workerId = workerId;
+      t.leaseToken = token;
+      t.startedAt ??= now;
+      t.updatedAt = now;
+      t.attempts.push({ attempt: t.attempt, workerId, leaseToken: token, startedAt: now });
+      const result = await this.commit(t, stored, { event: 'claimed' });
+      if (result.kind !== 'ok') continue;
+      this.held.set(taskId, { queue: queueName, jobId: job.id ?? '', token });
+      return { kind: 'claimed', task: t };
+    }
+    await job.moveToWait(token).catch(() => undefined);
+    return { kind: 'handed-back' };
+  }
+
+  /**
+   * Ends an attempt whose lease was lost with its manager; true when the task may run again (it is then
+   * `queued`), false when that was its last attempt (it is then `failed`).
+   */
+  private loseAttempt(t: TaskRecord, now: number): boolean {
+    const error: ErrorBody = {
+      code: 'worker_lost',
+      message: 'the manager running the task stopped renewing its lease (lock expired)',
+      retryable: true,
+    };
+    endAttempt(t, now, 'worker_lost', error);
+    const decision = decideFailure(
+      t,
+      error,
+      { outcome: 'worker_lost' },
+      { ...this.options, random: this.random },
+      now,
+    );
+    t.error = decision.error;
+    t.updatedAt = now;
+    delete t.workerId;
+    delete t.leaseToken;
+    if (decision.kind === 'retry') {
+      // BullMQ already waited out the lock; another backoff on top would only delay recovery.
+      t.state = 'queued';
+      t.notBefore = now;
+      return true;
+    }
+    t.state = decision.state;
+    t.finishedAt = now;
+    return false;
+  }
+
+  /** Promotes retries that are due by Fleet's clock but still in BullMQ's delayed set. */
+  private async promoteDue(now: number): Promise<void> {
+    const due = await this.redis.zrangebyscore(this.key('backoff'), '-inf', now, 'LIMIT', 0, 100);
+    if (due.length === 0) return;
+    await Promise.all(
+      due.map(async (taskId) => {
+        const stored = await this.read(taskId);
+        if (stored?.task.state === 'queued') {
+          const queue = this.bullQueue(this.queueName(stored.task.capability));
+          // Already promoted by BullMQ itself is fine: the job is then simply not in the delayed set.
+          await queue
+            .getBackend()
+            .promote(jobIdFor(taskId))
+            .catch(() => undefined);
+        }
+        await this.redis.zrem(this.key('backoff'), taskId);
+      }),
+    );
+  }
+
+  // ── background: locks and stalled jobs ─────────────────────────────────────────────────────────────
+
+  private async renewLocks(): Promise<void> {
+    const byQueue = new Map<string, Held[]>();
+    for (const h of this.held.values()) {
+      const list = byQueue.get(h.queue) ?? [];
+      list.push(h);
+      byQueue.set(h.queue, list);
+    }
+    for (const [queueName, list] of byQueue) {
+      const failed = await this.bullQueue(queueName)
+        .getBackend()
+        .extendLocks(
+          list.map((h) => h.jobId),
+          list.map((h) => h.token),
+          this.lockDurationMs,
+        );
+      // A lock that could not be extended was lost (expired and recovered elsewhere): the record's fence
+      // will refuse the old lease, nothing more to do here than to forget it.
+      for (const jobId of failed) this.held.delete(taskIdOf(jobId));
+    }
+  }
+
+  private async checkStalled(): Promise<void> {
+    const names = await this.redis.smembers(this.key('queues'));
+    for (const name of names) {
+      if (!QUEUE_NAME_RE.test(name)) continue;
+      const stalled = await this.bullQueue(name).getBackend().moveStalledJobsToWait();
+      for (const jobId of stalled) await this.recoverStalled(name, jobId);
+    }
+  }
+
+  /** A job BullMQ put back after its lock expired: make the record say so (queued, or failed if out of attempts). */
+  private async recoverStalled(queueName: string, jobId: string): Promise<void> {
+    const taskId = taskIdOf(jobId);
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const stored = await this.read(taskId);
+      if (!stored || (stored.task.state !== 'assigned' && stored.task.state !== 'running')) return;
+      // Claimed again already: that claim ended the lost attempt itself.
+      if ((await this.redis.exists(`${this.bullPrefix}:${queueName}:${jobId}:lock`)) === 1) return;
+      const t = copyTask(stored.task);
+      const now = this.now();
+      const again = this.loseAttempt(t, now);
+      const result = await this.commit(t, stored, { event: again ? 'retrying' : 'finished' });
+      if (result.kind !== 'ok') continue;
+      if (!again)
+        await this.bullQueue(queueName)
+          .remove(jobId)
+          .catch(() => 0);
+      return;
+    }
+  }
+
+  private async handBackOne(taskId: string, held: Held): Promise<boolean> {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const stored = await this.read(taskId);
+      if (!stored || stored.task.leaseToken !== held.token || isFinal(stored.task.state)) break;
+      const t = copyTask(stored.task);
+      const now = this.now();
+      endAttempt(t, now, 'worker_lost', {
+        code: 'worker_lost',
+        message: 'handed back: the manager shut down',
+        retryable: true,
+      });
+      // A shutdown is not the task's failure: the attempt does not count against its budget.
+      t.attempt = Math.max(0, t.attempt - 1);
+      t.state = 'queued';
+      t.notBefore = now;
+      t.updatedAt = now;
+      delete t.workerId;
+      delete t.leaseToken;
+      const result = await this.commit(t, stored, { event: 'retrying' });
+      if (result.kind !== 'ok') continue;
+      const job = await Job.fromId(this.bullQueue(held.queue), held.jobId);
+      if (job) await job.moveToWait(held.token).catch((err: unknown) => this.backgroundError(err));
+      this.held.delete(taskId);
+      return true;
+    }
+    this.held.delete(taskId);
+    return false;
+  }
+
+  // ── BullMQ jobs ────────────────────────────────────────────────────────────────────────────────────
+
+  private async delayJob(t: TaskRecord, token: string, now: number): Promise<void> {
+    const queueName = this.queueName(t.capability);
+    this.held.delete(t.id);
+    await this.bullQueue(queueName)
+      .getBackend()
+      .moveToDelayed(jobIdFor(t.id), Date.now(), Math.max(0, t.notBefore - now), token, { skipAttempt: true })
+      .catch((err: unknown) => this.backgroundError(err));
+  }
+
+  /** Finishes (and removes) the job of a task whose record is final, with the lease that holds its lock. */
+  private async finishJob(
+    capability: string,
+    taskId: string,
+    token: string,
+    how: 'completed' | 'failed',
+  ): Promise<void> {
+    this.held.delete(taskId);
+    const queue = this.bullQueue(this.queueName(capability));
+    const job = await Job.fromId(queue, jobIdFor(taskId)).catch(() => undefined);
+    if (job) await this.finishBullJob(job, token, how);
+  }
+
+  private async finishBullJob(job: Job, token: string, how: 'completed' | 'failed'): Promise<void> {
+    try {
+      if (how === 'completed') await job.moveToCompleted(null, token, false);
+      else await job.moveToFailed(new Error('finished by Fleet'), token, false);
+    } catch {
+      // The lock was lost meanwhile: the job went back to wait, and the next claim drops it (record final).
+    }
+  }
+
+  private async removeJob(capability: string, taskId: string): Promise<void> {
+    await this.bullQueue(this.queueName(capability))
+      .remove(jobIdFor(taskId))
+      .catch(() => 0);
+  }
+
+  private queueName(capability: string): string {
+    const name = this.queueFor(capability);
+    if (!QUEUE_NAME_RE.test(name)) {
+      throw new FleetError(
+        'config_invalid',
+        `queue name "${name}" for capability "${capability}" must be 1-100 of letters, digits and ._-`,
+      );
+    }
+    return name;
+  }
+
+  private bullQueue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      // lockDuration/maxStalledCount/stalledInterval are read by the backend's moveToActive and stalled check
+      // from the queue's options (BullMQ's manual-fetching path without a Worker).
+      const opts = {
+        connection: this.redis,
+        prefix: this.bullPrefix,
+        lockDuration: this.lockDurationMs,
+        stalledInterval: this.stalledIntervalMs,
+        // Fleet counts attempts itself; BullMQ must never fail a job for stalling.
+        maxStalledCount: 1_000_000,
+      } as QueueOptions;
+      queue = new Queue(name, opts);
+      queue.on('error', (err) => this.backgroundError(err));
+      this.queues.set(name, queue);
+      void this.redis.sadd(this.key('queues'), name).catch((err: unknown) => this.backgroundError(err));
+    }
+    return queue;
+  }
+
+  // ── records ────────────────────────────────────────────────────────────────────────────────────────
+
+  private key(suffix: string): string {
+    return `${this.keyPrefix}${suffix}`;
+  }
+
+  private async read(id: string): Promise<Stored | undefined> {
+    const [rev, json] = await this.redis.hmget(this.key(`task:${id}`), 'r', 'j');
+    if (!rev || !json) return undefined;
+    return { rev, task: JSON.parse(json) as TaskRecord };
+  }
+
+  /** The record if `leaseToken` is its current lease; anything else is `stale_lease` and changes nothing. */
+  private async leased(id: string, leaseToken: string): Promise<Stored> {
+    const stored = await this.read(id);
+    if (!stored) throw new FleetError('not_found', `no task with id ${id}`);
+    const t = stored.task;
+    if (isFinal(t.state)) {
+      this.staleLeaseCount++;
+      throw new FleetError(
+        'stale_lease',
+        `task ${id} is already ${t.state}; the lease is no longer current`,
+        {
+          details: { taskId: id, state: t.state },
+        },
+      );
+    }
+    if ((t.state !== 'assigned' && t.state !== 'running') || t.leaseToken !== leaseToken) {
+      this.staleLeaseCount++;
+      throw new FleetError(
+        'stale_lease',
+        `task ${id}: the lease is not current (task is ${t.state}, attempt ${t.attempt})`,
+        {
+          details: { taskId: id, state: t.state, attempt: t.attempt },
+        },
+      );
+    }
+    return stored;
+  }
+
+  private async commit(
+    t: TaskRecord,
+    previous: Stored | undefined,
+    opts: { create?: boolean; bound?: boolean; event?: TaskEvent['kind'] },
+  ): Promise<CommitResult> {
+    const event = opts.event
+      ? JSON.stringify({ o: this.instanceId, k: opts.event, t } satisfies EventMessage)
+      : '';
+    const now = this.now();
+    const reply = (await COMMIT.run(
+      this.redis,
+      [this.key(`task:${t.id}`)],
+      [
+        opts.create ? '' : (previous?.rev ?? '0'),
+        JSON.stringify(t),
+        previous?.task.state ?? '',
+        t.state,
+        t.capability,
+        t.notBefore,
+        t.idempotencyKey ?? '',
+        this.keyPrefix,
+        t.id,
+        opts.bound ? this.options.maxQueued : '',
+        this.options.retainFinished,
+        isFinal(t.state) ? (t.finishedAt ?? now) : '',
+        t.state === 'queued' && t.notBefore > now ? t.notBefore : '',
+        this.channel,
+        event,
+      ],
+    )) as [string, string, string?];
+    switch (reply[0]) {
+      case 'ok':
+        if (opts.event) this.emitLocal(opts.event, t);
+        return { kind: 'ok' };
+      case 'exists':
+        return { kind: 'exists', id: reply[1] };
+      case 'full':
+        return { kind: 'full', queued: Number(reply[1]) };
+      default:
+        return { kind: 'stale' };
+    }
+  }
+
+  /** The job could not be enqueued: the record must not claim a task exists that nobody will run. */
+  private async abandonSubmission(id: string, cause: unknown): Promise<void> {
+    const stored = await this.read(id).catch(() => undefined);
+    if (!stored) return;
+    const t = copyTask(stored.task);
+    const now = this.now();
+    t.state = 'failed';
+    t.error = {
+      code: 'internal',
+      message: `could not enqueue the task: ${(cause as Error).message}`,
+      retryable: true,
+    };
+    t.finishedAt = now;
+    t.updatedAt = now;
+    await this.commit(t, stored, {}).catch(() => undefined);
+  }
+
+  // ── events ─────────────────────────────────────────────────────────────────────────────────────────
+
+  private publish(kind: TaskEvent['kind'], t: TaskRecord): void {
+    this.emitLocal(kind, t);
+    const message = JSON.stringify({ o: this.instanceId, k: kind, t } satisfies EventMessage);
+    void this.redis.publish(this.channel, message).catch((err: unknown) => this.backgroundError(err));
+  }
+
+  private emitLocal(kind: TaskEvent['kind'], t: TaskRecord): void {
+    if (this.listeners.size === 0) return;
+    for (const listener of this.listeners) {
+      try {
+        listener({ kind, task: copyTask(t) });
+      } catch {
+        // A listener's bug must not undo or block a state change that has already happened.
+      }
+    }
+  }
+
+  private async startSubscriber(): Promise<void> {
+    const sub = this.connections.get('subscriber');
+    sub.on('message', this.onMessage);
+    await sub.subscribe(this.channel);
+  }
+
+  private readonly onMessage = (channel: string, message: string): void => {
+    if (channel !== this.channel || this.listeners.size === 0) return;
+    let parsed: EventMessage;
+    try {
+      parsed = JSON.parse(message) as EventMessage;
+    } catch {
+      return; // not ours to interpret; another writer on the channel must not take the manager down
+    }
+    if (parsed.o === this.instanceId || typeof parsed.t?.id !== 'string') return;
+    this.emitLocal(parsed.k, parsed.t);
+  };
+
+  // ── plumbing ───────────────────────────────────────────────────────────────────────────────────────
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running || this.closed) return;
+      running = true;
+      fn()
+        .catch((err: unknown) => this.backgroundError(err))
+        .finally(() => {
+          running = false;
+        });
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private backgroundError(err: unknown): void {
+    if (this.closed) return;
+    this.options.onBackgroundError?.(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private assertOpen(): void {
+    if (this.closed || this.closing) throw new FleetError('conflict', 'the task queue is closed');
+  }
+
+  private async guard<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof FleetError) throw err;
+      const e = toFleetError(err, 'internal');
+      throw new FleetError('internal', `task queue (Redis) ${op} failed: ${e.message}`, { cause: err });
+    }
+  }
+
+  private queueFull(queued: number): FleetError {
+    return new FleetError(
+      'queue_full',
+      `queue is full: ${queued} tasks waiting, the bound is ${this.options.maxQueued} (manager.queue.max_size); submit again later`,
+      { details: { queued, maxQueued: this.options.maxQueued } },
+    );
+  }
+
+  private racing(id: string): FleetError {
+    return new FleetError('internal', `task ${id} kept changing under this update; try again`);
+  }
+}
+
+function endAttempt(t: TaskRecord, now: number, outcome: AttemptRecord['outcome'], error?: ErrorBody): void {
+  const current = t.attempts[t.attempts.length - 1];
+  if (!current || current.leaseToken !== t.leaseToken) return;
+  current.finishedAt = now;
+  current.outcome = outcome;
+  if (error) current.error = error;
+}
