@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { decideFailure, isRetryableFailure } from '../../../../src/manager/queue/retry-policy.js';
+import { retryDelay } from '../../../../src/manager/queue/task-queue.js';
+
+const queue = { backoffMs: 200, maxBackoffMs: 1000, random: () => 1 };
+
+describe('retry policy', () => {
+  it('backs off exponentially with jitter in [0.5, 1] and a cap', () => {
+    expect(retryDelay(1, 200, 30_000, () => 0)).toBe(100);
+    expect(retryDelay(1, 200, 30_000, () => 1)).toBe(200);
+    expect(retryDelay(2, 200, 30_000, () => 1)).toBe(400);
+    expect(retryDelay(3, 200, 30_000, () => 0.5)).toBe(600);
+    expect(retryDelay(20, 200, 30_000, () => 1)).toBe(30_000);
+  });
+
+  it('decides retryability from the options, else the error, else the code', () => {
+    const err = { code: 'handler_error', message: 'x', retryable: false };
+    expect(isRetryableFailure(err, { outcome: 'failed' })).toBe(false);
+    expect(isRetryableFailure({ ...err, retryable: true }, { outcome: 'failed' })).toBe(true);
+    expect(isRetryableFailure(err, { outcome: 'failed', retryable: true })).toBe(true);
+    expect(isRetryableFailure({ ...err, retryable: true }, { outcome: 'failed', retryable: false })).toBe(
+      false,
+    );
+    expect(isRetryableFailure({ ...err, code: 'timeout' }, { outcome: 'timed_out' })).toBe(true);
+    expect(isRetryableFailure({ ...err, code: 'worker_lost' }, { outcome: 'worker_lost' })).toBe(true);
+  });
+
+  it('retries while attempts remain, at now + delay(attempt)', () => {
+    const err = { code: 'worker_lost', message: 'gone', retryable: true };
+    expect(
+      decideFailure({ attempt: 1, maxAttempts: 3 }, err, { outcome: 'worker_lost' }, queue, 5000),
+    ).toEqual({
+      kind: 'retry',
+      notBefore: 5200,
+      error: err,
+    });
+    expect(
+      decideFailure({ attempt: 2, maxAttempts: 3 }, err, { outcome: 'worker_lost' }, queue, 5000),
+    ).toMatchObject({
+      notBefore: 5400,
+    });
+  });
+
+  it('ends with the last error plus details.attempts when retries are used up', () => {
+    const err = { code: 'timeout', message: 'late', retryable: true, details: { limitMs: 10 } };
+    expect(decideFailure({ attempt: 3, maxAttempts: 3 }, err, { outcome: 'timed_out' }, queue, 0)).toEqual({
+      kind: 'final',
+      state: 'timed_out',
+      error: { ...err, details: { limitMs: 10, attempts: 3 } },
+    });
+  });
+
+  it('ends a non-retryable failure at once with the error unchanged', () => {
+    const err = { code: 'python_error', message: 'NameError', retryable: false };
+    expect(decideFailure({ attempt: 1, maxAttempts: 3 }, err, { outcome: 'failed' }, queue, 0)).toEqual({
+      kind: 'final',
+      state: 'failed',
+      error: err,
+    });
+  });
+});
