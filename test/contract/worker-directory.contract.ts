@@ -12,7 +12,7 @@ import type { WorkerDirectory, WorkerRecord } from '../../src/manager/registry/w
 export interface WorkerDirectoryFixture {
   directory: WorkerDirectory;
   /** Lets `ms` pass for TTLs. */
-  elapse(ms: number): Promise<void>;
+  elapse: (ms: number) => Promise<void>;
 }
 
 export type WorkerDirectoryFactory = () => Promise<WorkerDirectoryFixture>;
