@@ -94,10 +94,8 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
   const errors: ErrorMessage[] = [];
   const heartbeats: Heartbeat[] = [];
   const waiters = new Set<() => void>();
-  const pending = new Map<
-    string,
-    { leaseToken: string; resolve: (a: TaskAnswer) => void; reject: (e: Error) => void }
-  >();
+  // Unanswered dispatches by `taskId \0 leaseToken` (one task may have several leases in flight).
+  const pending = new Map<string, { resolve: (a: TaskAnswer) => void; reject: (e: Error) => void }>();
   const progressListeners = new Map<string, ((p: TaskProgress) => void)[]>();
   let errorCursor = 0;
   let heartbeatCursor = 0;
@@ -139,7 +137,8 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
   const closed = new Promise<{ code: number; reason: string }>((resolve) => {
     socket.on('close', (code, reason) => {
       closeInfo = { code, reason: reason.toString('utf8') };
-      for (const [taskId, p] of pending) {
+      for (const [key, p] of pending) {
+        const taskId = key.split('\u0000')[0];
         p.reject(new FleetError('worker_lost', `socket closed (${code}) before task ${taskId} was answered`));
       }
       pending.clear();
@@ -172,9 +171,10 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
         break;
       case 'task.result':
       case 'task.error': {
-        const p = pending.get(message.taskId);
-        if (p && p.leaseToken === message.leaseToken) {
-          pending.delete(message.taskId);
+        const key = `${message.taskId}\u0000${message.leaseToken}`;
+        const p = pending.get(key);
+        if (p) {
+          pending.delete(key);
           p.resolve(message);
         }
         break;
@@ -195,8 +195,10 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
         reject(new FleetError('worker_lost', 'socket is closed'));
         return;
       }
-      pending.set(taskId, { leaseToken, resolve, reject });
+      pending.set(`${taskId}\u0000${leaseToken}`, { resolve, reject });
     });
+    // Callers may await the answer late (after the socket closed on purpose); never an unhandled rejection.
+    answer.catch(() => undefined);
     send({
       type: 'task.assign',
       taskId,

@@ -2,10 +2,11 @@
  * Turns a handler's stream of `ctx.progress()` calls into a bounded stream of `task.progress` frames.
  *
  * A Python loop printing a million lines must not become a million WebSocket frames, nor megabytes of logs
- * in the manager's memory. So: log chunks are buffered and flushed every `flushMs` (or sooner when a chunk
- * grows past `maxChunkBytes`), adjacent chunks of the same stream are merged (interleaving of stdout and
- * stderr is kept), percent/message/partial are "latest wins", and the task's total progress bytes are
- * capped: past `maxBytes` the log is cut with one marker line and only percent updates still pass.
+ * in the manager's memory. So: log chunks are buffered per stream and flushed every `flushMs` (or sooner
+ * when the buffer grows past `maxChunkBytes`) as at most one frame per stream; percent/message/partial are
+ * "latest wins"; and the task's total progress bytes are capped: past `maxBytes` the log is cut with one
+ * marker line and only percent updates still pass. The price of batching: the exact interleaving of stdout
+ * and stderr inside one flush window is not kept (a pipe does not promise it either).
  */
 import type { ProgressUpdate } from './worker-kind.js';
 
@@ -29,7 +30,8 @@ export class ProgressCoalescer {
   private percent: number | undefined;
   private message: string | undefined;
   private partial: { value: unknown } | undefined;
-  private logs: { stream: Stream; data: string }[] = [];
+  /** Pending log text per stream, in order of first appearance since the last flush. */
+  private logs = new Map<Stream, string>();
   private pendingLogBytes = 0;
   private used = 0;
   private cut = false;
@@ -81,12 +83,12 @@ export class ProgressCoalescer {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const logs = this.logs;
+    const logs = [...this.logs].map(([stream, data]) => ({ stream, data }));
     const head: ProgressUpdate = {};
     if (this.percent !== undefined) head.percent = this.percent;
     if (this.message !== undefined) head.message = this.message;
     if (this.partial) head.partial = this.partial.value;
-    this.logs = [];
+    this.logs = new Map();
     this.pendingLogBytes = 0;
     this.percent = undefined;
     this.message = undefined;
@@ -138,16 +140,14 @@ export class ProgressCoalescer {
   }
 
   private addChunk(stream: Stream, data: string, bytes: number): void {
-    const last = this.logs.at(-1);
-    if (last && last.stream === stream) last.data += data;
-    else this.logs.push({ stream, data });
+    this.logs.set(stream, (this.logs.get(stream) ?? '') + data);
     this.pendingLogBytes += bytes;
     if (this.pendingLogBytes >= this.maxChunkBytes) this.flush();
   }
 
   private schedule(): void {
     if (this.timer || this.closed) return;
-    if (this.logs.length === 0 && this.percent === undefined && this.message === undefined && !this.partial)
+    if (this.logs.size === 0 && this.percent === undefined && this.message === undefined && !this.partial)
       return;
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -112,7 +112,9 @@ export class WorkerServer {
     // ws stops reading a message at maxPayload and kills the socket with 1009. Set it above our own limit so
     // an oversized frame reaches the codec and gets a typed `frame_too_large` reply instead.
     const maxPayload = Math.max(this.maxFrameBytes * 2, this.maxFrameBytes + 1024 * 1024);
-    this.wss = new WebSocketServer({ noServer: true, maxPayload });
+    // Invalid UTF-8 in a text frame would make ws close the socket (1007); decoded leniently it becomes a
+    // `bad_frame` or `invalid_message` reply like any other bad input, and the connection carries on.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload, skipUTF8Validation: true });
   }
 
   /** The bound port (after start); the configured one before. */
