@@ -1,6 +1,6 @@
 /**
  * Redis for tests. `getTestRedis()` uses `REDIS_URL` when set, else the machine's Redis on 127.0.0.1:6379
- * when it answers, else starts a private `redis-server` on a free loopback port (Debian's package). It never
+ * when it answers (unless `FLEET_TEST_REDIS=private`), else starts a private `redis-server` on a free loopback port (Debian's package). It never
  * skips: no Redis and no binary is a failing test with a message saying what to install.
  *
  * Tests keep to their own key prefix (`uniquePrefix()`) and delete it afterwards (`deleteKeys()`), so
@@ -49,7 +49,9 @@ async function resolveTestRedis(): Promise<TestRedis> {
     }
     return { url: fromEnv, private: false, close: async () => {} };
   }
-  if (await answers(DEFAULT_URL, 500)) return { url: DEFAULT_URL, private: false, close: async () => {} };
+  // FLEET_TEST_REDIS=private rehearses the fresh-machine path even where a Redis is running.
+  if (process.env.FLEET_TEST_REDIS !== 'private' && (await answers(DEFAULT_URL, 500)))
+    return { url: DEFAULT_URL, private: false, close: async () => {} };
   const server = await startPrivateRedis();
   return server;
 }

@@ -510,6 +510,21 @@ export class RedisTaskQueue implements TaskQueue {
     return this.closing;
   }
 
+  /**
+   * What a crash looks like to the other managers: background work stops and the connections drop without
+   * handing anything back, so held tasks return only through lock expiry. For failover tests and drills.
+   */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.listeners.clear();
+    this.held.clear();
+    this.closing ??= Promise.resolve();
+    if (this.ownsConnections) {
+      for (const role of this.connections.openRoles()) this.connections.get(role).disconnect();
+    }
+  }
+
   /** Tasks this process holds a lock for (for tests and metrics). */
   heldCount(): number {
     return this.held.size;

@@ -1,0 +1,315 @@
+/**
+ * Redis-only behaviour of the distributed store: several managers (queue instances with their own
+ * connections) on one Redis, a manager dying with tasks in hand, lock renewal, graceful hand-back,
+ * connection discipline and a clear failure when Redis is unreachable. Short lock durations keep it fast.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisTaskQueue, type RedisTaskQueueOptions } from '../../../src/manager/queue/redis-task-queue.js';
+import type { TaskEvent } from '../../../src/manager/queue/task-queue.js';
+import type { TaskRecord } from '../../../src/manager/queue/task.js';
+import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
+import { FleetError } from '../../../src/protocol/errors.js';
+import { RedisConnections } from '../../../src/store/redis-connection.js';
+import { countKeys, deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../../helpers/redis.js';
+
+let redis: TestRedis;
+const prefixes = new Set<string>();
+const open: RedisTaskQueue[] = [];
+
+beforeAll(async () => {
+  redis = await getTestRedis();
+});
+afterEach(async () => {
+  for (const q of open.splice(0)) await q.close();
+});
+afterAll(async () => {
+  for (const prefix of prefixes) await deleteKeys(redis.url, prefix);
+  await redis.close();
+});
+
+const newPrefix = (): string => {
+  const prefix = uniquePrefix();
+  prefixes.add(prefix);
+  return prefix;
+};
+
+function manager(prefix: string, over: Partial<RedisTaskQueueOptions> = {}): RedisTaskQueue {
+  const q = new RedisTaskQueue({
+    maxQueued: 1000,
+    retainFinished: 1000,
+    defaultMaxAttempts: 3,
+    timeoutMs: () => 30_000,
+    backoffMs: 20,
+    maxBackoffMs: 40,
+    redis: { url: redis.url, prefix, clientName: `fleet-it-${prefix}` },
+    lockDurationMs: 600,
+    stalledIntervalMs: 150,
+    ...over,
+  });
+  open.push(q);
+  return q;
+}
+
+async function eventually<T>(check: () => Promise<T>, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('Redis task queue across managers', () => {
+  it('shares records, claims and events between managers', async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const seenByB: TaskEvent[] = [];
+    b.subscribe((e) => seenByB.push(e));
+    await b.ready();
+    const { task } = await a.submit({ capability: 'echo', payload: { hello: 'world' }, priority: 3 });
+    expect(await b.get(task.id)).toMatchObject({ id: task.id, state: 'queued', payload: { hello: 'world' } });
+    expect((await b.list({ state: 'queued' })).map((t) => t.id)).toEqual([task.id]);
+    const claimed = await b.claim(['echo'], 'w-b');
+    expect(claimed).toMatchObject({ id: task.id, state: 'assigned', workerId: 'w-b' });
+    expect(await a.claim(['echo'], 'w-a')).toBeUndefined();
+    expect(await a.get(task.id)).toMatchObject({ state: 'assigned', leaseToken: claimed?.leaseToken });
+    const done = await a.complete(task.id, claimed?.leaseToken ?? '', { ok: 1 });
+    expect(done.state).toBe('succeeded');
+    await eventually(async () =>
+      expect(seenByB.map((e) => [e.kind, e.task.state])).toEqual([
+        ['submitted', 'queued'],
+        ['claimed', 'assigned'],
+        ['finished', 'succeeded'],
+      ]),
+    );
+  });
+
+  it('hands every task to exactly one manager when several claim at once', async () => {
+    const prefix = newPrefix();
+    const managers = [manager(prefix), manager(prefix), manager(prefix)];
+    const ids = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      ids.add((await managers[i % 3]!.submit({ capability: i % 2 ? 'a' : 'b', priority: i % 5 })).task.id);
+    }
+    const claimed: TaskRecord[] = [];
+    await Promise.all(
+      managers.map(async (m, i) => {
+        for (;;) {
+          const t = await m.claim(['a', 'b'], `w${i}`);
+          if (!t) break;
+          claimed.push(t);
+          await m.complete(t.id, t.leaseToken ?? '', i);
+        }
+      }),
+    );
+    expect(claimed).toHaveLength(60);
+    expect(new Set(claimed.map((t) => t.id))).toEqual(ids);
+    expect(await managers[0]!.depth()).toBe(0);
+  });
+
+  it('honours priority across the queues of several worker types', async () => {
+    const prefix = newPrefix();
+    const byType = (capability: string) =>
+      capability.startsWith('py') ? 'python-sandbox' : 'browser-worker';
+    const q = manager(prefix, { queueFor: byType });
+    const low = (await q.submit({ capability: 'py-run', priority: 1 })).task;
+    const high = (await q.submit({ capability: 'screenshot', priority: 9 })).task;
+    const mid = (await q.submit({ capability: 'py-lint', priority: 5 })).task;
+    const order: string[] = [];
+    for (
+      let t = await q.claim(['py-run', 'py-lint', 'screenshot'], 'w');
+      t;
+      t = await q.claim(['py-run', 'py-lint', 'screenshot'], 'w')
+    ) {
+      order.push(t.id);
+    }
+    expect(order).toEqual([high.id, mid.id, low.id]);
+  });
+
+  it('hands back a task of a capability the claimant does not serve, for one that does', async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { queueFor: () => 'shared-type' });
+    const other = (await q.submit({ capability: 'scrape', priority: 9 })).task;
+    expect(await q.claim(['screenshot'], 'w1')).toBeUndefined();
+    expect(await q.claim(['scrape'], 'w2')).toMatchObject({ id: other.id, attempt: 1 });
+  });
+});
+
+describe('Redis task queue: a manager dies', () => {
+  it('returns its tasks through lock expiry; the late result of the old lease is refused and counted', async () => {
+    const prefix = newPrefix();
+    const doomed = manager(prefix);
+    const survivor = manager(prefix);
+    const { task } = await survivor.submit({ capability: 'echo', maxAttempts: 3 });
+    const first = await doomed.claim(['echo'], 'w-doomed');
+    expect(first?.id).toBe(task.id);
+    await doomed.markRunning(task.id, first?.leaseToken ?? '');
+    await doomed.abandon(); // no hand-back, no lock renewal: a crash
+
+    const recovered = await eventually(async () => {
+      const t = await survivor.get(task.id);
+      expect(t?.state).toBe('queued');
+      return t as TaskRecord;
+    });
+    expect(recovered.attempts[0]).toMatchObject({ outcome: 'worker_lost', workerId: 'w-doomed' });
+    const second = await eventually(async () => {
+      const t = await survivor.claim(['echo'], 'w-survivor');
+      expect(t).toBeDefined();
+      return t as TaskRecord;
+    });
+    expect(second).toMatchObject({ id: task.id, attempt: 2, workerId: 'w-survivor' });
+    expect(second.leaseToken).not.toBe(first?.leaseToken);
+
+    const late = await survivor.complete(task.id, first?.leaseToken ?? '', 'late').catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(FleetError);
+    expect((late as FleetError).code).toBe('stale_lease');
+    expect(survivor.staleLeaseCount).toBe(1);
+    expect((await survivor.complete(task.id, second.leaseToken ?? '', 'ok')).state).toBe('succeeded');
+  });
+
+  it('fails the task when the lost attempt was its last', async () => {
+    const prefix = newPrefix();
+    const doomed = manager(prefix);
+    const survivor = manager(prefix);
+    const { task } = await survivor.submit({ capability: 'echo', maxAttempts: 1 });
+    await doomed.claim(['echo'], 'w');
+    await doomed.abandon();
+    const final = await eventually(async () => {
+      const t = await survivor.get(task.id);
+      expect(t?.state).toBe('failed');
+      return t as TaskRecord;
+    });
+    expect(final.error).toMatchObject({ code: 'worker_lost', details: { attempts: 1 } });
+    expect(await survivor.claim(['echo'], 'w')).toBeUndefined();
+    expect(await survivor.depth()).toBe(0);
+  });
+
+  it('keeps a long task with its manager while the lock is renewed', async () => {
+    const prefix = newPrefix();
+    const holder = manager(prefix, { lockDurationMs: 300, stalledIntervalMs: 100 });
+    const other = manager(prefix, { lockDurationMs: 300, stalledIntervalMs: 100 });
+    const { task } = await other.submit({ capability: 'slow' });
+    const c = await holder.claim(['slow'], 'w');
+    await sleep(1500); // five lock durations
+    expect(await other.claim(['slow'], 'w2')).toBeUndefined();
+    expect((await other.get(task.id))?.state).toBe('assigned');
+    expect((await holder.complete(task.id, c?.leaseToken ?? '', 'done')).state).toBe('succeeded');
+  });
+
+  it('hands tasks back at once on graceful shutdown, without spending an attempt', async () => {
+    const prefix = newPrefix();
+    const leaving = manager(prefix, { lockDurationMs: 60_000 });
+    const staying = manager(prefix, { lockDurationMs: 60_000 });
+    const { task } = await staying.submit({ capability: 'echo' });
+    await leaving.claim(['echo'], 'w');
+    expect(leaving.heldCount()).toBe(1);
+    await leaving.close();
+    const t = await staying.get(task.id);
+    expect(t).toMatchObject({ state: 'queued', attempt: 0 });
+    expect(await staying.claim(['echo'], 'w2')).toMatchObject({ id: task.id, attempt: 1 });
+  });
+});
+
+describe('Redis connections', () => {
+  async function clientsNamed(prefix: string): Promise<string[]> {
+    const admin = new Redis(redis.url);
+    try {
+      const list = await admin.client('LIST');
+      return String(list)
+        .split('\n')
+        .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
+        .filter((name) => name.startsWith(`fleet-conn-${prefix}`));
+    } finally {
+      admin.disconnect();
+    }
+  }
+
+  it('opens one connection per role per process, however many queues and operations', async () => {
+    const prefix = newPrefix();
+    const connections = new RedisConnections({ url: redis.url, prefix, clientName: `fleet-conn-${prefix}` });
+    const q = new RedisTaskQueue({
+      maxQueued: 1000,
+      retainFinished: 1000,
+      defaultMaxAttempts: 3,
+      timeoutMs: () => 30_000,
+      backoffMs: 20,
+      maxBackoffMs: 40,
+      redis: connections,
+      lockDurationMs: 600,
+    });
+    const directory = new RedisWorkerDirectory({ redis: connections });
+    q.subscribe(() => {});
+    await q.ready();
+    for (let i = 0; i < 40; i++) {
+      const { task } = await q.submit({ capability: `cap${i % 8}` });
+      const c = await q.claim([`cap${i % 8}`], 'w');
+      await q.complete(task.id, c?.leaseToken ?? '', i);
+      await directory.publish(
+        {
+          workerId: `w${i}`,
+          workerType: 'echo',
+          endpoint: `ws://127.0.0.1:1/${i}`,
+          port: 1,
+          status: 'online',
+          capabilities: ['echo'],
+          currentLoad: 0,
+          inFlight: 0,
+          maxConcurrency: 1,
+          lastHeartbeat: Date.now(),
+        },
+        10_000,
+      );
+    }
+    expect((await clientsNamed(prefix)).sort()).toEqual([
+      `fleet-conn-${prefix}:command`,
+      `fleet-conn-${prefix}:subscriber`,
+    ]);
+    await q.close();
+    await directory.close();
+    await connections.close();
+    await eventually(async () => expect(await clientsNamed(prefix)).toEqual([]));
+    await deleteKeys(redis.url, prefix);
+    expect(await countKeys(redis.url, prefix)).toBe(0);
+  });
+
+  it('fails with a clear error when Redis is unreachable', async () => {
+    const prefix = newPrefix();
+    // A port nobody listens on: bind one, close it, use it.
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const addr = s.address();
+        s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 1));
+      });
+    });
+    const q = manager(prefix, {
+      redis: { url: `redis://127.0.0.1:${port}`, prefix, commandTimeoutMs: 400 },
+    });
+    const err = await q.submit({ capability: 'echo', id: `t-${randomUUID()}` }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FleetError);
+    expect((err as FleetError).message).toMatch(/Redis/);
+    const connections = new RedisConnections({
+      url: `redis://127.0.0.1:${port}`,
+      prefix,
+      commandTimeoutMs: 400,
+    });
+    await expect(connections.ping(400)).rejects.toThrow(/unreachable/);
+    await connections.close();
+  });
+
+  it('refuses bad connection settings with config_invalid', () => {
+    expect(() => new RedisConnections({ url: 'http://127.0.0.1:6379', prefix: 'x' })).toThrow(/redis:\/\//);
+    expect(() => new RedisConnections({ url: 'not a url', prefix: 'x' })).toThrow(FleetError);
+    expect(() => new RedisConnections({ url: 'redis://127.0.0.1:6379', prefix: 'bad prefix!' })).toThrow(
+      /prefix/,
+    );
+  });
+});
