@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { IndexedHeap, type HeapItem } from './indexed-heap.js';
+import { Lru } from './lru.js';
 import { decideFailure } from './retry-policy.js';
 import { copyTask, createTaskRecord } from './task-record.js';
 import type { ArtifactMeta, AttemptRecord, TaskRecord, TaskState, TaskSubmission } from './task.js';
@@ -45,8 +46,8 @@ export class MemoryTaskQueue implements TaskQueue {
   private readonly random: () => number;
   /** Tasks not yet final. */
   private readonly live = new Map<string, Entry>();
-  /** Final tasks, least recently used first (Map keeps insertion order; a touch re-inserts). */
-  private readonly finished = new Map<string, Entry>();
+  /** Final tasks, bounded by retainFinished. */
+  private readonly finished = new Lru<Entry>();
   private readonly byIdempotencyKey = new Map<string, string>();
   private readonly ready = new Map<string, IndexedHeap<Entry>>();
   private readonly delayed = new IndexedHeap<Entry>(dueBefore);
@@ -105,8 +106,8 @@ export class MemoryTaskQueue implements TaskQueue {
     this.assertOpen();
     const states = filter.state === undefined ? undefined : new Set(([] as TaskState[]).concat(filter.state));
     const matches: Entry[] = [];
-    for (const source of [this.live, this.finished]) {
-      for (const entry of source.values()) {
+    for (const source of [this.live.values(), this.finished.values()]) {
+      for (const entry of source) {
         const t = entry.task;
         if (states && !states.has(t.state)) continue;
         if (filter.capability !== undefined && t.capability !== filter.capability) continue;
@@ -177,7 +178,8 @@ export class MemoryTaskQueue implements TaskQueue {
     t.state = 'succeeded';
     t.output = output;
     if (artifacts) t.artifacts = artifacts.map((a) => ({ ...a }));
-    delete t.error;
+    // `delete` only when needed: deleting a property turns the record into a slow dictionary-mode object.
+    if (t.error !== undefined) delete t.error;
     t.finishedAt = now;
     t.updatedAt = now;
     this.finish(entry);
@@ -315,19 +317,14 @@ export class MemoryTaskQueue implements TaskQueue {
   private lookup(id: string): Entry | undefined {
     const live = this.live.get(id);
     if (live) return live;
-    const done = this.finished.get(id);
-    if (done) {
-      this.finished.delete(id);
-      this.finished.set(id, done);
-    }
-    return done;
+    return this.finished.get(id);
   }
 
   /** The entry if `leaseToken` is its current lease; anything else is `stale_lease` and changes nothing. */
   private leased(id: string, leaseToken: string): Entry {
     const entry = this.live.get(id);
     if (!entry) {
-      const done = this.finished.get(id);
+      const done = this.finished.peek(id);
       if (!done) throw new FleetError('not_found', `no task with id ${id}`);
       throw new FleetError(
         'stale_lease',
@@ -398,9 +395,8 @@ export class MemoryTaskQueue implements TaskQueue {
     this.live.delete(id);
     this.finished.set(id, entry);
     while (this.finished.size > this.options.retainFinished) {
-      const oldest = this.finished.values().next().value;
+      const oldest = this.finished.shift();
       if (!oldest) break;
-      this.finished.delete(oldest.task.id);
       const key = oldest.task.idempotencyKey;
       if (key !== undefined && this.byIdempotencyKey.get(key) === oldest.task.id)
         this.byIdempotencyKey.delete(key);
