@@ -47,7 +47,8 @@ function envNumber(env: Env, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n)) throw new FleetError('config_invalid', `environment ${name}: "${raw}" is not a number`);
+  if (!Number.isFinite(n))
+    throw new FleetError('config_invalid', `environment ${name}: "${raw}" is not a number`);
   return n;
 }
 
@@ -108,7 +109,15 @@ export function applyEnv(raw: Obj, env: Env): Obj {
   set(envString(env, 'FLEET_LOG_LEVEL'), 'manager', 'log_level');
   set(envNumber(env, 'FLEET_QUEUE_MAX'), 'manager', 'queue', 'max_size');
   const workers = envString(env, 'FLEET_WORKERS');
-  if (workers) set(workers.split(',').map((s) => s.trim()).filter(Boolean), 'manager', 'workers');
+  if (workers)
+    set(
+      workers
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      'manager',
+      'workers',
+    );
   return raw;
 }
 
@@ -135,7 +144,8 @@ export interface LoadOptions {
 
 export function loadConfig(options: LoadOptions = {}): FleetConfig {
   const env = options.env ?? process.env;
-  const file = options.file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
+  const file =
+    options.file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
   let raw: Obj = {};
   if (file) {
     let text: string;
@@ -148,7 +158,10 @@ export function loadConfig(options: LoadOptions = {}): FleetConfig {
     try {
       doc = parseYaml(text);
     } catch (err) {
-      throw new FleetError('config_invalid', `config file ${file} is not valid YAML: ${(err as Error).message}`);
+      throw new FleetError(
+        'config_invalid',
+        `config file ${file} is not valid YAML: ${(err as Error).message}`,
+      );
     }
     if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
       throw new FleetError('config_invalid', `config file ${file}: the top level must be a mapping`);
@@ -164,7 +177,12 @@ function deepMerge(a: Obj, b: Obj): Obj {
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
     out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      prev &&
+      typeof prev === 'object' &&
+      !Array.isArray(prev)
         ? deepMerge(prev as Obj, v as Obj)
         : v;
   }

@@ -16,7 +16,10 @@ export const duration = z.union([z.number().nonnegative(), z.string()]).transfor
   if (typeof value === 'number') return Math.round(value * 1000);
   const m = DURATION_RE.exec(value.trim());
   if (!m) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use 300, "300s", "500ms", "5m")` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a duration (use 300, "300s", "500ms", "5m")`,
+    });
     return z.NEVER;
   }
   const n = Number(m[1]);
@@ -28,8 +31,8 @@ export const duration = z.union([z.number().nonnegative(), z.string()]).transfor
 export const HealthCheckSchema = z
   .object({
     endpoint: z.string().default('/health'),
-    interval: duration.default(30),
-    timeout: duration.default(5),
+    interval: duration.prefault(30),
+    timeout: duration.prefault(5),
   })
   .prefault({});
 
@@ -41,8 +44,8 @@ export const AutoscaleSchema = z
     target_utilization: z.number().positive().max(1).default(0.7),
     tolerance: z.number().nonnegative().max(1).default(0.1),
     scale_up_step: z.number().int().positive().default(2),
-    scale_down_window: duration.default(60),
-    cooldown: duration.default(10),
+    scale_down_window: duration.prefault(60),
+    cooldown: duration.prefault(10),
     /** Memory (MB) one more instance needs; the scaler refuses when the host has less free. */
     instance_memory_mb: z.number().int().positive().default(512),
   })
@@ -68,7 +71,7 @@ export function workerSection(defaults: {
       capabilities: z.array(z.string().min(1)).default([...defaults.capabilities]),
       workspace: z.string().default('./workspace'),
       max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
-      timeout: duration.default(defaults.timeout),
+      timeout: duration.prefault(defaults.timeout),
       health_check: HealthCheckSchema,
       autoscale: AutoscaleSchema,
     })
@@ -129,7 +132,7 @@ export const ManagerSchema = z
         prefix: z.string().min(1).default('fleet'),
         password: z.string().optional(),
         tls: z.boolean().default(false),
-        lock_duration: duration.default(10),
+        lock_duration: duration.prefault(10),
       })
       .prefault({}),
     queue: z
@@ -143,16 +146,16 @@ export const ManagerSchema = z
     retries: z
       .object({
         max_attempts: z.number().int().positive().default(3),
-        backoff: duration.default(0.2),
-        max_backoff: duration.default(30),
+        backoff: duration.prefault(0.1),
+        max_backoff: duration.prefault(30),
       })
       .prefault({}),
     health: z
       .object({
-        interval: duration.default(30),
-        timeout: duration.default(5),
+        interval: duration.prefault(30),
+        timeout: duration.prefault(5),
         /** Fast liveness path: heartbeat period, and how many missed beats mean offline. */
-        heartbeat_interval: duration.default(1),
+        heartbeat_interval: duration.prefault(1),
         missed_heartbeats: z.number().int().positive().default(3),
         unhealthy_threshold: z.number().int().positive().default(3),
       })
@@ -161,7 +164,11 @@ export const ManagerSchema = z
     workers: z.array(z.string().min(1)).default([]),
     /** DNS names that resolve to many worker hosts (headless services): "name:port". */
     dns: z.array(z.string().min(1)).default([]),
-    max_frame_bytes: z.number().int().positive().default(32 * 1024 * 1024),
+    max_frame_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(32 * 1024 * 1024),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .prefault({});

@@ -71,8 +71,16 @@ export function deserialize<S extends z.ZodType>(
   return {
     ok: false,
     inReplyTo: type.slice(0, 100),
-    error: new FleetError('invalid_message', `invalid "${type.slice(0, 100)}" message at ${where}: ${first?.message ?? 'invalid'}`, {
-      details: { issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })) },
-    }),
+    error: new FleetError(
+      'invalid_message',
+      `invalid "${type.slice(0, 100)}" message at ${where}: ${first?.message ?? 'invalid'}`,
+      {
+        details: {
+          issues: parsed.error.issues
+            .slice(0, 5)
+            .map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
+      },
+    ),
   };
 }

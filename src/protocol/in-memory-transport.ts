@@ -34,7 +34,8 @@ export class InMemoryTransport<In extends Message, Out extends Message> implemen
   }
 
   send(message: Out): Promise<void> {
-    if (!this.open || !this.peer) return Promise.reject(new FleetError('worker_lost', 'connection is not open'));
+    if (!this.open || !this.peer)
+      return Promise.reject(new FleetError('worker_lost', 'connection is not open'));
     this.peer.receiveRaw(serialize(message));
     return Promise.resolve();
   }
@@ -52,7 +53,11 @@ export class InMemoryTransport<In extends Message, Out extends Message> implemen
       const peer = this.peer;
       if (peer?.open) {
         peer.receiveRaw(
-          JSON.stringify({ type: 'error', error: decoded.error.toJSON(), ...(decoded.inReplyTo ? { inReplyTo: decoded.inReplyTo } : {}) }),
+          JSON.stringify({
+            type: 'error',
+            error: decoded.error.toJSON(),
+            ...(decoded.inReplyTo ? { inReplyTo: decoded.inReplyTo } : {}),
+          }),
         );
       }
     });

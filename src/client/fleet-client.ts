@@ -1,0 +1,245 @@
+/**
+ * FleetClient: the typed way for an agent (or the CLI) to use a manager over HTTP and WebSocket.
+ * Errors come back as FleetError with the manager's code, so callers branch on `err.code`.
+ */
+import { WebSocket } from 'ws';
+import { FleetError, type FleetErrorShape } from '../protocol/errors.js';
+
+export interface ClientTask {
+  id: string;
+  capability: string;
+  state: 'queued' | 'assigned' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  timeoutMs: number;
+  createdAt: number;
+  updatedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  workerId?: string;
+  sessionId?: string;
+  payload: unknown;
+  output?: unknown;
+  error?: FleetErrorShape;
+  progress?: { percent?: number; message?: string };
+  artifacts?: { name: string; contentType: string; size: number; url: string }[];
+  attempts: {
+    attempt: number;
+    workerId: string;
+    startedAt: number;
+    finishedAt?: number;
+    outcome?: string;
+    error?: FleetErrorShape;
+  }[];
+}
+
+export interface ClientWorker {
+  workerId: string;
+  workerType: string;
+  endpoint: string;
+  port: number;
+  status: 'online' | 'offline' | 'busy' | 'error';
+  capabilities: string[];
+  currentLoad: number;
+  lastHeartbeat: string;
+  maxConcurrency: number;
+  inFlight: number;
+  draining: boolean;
+  version: string;
+  info: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+}
+
+export interface SubmitOptions {
+  id?: string;
+  priority?: number;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  idempotencyKey?: string;
+  sessionId?: string;
+}
+
+export interface FleetClientOptions {
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  token?: string;
+  /** Per-request deadline for ordinary calls (not waits). */
+  timeoutMs?: number;
+}
+
+export class FleetClient {
+  private readonly base: string;
+
+  constructor(private readonly options: FleetClientOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+  }
+
+  async submit(capability: string, payload: unknown, options: SubmitOptions = {}): Promise<ClientTask> {
+    const r = await this.request<{ task: ClientTask }>('POST', '/api/tasks', {
+      capability,
+      payload,
+      ...options,
+    });
+    return r.task;
+  }
+
+  /** Submits and waits for the final state (the spec's executeTask). */
+  async execute(
+    capability: string,
+    payload: unknown,
+    options: SubmitOptions & { waitMs?: number } = {},
+  ): Promise<ClientTask> {
+    const { waitMs, ...submit } = options;
+    const task = await this.submit(capability, payload, submit);
+    return this.wait(task.id, waitMs);
+  }
+
+  async get(id: string): Promise<ClientTask> {
+    return (await this.request<{ task: ClientTask }>('GET', `/api/tasks/${encodeURIComponent(id)}`)).task;
+  }
+
+  /** Long-polls until the task is final (or `timeoutMs` passes: then the current state comes back). */
+  async wait(id: string, timeoutMs = 300_000): Promise<ClientTask> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = Math.max(0, deadline - Date.now());
+      const slice = Math.min(left, 25_000);
+      const r = await this.request<{ task: ClientTask }>(
+        'GET',
+        `/api/tasks/${encodeURIComponent(id)}/wait?timeoutMs=${slice}`,
+        undefined,
+        slice + 10_000,
+      );
+      if (['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.task.state) || left <= slice)
+        return r.task;
+    }
+  }
+
+  async cancel(id: string): Promise<ClientTask> {
+    return (await this.request<{ task: ClientTask }>('POST', `/api/tasks/${encodeURIComponent(id)}/cancel`))
+      .task;
+  }
+
+  async retry(id: string): Promise<ClientTask> {
+    return (await this.request<{ task: ClientTask }>('POST', `/api/tasks/${encodeURIComponent(id)}/retry`))
+      .task;
+  }
+
+  async list(filter: { state?: string; capability?: string; limit?: number } = {}): Promise<ClientTask[]> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
+    return (await this.request<{ tasks: ClientTask[] }>('GET', `/api/tasks${q.size ? `?${q}` : ''}`)).tasks;
+  }
+
+  async artifact(id: string, name: string): Promise<{ contentType: string; data: Buffer }> {
+    const res = await this.raw(
+      'GET',
+      `/api/tasks/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
+    );
+    return {
+      contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+      data: Buffer.from(await res.arrayBuffer()),
+    };
+  }
+
+  async workers(): Promise<ClientWorker[]> {
+    return (await this.request<{ workers: ClientWorker[] }>('GET', '/api/workers')).workers;
+  }
+
+  async status(): Promise<{
+    managerId: string;
+    workers: ClientWorker[];
+    types: Record<string, unknown>;
+    queue: { depth: number; byCapability: Record<string, number> };
+  }> {
+    return this.request('GET', '/api/status');
+  }
+
+  async registerWorker(
+    endpoint: string,
+    workerType?: string,
+  ): Promise<{ endpoint: string; workerId?: string; error?: string }> {
+    return this.request('POST', '/api/workers', { endpoint, ...(workerType ? { workerType } : {}) });
+  }
+
+  async drainWorker(workerId: string): Promise<void> {
+    await this.request('POST', `/api/workers/${encodeURIComponent(workerId)}/drain`);
+  }
+
+  async restartWorker(workerId: string): Promise<boolean> {
+    return (
+      await this.request<{ ok: boolean }>('POST', `/api/workers/${encodeURIComponent(workerId)}/restart`)
+    ).ok;
+  }
+
+  /** Subscribes to the live event stream; returns a function that closes it. */
+  events(
+    onEvent: (event: Record<string, unknown>) => void,
+    filter: { taskId?: string; types?: string[] } = {},
+  ): Promise<() => void> {
+    const url = new URL(`${this.base.replace(/^http/, 'ws')}/api/events`);
+    if (filter.taskId) url.searchParams.set('taskId', filter.taskId);
+    if (filter.types) url.searchParams.set('types', filter.types.join(','));
+    const ws = new WebSocket(url, {
+      headers: this.options.token ? { authorization: `Bearer ${this.options.token}` } : {},
+    });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(() => ws.close()));
+      ws.once('error', (err) => reject(new FleetError('worker_lost', `event stream: ${err.message}`)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(
+          new FleetError(
+            res.statusCode === 401 ? 'unauthorized' : 'internal',
+            `event stream: HTTP ${res.statusCode}`,
+          ),
+        ),
+      );
+      ws.on('message', (data) => {
+        try {
+          onEvent(JSON.parse((data as Buffer).toString('utf8')) as Record<string, unknown>);
+        } catch {
+          // The manager only sends JSON; a broken frame is not worth killing the subscriber over.
+        }
+      });
+    });
+  }
+
+  private async raw(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: {
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs ?? this.options.timeoutMs ?? 30_000),
+      });
+    } catch (err) {
+      const e = err as Error;
+      throw new FleetError(
+        'manager_unreachable',
+        `cannot reach the Fleet manager at ${this.base}: ${e.cause instanceof Error ? e.cause.message : e.message}`,
+      );
+    }
+    if (!res.ok) {
+      let shape: FleetErrorShape | undefined;
+      try {
+        shape = ((await res.json()) as { error?: FleetErrorShape }).error;
+      } catch {
+        // fall through to the generic error
+      }
+      throw shape
+        ? FleetError.from(shape)
+        : new FleetError('internal', `manager answered HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const res = await this.raw(method, path, body, timeoutMs);
+    return (await res.json()) as T;
+  }
+}

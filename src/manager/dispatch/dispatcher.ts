@@ -1,0 +1,495 @@
+/**
+ * The dispatcher binds queued tasks to worker slots (late binding) and turns worker messages into task state.
+ *
+ * - A task leaves the queue only when a worker has a free slot: the strategy picks the worker among those
+ *   with room, then the queue hands over its best task for that worker's capabilities with a fresh lease.
+ * - Every message about a task is checked against the lease this manager holds; anything else is a stale
+ *   result (counted, dropped). The queue checks the lease again, so two managers cannot both complete a task.
+ * - A worker's death re-queues its in-flight tasks at once (no stall timeout), through the retry policy.
+ * - The manager keeps its own deadline (task timeout + grace) in case a worker never answers.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { FleetError, toFleetError } from '../../protocol/errors.js';
+import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
+import type { ArtifactStore } from '../artifacts/artifact-store.js';
+import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { WorkerConnection } from '../connect/worker-interface.js';
+import type { ManagerMetrics } from '../metrics/manager-metrics.js';
+import type { TaskQueue } from '../queue/task-queue.js';
+import type { ArtifactMeta, TaskRecord } from '../queue/task.js';
+import { statusOf, type LiveWorker, type WorkerRegistry } from '../registry/worker-registry.js';
+
+interface Lease {
+  taskId: string;
+  leaseToken: string;
+  attempt: number;
+  workerId: string;
+  capability: string;
+  dispatchedAt: number;
+  timer: TimerHandle;
+  cancelling: boolean;
+}
+
+export interface ProgressEvent {
+  taskId: string;
+  attempt: number;
+  workerId: string;
+  percent?: number;
+  message?: string;
+  log?: { stream: string; data: string };
+  partial?: unknown;
+}
+
+export interface DispatcherOptions {
+  queue: TaskQueue;
+  registry: WorkerRegistry;
+  strategy: BalancingStrategy;
+  artifacts: ArtifactStore;
+  clock: Clock;
+  logger: Logger;
+  metrics?: ManagerMetrics;
+  /** How long past a task's timeout the manager waits for the worker's own answer. */
+  graceMs?: number;
+}
+
+export class Dispatcher {
+  private readonly connections = new Map<string, WorkerConnection>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly leasesByWorker = new Map<string, Set<string>>();
+  private readonly events = new EventEmitter();
+  private pumping = false;
+  private pumpAgain = false;
+  private wake: { at: number; timer: TimerHandle } | undefined;
+  private stopped = false;
+  private readonly unsubscribeQueue: () => void;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.events.setMaxListeners(0);
+    // Cancels may be made on another manager (shared Redis): act on any final state of a task we run.
+    this.unsubscribeQueue = o.queue.subscribe((event) => {
+      if (event.kind === 'submitted' || event.kind === 'retrying') this.schedulePump();
+      if (event.kind === 'finished' && event.task.state === 'cancelled') {
+        const lease = this.leases.get(event.task.id);
+        if (lease && !lease.cancelling) this.cancelOnWorker(lease, 'cancelled by caller');
+      }
+    });
+  }
+
+  get inFlight(): number {
+    return this.leases.size;
+  }
+
+  isConnected(workerId: string): boolean {
+    return this.connections.get(workerId)?.isOpen ?? false;
+  }
+
+  connection(workerId: string): WorkerConnection | undefined {
+    return this.connections.get(workerId);
+  }
+
+  onProgress(listener: (event: ProgressEvent) => void): () => void {
+    this.events.on('progress', listener);
+    return () => this.events.off('progress', listener);
+  }
+
+  /** Takes over a handshaken connection: its messages drive task state; its close re-queues its tasks. */
+  attach(worker: LiveWorker, connection: WorkerConnection): void {
+    const previous = this.connections.get(worker.workerId);
+    if (previous && previous !== connection) {
+      previous.onclose = undefined;
+      previous.terminate();
+      void this.workerLost(worker.workerId, 'replaced by a new connection');
+    }
+    this.connections.set(worker.workerId, connection);
+    connection.onmessage = (message) => {
+      this.handle(worker.workerId, message).catch((err: unknown) =>
+        this.o.logger.error({ err, workerId: worker.workerId }, 'failed to handle worker message'),
+      );
+    };
+    connection.onframeerror = (error) => {
+      this.o.metrics?.framesRejected.inc({ code: error.code });
+      this.o.logger.warn(
+        { workerId: worker.workerId, code: error.code },
+        `bad frame from worker: ${error.message}`,
+      );
+    };
+    connection.onclose = (info) => {
+      if (this.connections.get(worker.workerId) !== connection) return;
+      void this.workerLost(
+        worker.workerId,
+        `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
+      );
+    };
+    this.schedulePump();
+  }
+
+  /** Declares a worker gone: closes its connection and re-queues everything it was running. */
+  async workerLost(workerId: string, reason: string): Promise<void> {
+    const connection = this.connections.get(workerId);
+    this.connections.delete(workerId);
+    if (connection) {
+      connection.onclose = undefined;
+      connection.onmessage = undefined;
+      connection.terminate();
+    }
+    const worker = this.o.registry.get(workerId);
+    if (worker) {
+      worker.baseStatus = 'offline';
+      worker.inFlight = 0;
+      this.o.registry.touch(worker);
+    }
+    const ids = [...(this.leasesByWorker.get(workerId) ?? [])];
+    this.leasesByWorker.delete(workerId);
+    if (ids.length > 0)
+      this.o.logger.warn({ workerId, tasks: ids.length, reason }, 'worker lost; re-queueing its tasks');
+    const error: ErrorBody = {
+      code: 'worker_lost',
+      message: `worker ${workerId} was lost: ${reason}`,
+      retryable: true,
+    };
+    await Promise.all(
+      ids.map(async (taskId) => {
+        const lease = this.leases.get(taskId);
+        if (!lease || lease.workerId !== workerId) return;
+        this.dropLease(lease);
+        await this.failQuietly(lease, error, 'worker_lost');
+      }),
+    );
+    this.schedulePump();
+  }
+
+  /** Sends `drain`: the worker finishes what it runs and takes nothing new. */
+  async drain(workerId: string, reason = 'drained by operator'): Promise<void> {
+    const worker = this.o.registry.require(workerId);
+    worker.draining = true;
+    this.o.registry.touch(worker);
+    const connection = this.connections.get(workerId);
+    if (connection?.isOpen) await connection.send({ type: 'drain', reason });
+  }
+
+  /** Cancels a task wherever it is: in the queue at once, on its worker by `task.cancel`. */
+  async cancel(taskId: string, reason = 'cancelled by caller'): Promise<TaskRecord> {
+    const task = await this.o.queue.cancel(taskId, reason);
+    const lease = this.leases.get(taskId);
+    if (lease && !lease.cancelling) this.cancelOnWorker(lease, reason);
+    return task;
+  }
+
+  schedulePump(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    queueMicrotask(() => {
+      this.pump().catch((err: unknown) => this.o.logger.error({ err }, 'dispatch pump failed'));
+    });
+  }
+
+  /** Fills every free slot it can. Re-entrant calls fold into one more round. */
+  async pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        for (const group of this.groups()) await this.fillGroup(group);
+      } while (this.pumpAgain && !this.stopped);
+    } finally {
+      this.pumping = false;
+    }
+    await this.scheduleWake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribeQueue();
+    this.wake?.timer.cancel();
+    for (const lease of this.leases.values()) lease.timer.cancel();
+  }
+
+  /** Workers that can take a task, grouped by identical capability sets (one claim query per group). */
+  private groups(): LiveWorker[][] {
+    const groups = new Map<string, LiveWorker[]>();
+    for (const w of this.o.registry.list()) {
+      if (!this.hasRoom(w)) continue;
+      const key = w.capabilities.join('\u0000');
+      const g = groups.get(key);
+      if (g) g.push(w);
+      else groups.set(key, [w]);
+    }
+    return [...groups.values()];
+  }
+
+  private hasRoom(w: LiveWorker): boolean {
+    return (
+      w.baseStatus === 'online' &&
+      !w.draining &&
+      w.inFlight < w.maxConcurrency &&
+      this.isConnected(w.workerId)
+    );
+  }
+
+  private async fillGroup(group: LiveWorker[]): Promise<void> {
+    const capability = group[0]?.capabilities[0] ?? '';
+    for (;;) {
+      if (this.stopped) return;
+      const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
+      if (candidates.length === 0) return;
+      const chosen = this.o.strategy.select(candidates, { capability });
+      if (!chosen) return;
+      const worker = this.o.registry.get(chosen.workerId);
+      if (!worker) return;
+      const task = await this.o.queue.claim(worker.capabilities, worker.workerId);
+      if (!task) return;
+      await this.dispatch(worker, task);
+    }
+  }
+
+  private async dispatch(worker: LiveWorker, task: TaskRecord): Promise<void> {
+    const leaseToken = task.leaseToken;
+    const connection = this.connections.get(worker.workerId);
+    if (!leaseToken) throw new FleetError('internal', `claimed task ${task.id} has no lease token`);
+    const now = this.o.clock.now();
+    const lease: Lease = {
+      taskId: task.id,
+      leaseToken,
+      attempt: task.attempt,
+      workerId: worker.workerId,
+      capability: task.capability,
+      dispatchedAt: now,
+      timer: this.o.clock.setTimeout(
+        () => void this.expire(task.id, leaseToken),
+        task.timeoutMs + (this.o.graceMs ?? 2000),
+      ),
+      cancelling: false,
+    };
+    this.leases.set(task.id, lease);
+    let set = this.leasesByWorker.get(worker.workerId);
+    if (!set) this.leasesByWorker.set(worker.workerId, (set = new Set()));
+    set.add(task.id);
+    worker.inFlight += 1;
+    this.o.metrics?.observeDispatch(task, now);
+    try {
+      if (!connection?.isOpen)
+        throw new FleetError('worker_lost', `worker ${worker.workerId} is not connected`);
+      await connection.send({
+        type: 'task.assign',
+        taskId: task.id,
+        attempt: task.attempt,
+        leaseToken,
+        capability: task.capability,
+        payload: task.payload,
+        deadline: now + task.timeoutMs,
+        timeoutMs: task.timeoutMs,
+        ...(task.sessionId ? { sessionId: task.sessionId } : {}),
+      });
+      await this.o.queue.markRunning(task.id, leaseToken).catch(() => undefined);
+    } catch (err) {
+      this.dropLease(lease);
+      await this.failQuietly(lease, toFleetError(err, 'worker_lost').toJSON(), 'worker_lost');
+    }
+  }
+
+  private async handle(workerId: string, message: WorkerToManager): Promise<void> {
+    const worker = this.o.registry.get(workerId);
+    if (worker) worker.lastHeartbeat = this.o.clock.now();
+    switch (message.type) {
+      case 'heartbeat':
+        if (!worker) return;
+        worker.cpu = message.cpu;
+        worker.memory = message.memory;
+        if (message.disk !== undefined) worker.disk = message.disk;
+        if (message.info) worker.info = message.info;
+        if (message.draining !== undefined && message.draining !== worker.draining)
+          worker.draining = message.draining;
+        this.o.registry.touch(worker);
+        return;
+      case 'task.progress': {
+        const lease = this.currentLease(workerId, message);
+        if (!lease) return;
+        if (message.percent !== undefined || message.message !== undefined) {
+          await this.o.queue
+            .markRunning(message.taskId, message.leaseToken, {
+              ...(message.percent !== undefined ? { percent: message.percent } : {}),
+              ...(message.message !== undefined ? { message: message.message } : {}),
+            })
+            .catch(() => undefined);
+        }
+        this.events.emit('progress', {
+          taskId: message.taskId,
+          attempt: message.attempt,
+          workerId,
+          ...(message.percent !== undefined ? { percent: message.percent } : {}),
+          ...(message.message !== undefined ? { message: message.message } : {}),
+          ...(message.log ? { log: message.log } : {}),
+          ...(message.partial !== undefined ? { partial: message.partial } : {}),
+        } satisfies ProgressEvent);
+        return;
+      }
+      case 'task.result': {
+        const lease = this.currentLease(workerId, message);
+        if (!lease) return;
+        this.dropLease(lease);
+        const metas: ArtifactMeta[] = [];
+        if (message.artifacts?.length) {
+          const stored = message.artifacts.map((a) => {
+            const data = Buffer.from(a.data, 'base64');
+            metas.push({ name: a.name, contentType: a.contentType, size: data.length });
+            return { name: a.name, contentType: a.contentType, size: data.length, data };
+          });
+          await this.o.artifacts.put(message.taskId, stored);
+        }
+        try {
+          const task = await this.o.queue.complete(message.taskId, message.leaseToken, message.output, metas);
+          this.o.registry.recordOutcome(workerId, true, message.durationMs);
+          this.o.metrics?.observeFinished(task, this.o.clock.now());
+        } catch (err) {
+          this.onStale(workerId, message.taskId, err);
+        }
+        this.schedulePump();
+        return;
+      }
+      case 'task.error': {
+        const lease = this.currentLease(workerId, message);
+        if (!lease) return;
+        this.dropLease(lease);
+        this.o.registry.recordOutcome(workerId, false, message.durationMs);
+        if (lease.cancelling) {
+          this.schedulePump();
+          return;
+        }
+        const outcome = message.error.code === 'timeout' ? 'timed_out' : 'failed';
+        await this.failQuietly(lease, message.error, outcome);
+        this.schedulePump();
+        return;
+      }
+      case 'error':
+        this.o.logger.warn(
+          { workerId, error: message.error, inReplyTo: message.inReplyTo },
+          'worker reported an error',
+        );
+        return;
+      case 'hello':
+        this.o.logger.warn({ workerId }, 'unexpected hello after the handshake; ignored');
+        return;
+    }
+  }
+
+  /** The lease this manager holds for the message's task, if the message is from it; otherwise counts a stale result. */
+  private currentLease(
+    workerId: string,
+    m: { taskId: string; leaseToken: string; type: string },
+  ): Lease | undefined {
+    const lease = this.leases.get(m.taskId);
+    if (lease && lease.leaseToken === m.leaseToken && lease.workerId === workerId) return lease;
+    if (m.type !== 'task.progress') {
+      this.o.metrics?.staleResults.inc();
+      this.o.logger.info(
+        { workerId, taskId: m.taskId },
+        `dropped ${m.type} from a lease that is not current`,
+      );
+    }
+    return undefined;
+  }
+
+  private onStale(workerId: string, taskId: string, err: unknown): void {
+    const e = toFleetError(err);
+    if (e.code === 'stale_lease' || e.code === 'conflict' || e.code === 'not_found') {
+      this.o.metrics?.staleResults.inc();
+      this.o.logger.info({ workerId, taskId, code: e.code }, 'result not recorded: lease no longer current');
+      return;
+    }
+    this.o.logger.error({ err: e, workerId, taskId }, 'failed to record a result');
+  }
+
+  private dropLease(lease: Lease): void {
+    lease.timer.cancel();
+    if (this.leases.get(lease.taskId) === lease) this.leases.delete(lease.taskId);
+    this.leasesByWorker.get(lease.workerId)?.delete(lease.taskId);
+    const worker = this.o.registry.get(lease.workerId);
+    if (worker && worker.inFlight > 0) {
+      worker.inFlight -= 1;
+      this.o.registry.touch(worker);
+    }
+  }
+
+  private async failQuietly(
+    lease: Lease,
+    error: ErrorBody,
+    outcome: 'failed' | 'timed_out' | 'worker_lost',
+  ): Promise<void> {
+    try {
+      const task = await this.o.queue.fail(lease.taskId, lease.leaseToken, error, { outcome });
+      if (task.state !== 'queued') this.o.metrics?.observeFinished(task, this.o.clock.now());
+    } catch (err) {
+      this.onStale(lease.workerId, lease.taskId, err);
+    }
+  }
+
+  private cancelOnWorker(lease: Lease, reason: string): void {
+    lease.cancelling = true;
+    lease.timer.cancel();
+    // The worker answers a cancel at once; if it never does, free the slot after the grace period anyway.
+    lease.timer = this.o.clock.setTimeout(() => {
+      this.dropLease(lease);
+      this.schedulePump();
+    }, this.o.graceMs ?? 2000);
+    const connection = this.connections.get(lease.workerId);
+    connection
+      ?.send({ type: 'task.cancel', taskId: lease.taskId, leaseToken: lease.leaseToken, reason })
+      .catch(() => undefined);
+  }
+
+  /** The manager's own deadline: the worker never answered within timeout + grace. */
+  private async expire(taskId: string, leaseToken: string): Promise<void> {
+    const lease = this.leases.get(taskId);
+    if (!lease || lease.leaseToken !== leaseToken) return;
+    this.cancelOnWorker(lease, 'deadline passed');
+    this.dropLease(lease);
+    await this.failQuietly(
+      lease,
+      {
+        code: 'timeout',
+        message: `task ${taskId} got no answer from worker ${lease.workerId} before its deadline`,
+        retryable: true,
+      },
+      'timed_out',
+    );
+    this.schedulePump();
+  }
+
+  /** Sleeps until the next backed-off task becomes ready. */
+  private async scheduleWake(): Promise<void> {
+    if (this.stopped) return;
+    const at = await this.o.queue.nextReadyAt();
+    if (at === undefined) return;
+    if (this.wake && this.wake.at <= at) return;
+    this.wake?.timer.cancel();
+    const delay = Math.max(0, at - this.o.clock.now());
+    this.wake = {
+      at,
+      timer: this.o.clock.setTimeout(() => {
+        this.wake = undefined;
+        this.schedulePump();
+      }, delay + 1),
+    };
+  }
+}
+
+function toCandidate(w: LiveWorker): Candidate {
+  return {
+    workerId: w.workerId,
+    workerType: w.workerType,
+    status: statusOf(w),
+    capabilities: w.capabilities,
+    inFlight: w.inFlight,
+    maxConcurrency: w.maxConcurrency,
+    ...(w.ewmaLatencyMs !== undefined ? { ewmaLatencyMs: w.ewmaLatencyMs } : {}),
+  };
+}

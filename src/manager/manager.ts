@@ -1,0 +1,604 @@
+/**
+ * The composition root: WorkerManager wires the registry, discovery, dispatcher, health monitor, queue and
+ * metrics, and exposes the spec's operations (registerWorker, executeTask, getWorkerStatus,
+ * redistributeTasks) plus what the API needs.
+ *
+ * Discovery (DESIGN §2): endpoints come from the config, from workers announcing themselves, from workers
+ * Fleet spawned, and from DNS names. Every round the manager dials each endpoint nobody owns (the directory's
+ * ownership lease makes this safe with several managers), renews the leases it holds and publishes the state
+ * of its workers, so any manager can show the whole fleet.
+ */
+import { randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
+import { FleetError } from '../protocol/errors.js';
+import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
+import { createStrategy } from './balancing/index.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import {
+  RealWebSocketWorkerInterface,
+  type WebSocketWorkerInterface,
+  type WorkerConnection,
+} from './connect/worker-interface.js';
+import { Dispatcher, type ProgressEvent } from './dispatch/dispatcher.js';
+import { HealthMonitor } from './health/health-monitor.js';
+import { ManagerMetrics } from './metrics/manager-metrics.js';
+import { MemoryTaskQueue } from './queue/memory-task-queue.js';
+import type { TaskEvent, TaskFilter, TaskQueue } from './queue/task-queue.js';
+import { isFinal, TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './queue/task.js';
+import { MemoryWorkerDirectory } from './registry/memory-worker-directory.js';
+import type { WorkerDirectory, WorkerRecord } from './registry/worker-directory.js';
+import {
+  viewOf,
+  WorkerRegistry,
+  type RegistryEvent,
+  type WorkerStatusView,
+} from './registry/worker-registry.js';
+
+export type ConnectingInterface = WebSocketWorkerInterface & {
+  connect(endpoint: string): Promise<WorkerConnection>;
+};
+
+export interface WorkerManagerDeps {
+  queue?: TaskQueue;
+  directory?: WorkerDirectory;
+  workerInterface?: ConnectingInterface;
+  artifacts?: ArtifactStore;
+  clock?: Clock;
+  logger?: Logger;
+  /** Restarts a supervised worker process (fleet up); absent when Fleet does not own the process. */
+  restartWorker?: (worker: WorkerStatusView) => Promise<boolean>;
+}
+
+export interface RegisterWorkerConfig {
+  endpoint: string;
+  workerType?: string;
+  source?: 'config' | 'announce' | 'spawned' | 'dns' | 'api';
+}
+
+export type ManagerEvent =
+  | { type: 'task'; event: TaskEvent }
+  | { type: 'worker'; kind: RegistryEvent['kind']; worker: WorkerStatusView }
+  | { type: 'progress'; progress: ProgressEvent };
+
+const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
+/** How long an announced endpoint may stay unreachable before it is forgotten. */
+const ANNOUNCE_TTL_MS = 60_000;
+
+export function normalizeEndpoint(endpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new FleetError('invalid_task', `"${endpoint}" is not a URL (expected ws://host:port/ws)`);
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new FleetError('invalid_task', `worker endpoint must be ws:// or wss://, got ${endpoint}`);
+  }
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/ws';
+  return url.toString();
+}
+
+export class WorkerManager {
+  readonly id: string;
+  readonly registry: WorkerRegistry;
+  readonly dispatcher: Dispatcher;
+  readonly healthMonitor: HealthMonitor;
+  readonly metrics: ManagerMetrics;
+  readonly queue: TaskQueue;
+  readonly directory: WorkerDirectory;
+  readonly artifacts: ArtifactStore;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  private readonly workerInterface: ConnectingInterface;
+  private readonly events = new EventEmitter();
+  private readonly endpointWorker = new Map<string, string>();
+  private readonly dialing = new Set<string>();
+  private readonly backoff = new Map<string, { until: number; delay: number; failingSince: number }>();
+  private readonly endpointSource = new Map<string, RegisterWorkerConfig['source']>();
+  private dnsEndpoints: string[] = [];
+  private lastDns = 0;
+  private discoveryTimer: TimerHandle | undefined;
+  private discovering = false;
+  private started = false;
+  private readonly unsubscribers: (() => void)[] = [];
+
+  constructor(
+    readonly config: FleetConfig,
+    private readonly deps: WorkerManagerDeps = {},
+  ) {
+    const m = config.manager;
+    this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.clock = deps.clock ?? systemClock;
+    this.logger =
+      deps.logger ?? pino({ level: m.log_level, base: { managerId: this.id } }, pino.destination(2));
+    this.registry = new WorkerRegistry(() => this.clock.now());
+    this.queue =
+      deps.queue ??
+      new MemoryTaskQueue({
+        maxQueued: m.queue.max_size,
+        retainFinished: m.queue.retain_finished,
+        defaultMaxAttempts: m.retries.max_attempts,
+        timeoutMs: (capability) => this.timeoutFor(capability),
+        backoffMs: m.retries.backoff,
+        maxBackoffMs: m.retries.max_backoff,
+        now: () => this.clock.now(),
+      });
+    this.directory = deps.directory ?? new MemoryWorkerDirectory(() => this.clock.now());
+    this.artifacts = deps.artifacts ?? new MemoryArtifactStore();
+    this.workerInterface =
+      deps.workerInterface ??
+      new RealWebSocketWorkerInterface({
+        managerId: this.id,
+        heartbeatIntervalMs: m.health.heartbeat_interval,
+        maxFrameBytes: m.max_frame_bytes,
+        ...(m.token ? { token: m.token } : {}),
+      });
+    this.metrics = new ManagerMetrics({
+      queue: this.queue,
+      workers: () => this.getWorkerStatus(),
+      capabilitiesByType: () => this.capabilitiesByType(),
+    });
+    this.dispatcher = new Dispatcher({
+      queue: this.queue,
+      registry: this.registry,
+      strategy: createStrategy(m.strategy),
+      artifacts: this.artifacts,
+      clock: this.clock,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    this.healthMonitor = new HealthMonitor({
+      registry: this.registry,
+      dispatcher: this.dispatcher,
+      clock: this.clock,
+      logger: this.logger,
+      policy: {
+        heartbeatIntervalMs: m.health.heartbeat_interval,
+        missedHeartbeats: m.health.missed_heartbeats,
+        unhealthyThreshold: m.health.unhealthy_threshold,
+      },
+      intervalMs: m.health.interval,
+      timeoutMs: m.health.timeout,
+      restart: async (workerId) => {
+        const worker = this.registry.get(workerId);
+        if (!worker || !this.deps.restartWorker) return false;
+        return this.deps.restartWorker(viewOf(worker, this.clock.now()));
+      },
+    });
+    this.events.setMaxListeners(0);
+    this.unsubscribers.push(
+      this.queue.subscribe((event) =>
+        this.events.emit('event', { type: 'task', event } satisfies ManagerEvent),
+      ),
+      this.registry.subscribe((e) =>
+        this.events.emit('event', {
+          type: 'worker',
+          kind: e.kind,
+          worker: viewOf(e.worker, this.clock.now()),
+        } satisfies ManagerEvent),
+      ),
+      this.dispatcher.onProgress((progress) =>
+        this.events.emit('event', { type: 'progress', progress } satisfies ManagerEvent),
+      ),
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const endpoint of this.config.manager.workers) {
+      await this.addEndpoint({ endpoint, source: 'config' });
+    }
+    await this.healthMonitor.startMonitoring();
+    this.discoveryTimer = this.clock.setInterval(
+      () => void this.discover(),
+      this.config.manager.health.heartbeat_interval,
+    );
+    await this.discover();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.discoveryTimer?.cancel();
+    this.healthMonitor.stopMonitoring();
+    await this.dispatcher.stop();
+    for (const [endpoint, workerId] of this.endpointWorker) {
+      await this.directory.release(endpoint, this.id).catch(() => undefined);
+      await this.dispatcher
+        .connection(workerId)
+        ?.close(1001, 'manager stopping')
+        .catch(() => undefined);
+    }
+    for (const u of this.unsubscribers) u();
+    await this.queue.close();
+    await this.directory.close();
+  }
+
+  subscribe(listener: (event: ManagerEvent) => void): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  // --- the spec's operations ---
+
+  /** Adds a worker endpoint and dials it now. Resolves with the worker id once connected. */
+  async registerWorker(
+    config: RegisterWorkerConfig,
+  ): Promise<{ endpoint: string; workerId?: string; error?: string }> {
+    const endpoint = await this.addEndpoint(config);
+    const existing = this.endpointWorker.get(endpoint);
+    if (existing && this.dispatcher.isConnected(existing)) return { endpoint, workerId: existing };
+    try {
+      const workerId = await this.dial(endpoint);
+      return { endpoint, ...(workerId ? { workerId } : {}) };
+    } catch (err) {
+      return { endpoint, error: (err as Error).message };
+    }
+  }
+
+  /** Submits a task and waits for its final state. */
+  async executeTask(submission: TaskSubmission, options: { signal?: AbortSignal } = {}): Promise<TaskRecord> {
+    const { task } = await this.submit(submission);
+    return this.waitForTask(task.id, { ...options });
+  }
+
+  async getWorkerStatus(): Promise<WorkerStatusView[]> {
+    const local = this.registry.views();
+    const seen = new Set(local.map((w) => w.workerId));
+    const remote = (await this.directory.list().catch(() => [] as WorkerRecord[]))
+      .filter((r) => !seen.has(r.workerId))
+      .map((r) => recordToView(r));
+    return [...local, ...remote].sort(
+      (a, b) => a.workerType.localeCompare(b.workerType) || a.workerId.localeCompare(b.workerId),
+    );
+  }
+
+  /** Re-queues the in-flight tasks of every worker that is not connected any more, then fills free slots. */
+  async redistributeTasks(): Promise<void> {
+    for (const w of this.registry.list()) {
+      if (!this.dispatcher.isConnected(w.workerId))
+        await this.dispatcher.workerLost(w.workerId, 'redistribution');
+    }
+    await this.dispatcher.pump();
+  }
+
+  // --- tasks ---
+
+  async submit(input: unknown): Promise<{ task: TaskRecord; created: boolean }> {
+    const parsed = TaskSubmissionSchema.safeParse(input);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new FleetError(
+        'invalid_task',
+        `invalid task: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
+      );
+    }
+    const capability = parsed.data.capability;
+    if (!this.knownCapabilities().has(capability)) {
+      throw new FleetError('unknown_capability', `no worker type offers "${capability}"`, {
+        details: { known: [...this.knownCapabilities()].sort() },
+      });
+    }
+    return this.queue.submit(parsed.data);
+  }
+
+  async getTask(id: string): Promise<TaskRecord> {
+    const task = await this.queue.get(id);
+    if (!task) throw new FleetError('not_found', `no task ${id}`);
+    return task;
+  }
+
+  listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    return this.queue.list(filter);
+  }
+
+  /** Resolves with the task once final; with a timeout, resolves with its current state when time is up. */
+  async waitForTask(
+    id: string,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<TaskRecord> {
+    const current = await this.getTask(id);
+    if (isFinal(current.state)) return current;
+    return new Promise<TaskRecord>((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const finish = (fn: () => void) => {
+        unsubscribe();
+        timer?.cancel();
+        options.signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
+      const unsubscribe = this.queue.subscribe((event) => {
+        if (event.task.id === id && isFinal(event.task.state)) finish(() => resolve(event.task));
+      });
+      if (options.timeoutMs !== undefined) {
+        timer = this.clock.setTimeout(() => {
+          finish(() => {
+            this.getTask(id).then(resolve, reject);
+          });
+        }, options.timeoutMs);
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      // The task may have finished between the first read and the subscription.
+      this.getTask(id)
+        .then((t) => {
+          if (isFinal(t.state)) finish(() => resolve(t));
+        })
+        .catch(() => undefined);
+    });
+  }
+
+  cancelTask(id: string, reason?: string): Promise<TaskRecord> {
+    return this.dispatcher.cancel(id, reason);
+  }
+
+  retryTask(id: string): Promise<TaskRecord> {
+    return this.queue.retry(id);
+  }
+
+  // --- workers ---
+
+  async drainWorker(workerId: string): Promise<void> {
+    if (!this.registry.get(workerId))
+      throw new FleetError('not_found', `no worker ${workerId} on this manager`);
+    await this.dispatcher.drain(workerId);
+  }
+
+  async restartWorker(workerId: string): Promise<boolean> {
+    if (!this.registry.get(workerId))
+      throw new FleetError('not_found', `no worker ${workerId} on this manager`);
+    if (!this.deps.restartWorker) {
+      throw new FleetError(
+        'conflict',
+        `worker ${workerId} is not supervised by Fleet; restart it where it runs`,
+      );
+    }
+    return this.healthMonitor.restartWorker(workerId);
+  }
+
+  /** Forgets an endpoint (a supervised worker that was scaled down). */
+  async removeEndpoint(endpoint: string): Promise<void> {
+    const normalized = normalizeEndpoint(endpoint);
+    await this.directory.removeEndpoint(normalized);
+    this.endpointSource.delete(normalized);
+    this.backoff.delete(normalized);
+    const workerId = this.endpointWorker.get(normalized);
+    this.endpointWorker.delete(normalized);
+    if (workerId) {
+      await this.dispatcher.workerLost(workerId, 'endpoint removed');
+      await this.registry.unregisterWorker(workerId);
+      await this.directory.remove(workerId);
+    }
+  }
+
+  capabilitiesByType(): Map<string, string[]> {
+    const map = new Map<string, string[]>();
+    for (const key of SECTION_KEYS) {
+      const section = this.config[key];
+      map.set(section.name, [...section.capabilities]);
+    }
+    for (const w of this.registry.list()) {
+      const caps = map.get(w.workerType) ?? [];
+      for (const c of w.capabilities) if (!caps.includes(c)) caps.push(c);
+      map.set(w.workerType, caps);
+    }
+    return map;
+  }
+
+  knownCapabilities(): Set<string> {
+    const set = new Set<string>();
+    for (const caps of this.capabilitiesByType().values()) for (const c of caps) set.add(c);
+    return set;
+  }
+
+  private timeoutFor(capability: string): number {
+    for (const key of SECTION_KEYS) {
+      const section = this.config[key];
+      if (section.capabilities.includes(capability)) return section.timeout;
+    }
+    return this.config.python_sandbox.timeout;
+  }
+
+  private async addEndpoint(config: RegisterWorkerConfig): Promise<string> {
+    const endpoint = normalizeEndpoint(config.endpoint);
+    const source = config.source ?? 'api';
+    await this.directory.addEndpoint(endpoint, {
+      ...(config.workerType ? { workerType: config.workerType } : {}),
+      source,
+    });
+    // Config and spawned endpoints are permanent; an announcement only refreshes a transient one.
+    const previous = this.endpointSource.get(endpoint);
+    if (!previous || previous === 'announce' || previous === 'dns') this.endpointSource.set(endpoint, source);
+    const b = this.backoff.get(endpoint);
+    if (b && source === 'announce') b.until = 0; // a live announcement means: try now
+    return endpoint;
+  }
+
+  /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */
+  async discover(): Promise<void> {
+    if (this.discovering || !this.started) return;
+    this.discovering = true;
+    try {
+      const now = this.clock.now();
+      const leaseTtl = this.leaseTtl();
+      await this.resolveDns(now);
+      const endpoints = new Set([...(await this.directory.endpoints()), ...this.dnsEndpoints]);
+      for (const endpoint of endpoints) {
+        const workerId = this.endpointWorker.get(endpoint);
+        if (workerId && this.dispatcher.isConnected(workerId)) {
+          if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
+            this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
+            await this.dispatcher.workerLost(workerId, 'ownership lease lost');
+          }
+          continue;
+        }
+        if (this.dialing.has(endpoint)) continue;
+        const b = this.backoff.get(endpoint);
+        if (b && b.until > now) continue;
+        if (b && this.endpointSource.get(endpoint) === 'announce' && now - b.failingSince > ANNOUNCE_TTL_MS) {
+          this.logger.info({ endpoint }, 'forgetting an announced worker that stayed unreachable');
+          await this.removeEndpoint(endpoint);
+          continue;
+        }
+        if (!(await this.directory.acquire(endpoint, this.id, leaseTtl))) continue;
+        void this.dial(endpoint).catch(() => undefined);
+      }
+      await this.publish(leaseTtl);
+    } catch (err) {
+      this.logger.error({ err }, 'discovery round failed');
+    } finally {
+      this.discovering = false;
+    }
+  }
+
+  private leaseTtl(): number {
+    const h = this.config.manager.health;
+    return Math.max(3000, h.heartbeat_interval * h.missed_heartbeats * 3);
+  }
+
+  private async publish(ttl: number): Promise<void> {
+    const now = this.clock.now();
+    for (const w of this.registry.list()) {
+      if (!this.dispatcher.isConnected(w.workerId)) continue;
+      const v = viewOf(w, now);
+      await this.directory.publish(
+        {
+          workerId: v.workerId,
+          workerType: v.workerType,
+          endpoint: v.endpoint,
+          port: v.port,
+          status: v.status,
+          capabilities: v.capabilities,
+          currentLoad: v.currentLoad,
+          inFlight: v.inFlight,
+          maxConcurrency: v.maxConcurrency,
+          lastHeartbeat: w.lastHeartbeat,
+          ownerId: this.id,
+          version: v.version,
+          info: v.info,
+          metrics: {
+            taskCount: v.metrics.taskCount,
+            averageResponseTime: v.metrics.averageResponseTime,
+            successRate: v.metrics.successRate,
+            errorCount: v.metrics.errorCount,
+            cpuUsage: v.metrics.cpuUsage,
+            memoryUsage: v.metrics.memoryUsage,
+            diskUsage: v.metrics.diskUsage,
+            uptime: v.metrics.uptime,
+          },
+        },
+        ttl,
+      );
+    }
+  }
+
+  private async resolveDns(now: number): Promise<void> {
+    if (this.config.manager.dns.length === 0 || now - this.lastDns < 10_000) return;
+    this.lastDns = now;
+    const found: string[] = [];
+    for (const entry of this.config.manager.dns) {
+      const [name, port] = entry.split(':');
+      if (!name || !port) continue;
+      try {
+        for (const a of await lookup(name, { all: true })) {
+          const host = a.family === 6 ? `[${a.address}]` : a.address;
+          found.push(normalizeEndpoint(`ws://${host}:${port}/ws`));
+        }
+      } catch (err) {
+        this.logger.debug({ err, name }, 'DNS discovery lookup failed');
+      }
+    }
+    this.dnsEndpoints = found;
+  }
+
+  private async dial(endpoint: string): Promise<string | undefined> {
+    if (this.dialing.has(endpoint)) return undefined;
+    this.dialing.add(endpoint);
+    try {
+      const connection = await this.workerInterface.connect(endpoint);
+      const hello = connection.hello;
+      const port = Number(new URL(endpoint).port) || 80;
+      const worker = await this.registry.registerWorker({
+        workerId: hello.workerId,
+        workerType: hello.workerType,
+        endpoint,
+        port,
+        capabilities: hello.capabilities,
+        maxConcurrency: hello.maxConcurrency,
+        version: hello.version,
+        info: hello.info ?? {},
+        ownerId: this.id,
+      });
+      const previousId = this.endpointWorker.get(endpoint);
+      if (previousId && previousId !== hello.workerId && !this.dispatcher.isConnected(previousId)) {
+        // A restarted process announces a new id on the same endpoint; the old record describes a dead process.
+        await this.registry.unregisterWorker(previousId);
+        await this.directory.remove(previousId).catch(() => undefined);
+      }
+      this.endpointWorker.set(endpoint, hello.workerId);
+      this.backoff.delete(endpoint);
+      this.dispatcher.attach(worker, connection);
+      this.logger.info(
+        { workerId: hello.workerId, workerType: hello.workerType, endpoint },
+        'worker connected',
+      );
+      return hello.workerId;
+    } catch (err) {
+      const now = this.clock.now();
+      const prev = this.backoff.get(endpoint);
+      const delay = Math.min(10_000, prev ? prev.delay * 2 : 250);
+      this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
+      await this.directory.release(endpoint, this.id).catch(() => undefined);
+      const e = err as FleetError;
+      const level = e.code === 'unauthorized' || e.code === 'protocol_mismatch' ? 'error' : 'debug';
+      this.logger[level](
+        { endpoint, code: e.code, retryInMs: delay },
+        `cannot connect to worker: ${e.message}`,
+      );
+      throw err;
+    } finally {
+      this.dialing.delete(endpoint);
+    }
+  }
+}
+
+function recordToView(r: WorkerRecord): WorkerStatusView {
+  const m = r.metrics ?? {};
+  return {
+    workerId: r.workerId,
+    workerType: r.workerType,
+    endpoint: r.endpoint,
+    port: r.port,
+    status: r.status,
+    capabilities: r.capabilities,
+    currentLoad: r.currentLoad,
+    lastHeartbeat: new Date(r.lastHeartbeat),
+    maxConcurrency: r.maxConcurrency,
+    inFlight: r.inFlight,
+    draining: false,
+    version: r.version ?? '',
+    info: r.info ?? {},
+    ...(r.ownerId ? { ownerId: r.ownerId } : {}),
+    metrics: {
+      workerId: r.workerId,
+      workerType: r.workerType,
+      taskCount: m.taskCount ?? 0,
+      averageResponseTime: m.averageResponseTime ?? 0,
+      successRate: m.successRate ?? 1,
+      errorCount: m.errorCount ?? 0,
+      cpuUsage: m.cpuUsage ?? 0,
+      memoryUsage: m.memoryUsage ?? 0,
+      diskUsage: m.diskUsage ?? 0,
+      connectionCount: 1,
+      uptime: m.uptime ?? 0,
+      lastHealthCheck: null,
+    },
+  };
+}
