@@ -1,0 +1,251 @@
+/**
+ * `python-execution`: runs code in a sandboxed interpreter. Without a sessionId the run is one-shot (a
+ * fresh interpreter, destroyed after); with one, the session's interpreter keeps its variables.
+ *
+ * Error model: a Python exception (including SyntaxError) is an *outcome*, not a task failure: the result
+ * has `ok: false` and `error { type, message, traceback, line?, column? }` next to stdout, stderr, figures
+ * and files. Pass `failOnError: true` to turn it into a task error (`python_error` / `syntax_error`, with
+ * the same output in `details`). Task errors are reserved for the sandbox stopping the code: `timeout`,
+ * `cancelled`, `oom_killed`, `process_limit`, `file_too_large`, `workspace_full`, and the session errors.
+ */
+import { z } from 'zod';
+import { FleetError, type ErrorCode } from '../../../protocol/errors.js';
+import type { Artifact, TaskContext, TaskHandler, TaskOutput } from '../../common/worker-kind.js';
+import type { ExecOutcome, Sandbox } from '../sandbox.js';
+import { bump, withSession, type SandboxServices } from '../services.js';
+import type { EndReason, Session } from '../sessions.js';
+import { directorySize, readFileSafe, resolveWorkspacePath } from '../workspace.js';
+import { snapshotFiles, diffSnapshots, contentTypeFor } from './files-util.js';
+
+export const PythonExecutionPayloadSchema = z
+  .object({
+    code: z.string().max(2_000_000).optional(),
+    /** Shorter than the task's own timeout, never longer. */
+    timeoutMs: z.number().int().positive().optional(),
+    failOnError: z.boolean().default(false),
+    /** Return open matplotlib figures as PNG artifacts. */
+    figures: z.boolean().default(true),
+    /** Workspace files to return as artifacts after the run. */
+    collect: z.array(z.string().min(1).max(4096)).max(20).optional(),
+    /** Fail with session_not_found instead of creating the session. */
+    requireSession: z.boolean().default(false),
+    /** Start over after the session expired or was killed. */
+    resetSession: z.boolean().default(false),
+    /** End the session after this run (or, without code, just end it). */
+    closeSession: z.boolean().default(false),
+  })
+  .strict()
+  .refine((p) => p.code !== undefined || p.closeSession, {
+    message: 'code is required (unless closeSession is true)',
+    path: ['code'],
+  });
+
+export type PythonExecutionPayload = z.infer<typeof PythonExecutionPayloadSchema>;
+
+export function createPythonExecutionHandler(services: SandboxServices): TaskHandler<PythonExecutionPayload> {
+  return {
+    capability: 'python-execution',
+    description:
+      'Runs Python 3 code in an isolated sandbox (one-shot, or stateful with a sessionId); streams stdout/stderr and returns the last expression value, output, figures as PNG and written files.',
+    payloadSchema: PythonExecutionPayloadSchema,
+    async run(payload, ctx) {
+      services.runtime.requireChain();
+      if (payload.code === undefined) {
+        const sessionId = ctx.sessionId;
+        if (!sessionId)
+          throw new FleetError('invalid_payload', 'closeSession without code needs a sessionId');
+        const closed = await services.sessions.close(sessionId);
+        if (!closed)
+          throw new FleetError('session_not_found', `no session "${sessionId}"`, { details: { sessionId } });
+        return { output: { closed: true, sessionId } };
+      }
+      const code = payload.code;
+      if (!ctx.sessionId) {
+        const sandbox = await services.runtime.acquire();
+        try {
+          return await runCode(services, sandbox, undefined, code, payload, ctx);
+        } finally {
+          await services.runtime.destroy(sandbox);
+        }
+      }
+      const sessionId = ctx.sessionId;
+      const result = await withSession(
+        services,
+        sessionId,
+        { create: !payload.requireSession, reset: payload.resetSession },
+        (session) => runCode(services, session.sandbox, session, code, payload, ctx),
+      );
+      if (payload.closeSession) await services.sessions.close(sessionId);
+      return result;
+    },
+  };
+}
+
+async function runCode(
+  services: SandboxServices,
+  sandbox: Sandbox,
+  session: Session | undefined,
+  code: string,
+  payload: PythonExecutionPayload,
+  ctx: TaskContext,
+): Promise<TaskOutput> {
+  const { limits, options } = services;
+  const now = Date.now();
+  const deadline = Math.min(
+    ctx.deadline,
+    payload.timeoutMs ? now + payload.timeoutMs : Number.POSITIVE_INFINITY,
+  );
+  const budget = Math.max(1, deadline - now);
+  // Leave room before the runtime's deadline: KeyboardInterrupt first, then the kill, then the answer.
+  const grace = Math.min(options.interrupt_grace, Math.floor(budget * 0.25));
+  const hardAt = deadline - Math.min(100, Math.floor(budget * 0.05));
+  const softAt = Math.max(now, hardAt - grace);
+  const before = await snapshotFiles(sandbox.dirs.workDir);
+  let usageCheck = 0;
+  let overQuota = false;
+  let checking = false;
+  const outcome = await sandbox.exec(code, {
+    softAt,
+    hardAt,
+    signal: ctx.signal,
+    interruptGraceMs: options.interrupt_grace,
+    figures: payload.figures,
+    onOutput: (stream, data) => ctx.progress({ log: { stream, data } }),
+    watchdog: () => {
+      // The size walk is async; the watchdog polls its last answer.
+      if (!checking && Date.now() - usageCheck > 500) {
+        checking = true;
+        usageCheck = Date.now();
+        void directorySize(sandbox.dirs.workDir, limits.workspaceBytes + 1).then((size) => {
+          overQuota = size > limits.workspaceBytes;
+          checking = false;
+        });
+      }
+      return overQuota ? 'workspace_full' : undefined;
+    },
+  });
+  if (session) session.runs++;
+  const after = await snapshotFiles(sandbox.dirs.workDir);
+  const files = diffSnapshots(before, after);
+  const usage = await directorySize(sandbox.dirs.workDir, limits.workspaceBytes + 1);
+  const common = {
+    stdout: outcome.stdout,
+    stderr: outcome.stderr,
+    truncated: outcome.truncated,
+    durationMs: outcome.durationMs,
+    exitStatus: outcome.exitStatus,
+    ...(session ? { sessionId: session.id } : {}),
+  };
+
+  const failure = classify(outcome, usage > limits.workspaceBytes, limits);
+  if (failure) {
+    bump(services.counters.executions, failure.code);
+    const sessionSurvived = outcome.status === 'done' && sandbox.alive;
+    if (outcome.status === 'killed') bump(services.counters.kills, outcome.killReason ?? 'died');
+    if (session && !sessionSurvived) await services.sessions.kill(session, endReason(failure.code));
+    throw new FleetError(failure.code, failure.message, {
+      details: {
+        ...common,
+        ...(outcome.error ? { error: outcome.error } : {}),
+        sessionSurvived,
+        files,
+        workspaceBytes: usage,
+      },
+    });
+  }
+
+  const artifacts: Artifact[] = outcome.figures.map((f) => ({
+    name: f.name,
+    contentType: 'image/png',
+    data: f.data,
+  }));
+  for (const rel of payload.collect ?? []) {
+    const resolved = await resolveWorkspacePath(sandbox.dirs.workDir, rel, 'collect');
+    const data = await readFileSafe(resolved.host, resolved.rel, limits.maxTransferBytes);
+    artifacts.push({
+      name: resolved.rel.split('/').pop() || 'file',
+      contentType: contentTypeFor(resolved.rel),
+      data,
+    });
+  }
+  if (!outcome.ok && payload.failOnError) {
+    const code: ErrorCode = outcome.syntax ? 'syntax_error' : 'python_error';
+    bump(services.counters.executions, code);
+    throw new FleetError(
+      code,
+      `${outcome.error?.type ?? 'Error'}: ${outcome.error?.message ?? ''}`.slice(0, 2000),
+      {
+        details: { ...common, error: outcome.error, files, sessionSurvived: true },
+      },
+    );
+  }
+  bump(services.counters.executions, outcome.ok ? 'ok' : outcome.syntax ? 'syntax_error' : 'python_error');
+  return {
+    output: {
+      ok: outcome.ok,
+      ...common,
+      ...(outcome.value !== undefined ? { value: outcome.value, valueType: outcome.valueType } : {}),
+      ...(outcome.error ? { error: outcome.error } : {}),
+      figures: outcome.figures.map((f) => f.name),
+      files,
+      ...(outcome.reaped > 0 ? { killedProcesses: outcome.reaped } : {}),
+    },
+    artifacts,
+  };
+}
+
+function classify(
+  outcome: ExecOutcome,
+  overQuota: boolean,
+  limits: SandboxServices['limits'],
+): { code: ErrorCode; message: string } | undefined {
+  const memory = `${Math.round(limits.memoryBytes / 1024 / 1024)} MB`;
+  if (outcome.killReason === 'workspace_full' || overQuota) {
+    return {
+      code: 'workspace_full',
+      message: `the workspace went over its ${Math.round(limits.workspaceBytes / 1024 / 1024)} MB limit; delete files to continue`,
+    };
+  }
+  if (outcome.cgroup.oomKills > 0 || outcome.killReason === 'oom' || outcome.error?.type === 'MemoryError') {
+    return {
+      code: 'oom_killed',
+      message: `the code used more than its ${memory} memory limit and was killed`,
+    };
+  }
+  if (outcome.killReason === 'timeout' || outcome.killReason === 'cpu_limit') {
+    return {
+      code: 'timeout',
+      message:
+        outcome.status === 'done'
+          ? 'the code ran past its deadline and was interrupted (KeyboardInterrupt); the session survives'
+          : 'the code ran past its deadline and ignored the interrupt; its process tree was killed',
+    };
+  }
+  if (outcome.killReason === 'cancelled') return { code: 'cancelled', message: 'the run was cancelled' };
+  if (
+    outcome.cgroup.pidsMaxHits > 0 ||
+    (outcome.error?.type === 'BlockingIOError' && outcome.error.errno === 11)
+  ) {
+    return {
+      code: 'process_limit',
+      message: `the code hit the limit of ${limits.maxProcesses} processes; extra processes were killed`,
+    };
+  }
+  if (outcome.error?.errno === 27) {
+    return {
+      code: 'file_too_large',
+      message: `the code wrote a file over the ${Math.round(limits.maxFileBytes / 1024 / 1024)} MB file size limit`,
+    };
+  }
+  if (outcome.status === 'killed') {
+    return { code: 'handler_error', message: 'the interpreter died during the run' };
+  }
+  return undefined;
+}
+
+function endReason(code: ErrorCode): EndReason {
+  if (code === 'timeout' || code === 'cancelled') return 'killed: timeout';
+  if (code === 'oom_killed') return 'killed: oom';
+  if (code === 'process_limit') return 'killed: process limit';
+  return 'killed: died';
+}

@@ -1,0 +1,436 @@
+/**
+ * The interpreter-side half of a sandbox, written to a read-only file at start and run by Debian's
+ * python3 inside the chain. It speaks JSON lines: commands on fd 3, events on fd 4. User code keeps the
+ * real fd 1/2 (so subprocess output streams too); after each run the runner writes a per-run marker on
+ * both, which tells the worker that everything printed by that run has arrived.
+ *
+ * The runner is not a security boundary: user code runs in its process and can forge events. It can only
+ * lie about its own results; the walls are the namespaces, cgroups, rlimits and seccomp around it.
+ * Kept as a TypeScript string so `tsc` ships it in dist/ with no copy step.
+ */
+export const RUNNER_SOURCE = String.raw`
+import ast, base64, builtins, importlib, io, json, linecache, os, queue, signal, sys, threading, time, traceback
+
+CTRL_IN, CTRL_OUT = 3, 4
+_cfg = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+_lock = threading.Lock()
+_commands = queue.Queue()
+_state = {"running": None, "cells": 0}
+_main_ident = threading.main_thread().ident
+_runner_pid = os.getpid()
+REPR_LIMIT = 64 * 1024
+FIG_LIMIT = 8 * 1024 * 1024
+
+for _p in reversed(_cfg.get("paths", [])):
+    sys.path.insert(0, _p)
+if _cfg.get("cwd"):
+    os.chdir(_cfg["cwd"])
+
+sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True)
+sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True)
+sys.stdin = io.StringIO("")
+
+
+def _send(obj):
+    if os.getpid() != _runner_pid:
+        # A child forked by user code inherited the runner; it must never answer for it.
+        os._exit(0)
+    data = (json.dumps(obj, default=str) + "\n").encode()
+    with _lock:
+        view = memoryview(data)
+        while view:
+            n = os.write(CTRL_OUT, view)
+            view = view[n:]
+
+
+def _reader():
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(CTRL_IN, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            os._exit(0)
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                continue
+            if cmd.get("op") == "interrupt":
+                if _state["running"] is not None and _state["running"] == cmd.get("id"):
+                    # Aimed at the main thread so a blocking call there (sleep, read) returns EINTR.
+                    signal.pthread_kill(_main_ident, signal.SIGINT)
+            else:
+                _commands.put(cmd)
+
+
+def _repr(value):
+    try:
+        text = repr(value)
+    except BaseException as e:
+        text = "<unrepresentable %s: %s>" % (type(value).__name__, e)
+    if len(text) > REPR_LIMIT:
+        text = text[:REPR_LIMIT] + "... [repr truncated]"
+    return text
+
+
+def _user_tb(tb):
+    first = tb
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
+        tb = tb.tb_next
+    return tb if tb is not None else first
+
+
+def _exc_info(e):
+    info = {"type": type(e).__name__, "message": str(e)[:REPR_LIMIT]}
+    try:
+        info["traceback"] = "".join(traceback.format_exception(type(e), e, _user_tb(e.__traceback__)))[-REPR_LIMIT:]
+    except BaseException:
+        info["traceback"] = info["type"] + ": " + info["message"]
+    if isinstance(e, OSError) and e.errno is not None:
+        info["errno"] = e.errno
+    return info
+
+
+def _syntax_info(e):
+    return {
+        "type": type(e).__name__,
+        "message": str(e.msg if hasattr(e, "msg") else e),
+        "line": getattr(e, "lineno", None),
+        "column": getattr(e, "offset", None),
+        "endLine": getattr(e, "end_lineno", None),
+        "endColumn": getattr(e, "end_offset", None),
+        "text": (getattr(e, "text", None) or "")[:1000],
+        "traceback": "".join(traceback.format_exception_only(type(e), e))[-REPR_LIMIT:],
+    }
+
+
+def _figures():
+    plt = sys.modules.get("matplotlib.pyplot")
+    out = []
+    if plt is None:
+        return out
+    total = 0
+    try:
+        for num in plt.get_fignums():
+            fig = plt.figure(num)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100)
+            data = buf.getvalue()
+            total += len(data)
+            if total > FIG_LIMIT:
+                break
+            out.append({"name": "figure-%d.png" % num, "data": base64.b64encode(data).decode()})
+        plt.close("all")
+    except BaseException as e:
+        out.append({"error": "%s: %s" % (type(e).__name__, e)})
+    return out
+
+
+def _reap():
+    if not _cfg.get("reap"):
+        return 0
+    me = os.getpid()
+    killed = 0
+    for _ in range(100):
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        pids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) not in (1, me):
+                try:
+                    with open("/proc/%s/stat" % name) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            continue
+                except OSError:
+                    continue
+                pids.append(int(name))
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        time.sleep(0.002)
+    return killed
+
+
+_ns = {"__name__": "__main__", "__builtins__": builtins}
+
+
+def _exec(cmd):
+    _state["cells"] += 1
+    name = "<cell-%d>" % _state["cells"]
+    code = cmd.get("code", "")
+    result = {"t": "done", "id": cmd["id"], "ok": True, "exitStatus": 0}
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    try:
+        tree = ast.parse(code, name, "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        result.update(ok=False, exitStatus=1, error=_syntax_info(e) if isinstance(e, SyntaxError) else _exc_info(e), syntax=isinstance(e, SyntaxError))
+        return result
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    importlib.invalidate_caches()
+    _state["running"] = cmd["id"]
+    try:
+        exec(compile(tree, name, "exec"), _ns)
+        if last is not None:
+            value = eval(compile(last, name, "eval"), _ns)
+            if value is not None:
+                _ns["_"] = value
+                result["value"] = _repr(value)
+                result["valueType"] = type(value).__name__
+    except KeyboardInterrupt as e:
+        result.update(ok=False, exitStatus=130, interrupted=True, error=_exc_info(e))
+    except SystemExit as e:
+        code_ = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        result.update(ok=code_ == 0, exitStatus=code_)
+        if code_ != 0:
+            result["error"] = _exc_info(e)
+    except BaseException as e:
+        result.update(ok=False, exitStatus=1, error=_exc_info(e))
+    finally:
+        _state["running"] = None
+    return result
+
+
+def _finish(cmd, result):
+    if os.getpid() != _runner_pid:
+        os._exit(0)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    if cmd.get("figures", True):
+        result["figures"] = _figures()
+    result["reaped"] = _reap()
+    marker = ("\x00FLEET-END:%s\x00" % cmd.get("nonce", "")).encode()
+    for fd in (1, 2):
+        try:
+            os.write(fd, marker)
+        except OSError:
+            pass
+    _send(result)
+
+
+def _dotted(node):
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+_RULES = [
+    ("eval", "high", "eval() runs arbitrary code"),
+    ("exec", "high", "exec() runs arbitrary code"),
+    ("compile", "medium", "compile() builds code objects from strings"),
+    ("__import__", "medium", "dynamic import"),
+    ("os.system", "high", "runs a shell command"),
+    ("os.popen", "high", "runs a shell command"),
+    ("os.exec", "high", "replaces the process with another program"),
+    ("os.spawn", "high", "starts another program"),
+    ("os.fork", "medium", "forks the process"),
+    ("os.kill", "medium", "sends signals to processes"),
+    ("subprocess.", "high", "starts another program"),
+    ("socket.", "medium", "opens network sockets"),
+    ("urllib.request.", "medium", "network access"),
+    ("http.client.", "medium", "network access"),
+    ("requests.", "medium", "network access"),
+    ("ctypes.", "high", "calls native code directly"),
+    ("pickle.load", "medium", "unpickling runs arbitrary code"),
+    ("marshal.load", "medium", "loads code objects"),
+    ("shutil.rmtree", "low", "deletes a directory tree"),
+    ("os.remove", "low", "deletes files"),
+    ("os.unlink", "low", "deletes files"),
+]
+_RISKY_MODULES = {"subprocess", "socket", "ctypes", "pickle", "marshal", "multiprocessing", "pty", "urllib.request", "http.client", "requests"}
+
+
+def _complexity(fn):
+    score = 1
+    stack = list(ast.iter_child_nodes(fn))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.IfExp, ast.ExceptHandler, ast.Assert)):
+            score += 1
+        elif isinstance(node, ast.BoolOp):
+            score += len(node.values) - 1
+        elif isinstance(node, ast.comprehension):
+            score += 1 + len(node.ifs)
+        elif isinstance(node, ast.match_case):
+            score += 1
+        stack.extend(ast.iter_child_nodes(node))
+    return score
+
+
+def _signature(fn):
+    sig = "%s(%s)" % (fn.name, ast.unparse(fn.args))
+    if fn.returns is not None:
+        sig += " -> " + ast.unparse(fn.returns)
+    return ("async " if isinstance(fn, ast.AsyncFunctionDef) else "") + "def " + sig
+
+
+def _fn_info(fn):
+    return {
+        "name": fn.name,
+        "line": fn.lineno,
+        "endLine": getattr(fn, "end_lineno", None),
+        "signature": _signature(fn),
+        "docstring": ast.get_docstring(fn),
+        "async": isinstance(fn, ast.AsyncFunctionDef),
+        "decorators": [ast.unparse(d) for d in fn.decorator_list],
+    }
+
+
+def _analyze(code):
+    out = {"syntaxErrors": [], "imports": [], "functions": [], "classes": [], "variables": [], "complexity": [],
+           "undefinedNames": [], "unusedImports": [], "warnings": [], "security": [], "pyflakes": False, "lines": code.count("\n") + 1}
+    try:
+        tree = ast.parse(code, "<code>", "exec")
+    except SyntaxError as e:
+        out["syntaxErrors"].append(_syntax_info(e))
+        return out
+    except (ValueError, RecursionError, MemoryError) as e:
+        out["syntaxErrors"].append({"type": type(e).__name__, "message": str(e), "line": None, "column": None})
+        return out
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out["imports"].append({"module": a.name, "name": None, "alias": a.asname, "line": node.lineno, "level": 0})
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                if a.name in _RISKY_MODULES:
+                    out["security"].append({"rule": "import:" + a.name, "severity": "info", "line": node.lineno, "column": node.col_offset + 1, "message": "imports " + a.name})
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            for a in node.names:
+                out["imports"].append({"module": mod, "name": a.name, "alias": a.asname, "line": node.lineno, "level": node.level})
+                aliases[a.asname or a.name] = (mod + "." + a.name) if mod else a.name
+            if mod in _RISKY_MODULES:
+                out["security"].append({"rule": "import:" + mod, "severity": "info", "line": node.lineno, "column": node.col_offset + 1, "message": "imports from " + mod})
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out["functions"].append(_fn_info(node))
+        elif isinstance(node, ast.ClassDef):
+            out["classes"].append({
+                "name": node.name, "line": node.lineno, "endLine": getattr(node, "end_lineno", None),
+                "bases": [ast.unparse(b) for b in node.bases], "docstring": ast.get_docstring(node),
+                "decorators": [ast.unparse(d) for d in node.decorator_list],
+                "methods": [_fn_info(m) for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))],
+            })
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        out["variables"].append({"name": n.id, "line": node.lineno})
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                qual = prefix + child.name
+                out["complexity"].append({"name": qual, "line": child.lineno, "complexity": _complexity(child)})
+                visit(child, qual + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            else:
+                visit(child, prefix)
+    visit(tree, "")
+
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func)
+        if name is None:
+            continue
+        head, _, rest = name.partition(".")
+        resolved = aliases.get(head, head) + ("." + rest if rest else "")
+        for prefix, severity, why in _RULES:
+            hit = resolved == prefix or (prefix.endswith(".") and resolved.startswith(prefix)) or (not prefix.endswith(".") and "." in prefix and resolved.startswith(prefix))
+            if hit:
+                out["security"].append({"rule": prefix.rstrip("."), "severity": severity, "line": node.lineno, "column": node.col_offset + 1, "call": resolved, "message": why})
+                break
+
+    try:
+        from pyflakes import checker, messages
+        out["pyflakes"] = True
+        w = checker.Checker(tree, filename="<code>")
+        for m in sorted(w.messages, key=lambda m: (m.lineno, getattr(m, "col", 0))):
+            entry = {"line": m.lineno, "column": getattr(m, "col", 0) + 1, "message": m.message % m.message_args}
+            if isinstance(m, messages.UndefinedName):
+                entry["name"] = m.message_args[0]
+                out["undefinedNames"].append(entry)
+            elif isinstance(m, messages.UnusedImport):
+                entry["name"] = m.message_args[0]
+                out["unusedImports"].append(entry)
+            else:
+                entry["kind"] = type(m).__name__
+                out["warnings"].append(entry)
+    except ImportError:
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        for imp in out["imports"]:
+            bound = imp["alias"] or (imp["name"] if imp["name"] else imp["module"].split(".")[0])
+            if bound != "*" and bound not in used:
+                out["unusedImports"].append({"name": bound, "line": imp["line"], "column": 1, "message": "%r imported but unused" % bound})
+    return out
+
+
+def _main():
+    for mod in _cfg.get("preload", []):
+        try:
+            __import__(mod)
+        except BaseException:
+            pass
+    threading.Thread(target=_reader, daemon=True).start()
+    _send({"t": "ready", "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
+    pending = None
+    while True:
+        try:
+            pending = None
+            cmd = _commands.get()
+            op = cmd.get("op")
+            if op == "exec":
+                pending = cmd
+                _finish(cmd, _exec(cmd))
+                pending = None
+            elif op == "analyze":
+                try:
+                    res = _analyze(cmd.get("code", ""))
+                except RecursionError as e:
+                    res = {"syntaxErrors": [{"type": "RecursionError", "message": "code nested too deeply to analyze", "line": None, "column": None}]}
+                _send({"t": "analysis", "id": cmd.get("id"), "result": res})
+            elif op == "ping":
+                _send({"t": "pong", "id": cmd.get("id")})
+        except KeyboardInterrupt:
+            # An interrupt that landed between the user code and the reply: still answer the run.
+            if pending is not None:
+                _finish(pending, {"t": "done", "id": pending["id"], "ok": False, "exitStatus": 130, "interrupted": True,
+                                  "error": {"type": "KeyboardInterrupt", "message": "", "traceback": "KeyboardInterrupt"}})
+            continue
+
+
+_main()
+`;

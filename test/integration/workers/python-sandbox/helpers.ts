@@ -1,0 +1,64 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- task outputs are JSON the tests inspect field by field */
+/** Starts the python-sandbox kind behind the real worker runtime, with a private workspace. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import {
+  connectFakeManager,
+  startWorker,
+  type FakeManager,
+  type TaskAnswer,
+} from '../../../helpers/fake-manager.js';
+import { workerSection, WORKER_DEFAULTS } from '../../../../src/config/schema.js';
+import { createPythonSandboxKind } from '../../../../src/workers/python-sandbox/index.js';
+import type { TaskErrorMessage, TaskResult } from '../../../../src/protocol/messages.js';
+
+export interface Harness {
+  fm: FakeManager;
+  baseUrl: string;
+  workspace: string;
+  stop(): Promise<void>;
+}
+
+export async function startPythonWorker(sandbox: Record<string, unknown> = {}): Promise<Harness> {
+  const workspace = mkdtempSync(join(tmpdir(), 'fleet-py-test-'));
+  const config = workerSection(WORKER_DEFAULTS.python_sandbox).parse({
+    port: 0,
+    workspace,
+    sandbox: { pool_size: 2, ...sandbox },
+  });
+  const kind = createPythonSandboxKind(config);
+  const started = await startWorker(kind, { port: 0, workspace, sandbox: { pool_size: 2, ...sandbox } });
+  const fm = await connectFakeManager(started.endpoint);
+  return {
+    fm,
+    baseUrl: started.baseUrl,
+    workspace,
+    async stop() {
+      await fm.close().catch(() => undefined);
+      await started.stop();
+      rmSync(workspace, { recursive: true, force: true });
+    },
+  };
+}
+
+export function ok(answer: TaskAnswer): Record<string, any> {
+  if (answer.type !== 'task.result')
+    throw new Error(`expected a result, got ${JSON.stringify(answer.error)}`);
+  return (answer).output as Record<string, any>;
+}
+
+export function fail(answer: TaskAnswer, code: string): TaskErrorMessage['error'] {
+  if (answer.type !== 'task.error')
+    throw new Error(
+      `expected ${code}, got a result: ${JSON.stringify((answer).output).slice(0, 500)}`,
+    );
+  expect(answer.error.code, JSON.stringify(answer.error).slice(0, 1000)).toBe(code);
+  return answer.error;
+}
+
+let n = 0;
+export function sid(prefix = 's'): string {
+  return `${prefix}-${process.pid}-${++n}`;
+}
