@@ -157,6 +157,8 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
     b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
     b.push('--ro-bind', spec.runnerPath, SANDBOX_RUNNER);
     for (const [host, inside] of spec.roBinds ?? []) b.push('--ro-bind', host, inside);
+    // The root bwrap builds is a writable tmpfs; freeze it so only /workspace and /tmp take writes.
+    b.push('--remount-ro', '/');
     b.push('--chdir', SANDBOX_WORKSPACE, '--clearenv');
     for (const [k, v] of Object.entries(sandboxEnv(config.level, spec))) b.push('--setenv', k, v);
     if (config.seccomp) {

@@ -12,7 +12,7 @@ import {
 } from '../../../helpers/fake-manager.js';
 import { workerSection, WORKER_DEFAULTS } from '../../../../src/config/schema.js';
 import { createPythonSandboxKind } from '../../../../src/workers/python-sandbox/index.js';
-import type { TaskErrorMessage, TaskResult } from '../../../../src/protocol/messages.js';
+import type { TaskErrorMessage } from '../../../../src/protocol/messages.js';
 
 export interface Harness {
   fm: FakeManager;
@@ -46,14 +46,12 @@ export async function startPythonWorker(sandbox: Record<string, unknown> = {}): 
 export function ok(answer: TaskAnswer): Record<string, any> {
   if (answer.type !== 'task.result')
     throw new Error(`expected a result, got ${JSON.stringify(answer.error)}`);
-  return (answer).output as Record<string, any>;
+  return answer.output as Record<string, any>;
 }
 
 export function fail(answer: TaskAnswer, code: string): TaskErrorMessage['error'] {
   if (answer.type !== 'task.error')
-    throw new Error(
-      `expected ${code}, got a result: ${JSON.stringify((answer).output).slice(0, 500)}`,
-    );
+    throw new Error(`expected ${code}, got a result: ${JSON.stringify(answer.output).slice(0, 500)}`);
   expect(answer.error.code, JSON.stringify(answer.error).slice(0, 1000)).toBe(code);
   return answer.error;
 }
