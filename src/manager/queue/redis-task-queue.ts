@@ -76,6 +76,8 @@ interface Held {
   queue: string;
   jobId: string;
   token: string;
+  /** Kept so finishing the job needs no extra round trip to load it. */
+  job: Job;
 }
 
 interface EventMessage {
@@ -244,7 +246,8 @@ export class RedisTaskQueue implements TaskQueue {
     if (capabilities.length === 0) return undefined;
     return this.guard('claim', async () => {
       const now = this.now();
-      await this.promoteDue(now);
+      // With the real clock BullMQ promotes due retries itself; only an injected clock can run ahead of it.
+      if (this.options.now) await this.promoteDue(now);
       const served = new Set(capabilities);
       const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))];
       for (const queueName of await this.rankQueues(queueNames)) {
@@ -595,7 +598,7 @@ export class RedisTaskQueue implements TaskQueue {
       t.attempts.push({ attempt: t.attempt, workerId, leaseToken: token, startedAt: now });
       const result = await this.commit(t, stored, { event: 'claimed' });
       if (result.kind !== 'ok') continue;
-      this.held.set(taskId, { queue: queueName, jobId: job.id ?? '', token });
+      this.held.set(taskId, { queue: queueName, jobId: job.id ?? '', token, job });
       return { kind: 'claimed', task: t };
     }
     await job.moveToWait(token).catch(() => undefined);
@@ -755,9 +758,14 @@ export class RedisTaskQueue implements TaskQueue {
     token: string,
     how: 'completed' | 'failed',
   ): Promise<void> {
+    const held = this.held.get(taskId);
     this.held.delete(taskId);
-    const queue = this.bullQueue(this.queueName(capability));
-    const job = await Job.fromId(queue, jobIdFor(taskId)).catch(() => undefined);
+    const job =
+      held?.token === token
+        ? held.job
+        : await Job.fromId(this.bullQueue(this.queueName(capability)), jobIdFor(taskId)).catch(
+            () => undefined,
+          );
     if (job) await this.finishBullJob(job, token, how);
   }
 
