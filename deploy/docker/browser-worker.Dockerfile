@@ -2,12 +2,14 @@
 # browser-worker: a pool of Debian Chromium processes driven by playwright-core, port 3003.
 # Build from the repository root:  docker build -f deploy/docker/browser-worker.Dockerfile -t fleet-browser-worker .
 #
-# Rendering defaults to the spec's CPU-only flags (no GPU on a usual Linux server). For a host with a
-# GPU, build or run with the spec's GPU flags and the EGL drivers:
+# Rendering: the spec's CPU-only Chromium flags, for the usual Linux server without a GPU. The worker's
+# defaults (browser_config.software_rendering + cpu_optimized) resolve to that list, and CHROME_FLAGS
+# carries it too, as in the spec's Dockerfile. For a GPU host, build with the EGL/Mesa drivers and the
+# spec's GPU flags:
 #   docker build -f deploy/docker/browser-worker.Dockerfile --build-arg GPU_DRIVERS=true \
 #     --build-arg CHROME_FLAGS="--use-gl=angle --use-angle=gl-egl --enable-gpu-rasterization --ignore-gpu-blocklist" .
-# or keep one image and set CHROME_FLAGS / BROWSER_SOFTWARE_RENDERING=false at run time
-# (deploy/compose.gpu.yaml, deploy/k8s/overlays/gpu).
+# and run it with browser_config.performance_mode: gpu (deploy/fleet.browser-gpu.yaml) and the GPU
+# device: deploy/compose.gpu.yaml, deploy/k8s/overlays/gpu.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -20,11 +22,13 @@ RUN npm run build && npm prune --omit=dev
 
 FROM ${NODE_IMAGE}
 ARG GPU_DRIVERS=false
-# Debian's chromium (a distribution package with security updates; no vendor apt repository) and fonts
-# for Latin, CJK and emoji pages, so screenshots and PDFs do not show empty boxes.
+# Debian's chromium (a distribution package with security updates; no vendor apt repository), with its
+# headless shell, which the worker launches by default (faster to start, half the memory; point
+# BROWSER_EXECUTABLE_PATH at /usr/bin/chromium for the full browser), and fonts for Latin, CJK and
+# emoji pages, so screenshots and PDFs do not show empty boxes.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        tini ca-certificates chromium \
+        tini ca-certificates chromium chromium-headless-shell \
         fonts-liberation fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
     && if [ "$GPU_DRIVERS" = "true" ]; then \
         apt-get install -y --no-install-recommends libegl1 libgles2 libgl1-mesa-dri mesa-vulkan-drivers; \
@@ -34,7 +38,7 @@ ARG CHROME_FLAGS="--disable-gpu --disable-software-rasterizer --disable-dev-shm-
 WORKDIR /app
 ENV NODE_ENV=production \
     CHROME_FLAGS=${CHROME_FLAGS} \
-    BROWSER_EXECUTABLE_PATH=/usr/bin/chromium \
+    BROWSER_EXECUTABLE_PATH=/usr/lib/chromium/chromium-headless-shell \
     BROWSER_POOL_SIZE=3 \
     BROWSER_MEMORY_LIMIT=512 \
     BROWSER_AUTO_RESTART=true \

@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../../src/config/load.js';
 import { ManagerSchema, WORKER_DEFAULTS } from '../../../src/config/schema.js';
+import { parseBrowserOptions } from '../../../src/workers/browser/options.js';
 
 // Parsed YAML has no static type; the assertions below are what check its shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -86,7 +87,8 @@ function bytes(q: string): number {
 }
 
 const yamlFiles = walk(DEPLOY).filter((p) => /\.ya?ml$/.test(p));
-const k8sFiles = walk(K8S).filter((p) => /\.ya?ml$/.test(p));
+// Fleet config files (fleet-*.yaml) feed kustomize's configMapGenerator; they are not Kubernetes objects.
+const k8sFiles = walk(K8S).filter((p) => /\.ya?ml$/.test(p) && !/(^|\/)fleet-[^/]*$/.test(p));
 const baseFiles = readdirSync(K8S)
   .filter((n) => /\.ya?ml$/.test(n) && n !== 'kustomization.yaml')
   .map((n) => join(K8S, n));
@@ -157,14 +159,27 @@ describe('deploy/k8s', () => {
     const overlayDir = join(K8S, 'overlays/gpu');
     const overlay = loadDocs(join(overlayDir, 'kustomization.yaml'))[0]!;
     for (const r of overlay.resources as string[]) expect(existsSync(resolve(overlayDir, r))).toBe(true);
-    for (const p of overlay.patches as Obj[]) {
-      const patch = loadDocs(join(overlayDir, p.path as string))[0]!;
-      expect(named(patch.kind as string, patch.metadata.name as string)).toBeDefined();
-      const env = (patch.spec.template.spec.containers[0].env as Obj[]).find(
-        (e) => e.name === 'CHROME_FLAGS',
-      );
-      expect(String(env?.value).split(/\s+/)).toEqual(GPU_FLAGS);
+    const generated = new Map<string, string>();
+    for (const gen of overlay.configMapGenerator as Obj[]) {
+      for (const f of gen.files as string[]) {
+        const [key, file] = f.split('=') as [string, string];
+        // kustomize only reads files inside the overlay (its default load restrictor).
+        expect(resolve(overlayDir, file).startsWith(overlayDir + '/'), f).toBe(true);
+        generated.set(`${gen.name}/${key}`, readFileSync(join(overlayDir, file), 'utf8'));
+      }
     }
+    const [p] = overlay.patches as Obj[];
+    const patch = loadDocs(join(overlayDir, p!.path as string))[0]!;
+    expect(named(patch.kind as string, patch.metadata.name as string)).toBeDefined();
+    const pod = patch.spec.template.spec as Obj;
+    const env = new Map((pod.containers[0].env as Obj[]).map((e) => [e.name as string, e.value as string]));
+    expect(env.get('CHROME_FLAGS')?.split(/\s+/)).toEqual(GPU_FLAGS);
+    const mount = (pod.containers[0].volumeMounts as Obj[])[0]!;
+    expect(env.get('FLEET_CONFIG')).toBe(`${mount.mountPath}/fleet.yaml`);
+    const volume = (pod.volumes as Obj[]).find((v) => v.name === mount.name)!;
+    const gpuConfig = generated.get(`${volume.configMap.name}/fleet.yaml`);
+    expect(gpuConfig).toBeDefined();
+    expectGpuBrowserConfig(gpuConfig!);
   });
 
   it('a Deployment for the managers and for each worker type, with the spec ports', () => {
@@ -235,7 +250,7 @@ describe('deploy/k8s', () => {
     for (const name of WORKER_NAMES) {
       const d = deploymentFor(name);
       const c = d.spec.template.spec.containers[0] as Obj;
-      expect(c.args).toEqual(['worker', name, '--manager', MANAGER_URL]);
+      expect(c.args).toEqual(['worker', name, '--manager', MANAGER_URL, '--advertise-host', '$(POD_IP)']);
       const headless = byKind('Service').find(
         (s) => s.spec.clusterIP === 'None' && labelsMatch(s.spec.selector, d.spec.template.metadata.labels),
       );
@@ -243,7 +258,7 @@ describe('deploy/k8s', () => {
       expect(config.manager.dns).toContain(`${headless!.metadata.name}:${WORKERS[name]}`);
       const env = new Map((c.env as Obj[]).map((e) => [e.name, e]));
       expect(env.get('FLEET_CONFIG')?.value).toBe('/etc/fleet/fleet.yaml');
-      expect(env.get('FLEET_ADVERTISE_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
+      expect(env.get('POD_IP')?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
       expect(d.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(
         Object.values(WORKER_DEFAULTS).find((w) => w.name === name)!.timeout,
       );
@@ -303,6 +318,10 @@ describe('deploy/k8s', () => {
       const unconfined = pod.securityContext.seccompProfile.type === 'Unconfined';
       expect(unconfined, d.metadata.name).toBe(d.metadata.name === 'python-sandbox');
     }
+    // Pod Security "baseline" rejects Unconfined seccomp/AppArmor and an unmasked /proc.
+    const ns = named('Namespace', 'fleet')!;
+    expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
+    expect(ns.metadata.labels['pod-security.kubernetes.io/warn']).toBe('baseline');
     const py = deploymentFor('python-sandbox').spec.template.spec as Obj;
     expect(py.hostUsers).toBe(false);
     expect(py.containers[0].securityContext.procMount).toBe('Unmasked');
@@ -328,7 +347,7 @@ describe('deploy/compose.yaml', () => {
     for (const name of WORKER_NAMES) {
       const svc = services[name]!;
       expect(svc.ports, name).toEqual([`${WORKERS[name]}:${WORKERS[name]}`]);
-      expect(svc.command, name).toEqual(['worker', name, '--manager', MANAGER_URL]);
+      expect(svc.command, name).toEqual(['worker', name, '--manager', MANAGER_URL, '--advertise-host', name]);
     }
     expect(services['manager-1']!.ports).toEqual([`${MANAGER_PORT}:${MANAGER_PORT}`]);
   });
@@ -394,10 +413,28 @@ describe('deploy/compose.yaml', () => {
     expect(Object.keys(gpu.services as Obj)).toEqual(['browser-worker']);
     const svc = (gpu.services as Obj)['browser-worker'] as Obj;
     expect(String(svc.environment.CHROME_FLAGS).split(/\s+/)).toEqual(GPU_FLAGS);
-    expect(svc.environment.BROWSER_SOFTWARE_RENDERING).toBe('false');
     expect(svc.build.args.GPU_DRIVERS).toBe('true');
+    const [source, target] = (svc.volumes as string[])[0]!.split(':') as [string, string];
+    expect(svc.environment.FLEET_CONFIG).toBe(target);
+    expectGpuBrowserConfig(readFileSync(resolve(DEPLOY, source), 'utf8'));
+  });
+
+  it('without the overlay the browser worker resolves to the spec CPU-only flags', () => {
+    const config = parseConfig(parseYaml(readFileSync(join(DEPLOY, 'fleet.compose.yaml'), 'utf8')));
+    const flags = parseBrowserOptions(config.browser_worker.browser_config).flags;
+    for (const flag of CPU_FLAGS) expect(flags).toContain(flag);
+    for (const flag of GPU_FLAGS) expect(flags).not.toContain(flag);
   });
 });
+
+/** A browser-worker config for GPU hosts: valid, and Chromium gets the GPU flags instead of --disable-gpu. */
+function expectGpuBrowserConfig(text: string): void {
+  const config = parseConfig(parseYaml(text));
+  expect(config.browser_worker.host).toBe('0.0.0.0');
+  const flags = parseBrowserOptions(config.browser_worker.browser_config).flags;
+  for (const flag of GPU_FLAGS) expect(flags).toContain(flag);
+  expect(flags).not.toContain('--disable-gpu');
+}
 
 interface Instruction {
   keyword: string;
@@ -548,9 +585,12 @@ describe('deploy/docker Dockerfiles', () => {
     expect(ins.some((i) => i.keyword === 'ENV' && i.args.includes('CHROME_FLAGS=${CHROME_FLAGS}'))).toBe(
       true,
     );
-    expect(
-      ins.some((i) => i.keyword === 'ENV' && i.args.includes('BROWSER_EXECUTABLE_PATH=/usr/bin/chromium')),
-    ).toBe(true);
+    expect(install).toMatch(/chromium-headless-shell/);
+    const env = ins
+      .filter((i) => i.keyword === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    expect(env).toContain('BROWSER_EXECUTABLE_PATH=/usr/lib/chromium/chromium-headless-shell');
     expect(text).toContain(GPU_FLAGS.join(' '));
   });
 
