@@ -146,7 +146,8 @@ export class PageSession {
     }
     this.throwIfViolated();
     if (response) {
-      const blockedReason = (await response.allHeaders().catch(() => ({})))[BLOCKED_HEADER];
+      const headers: Record<string, string> = await response.allHeaders().catch(() => ({}));
+      const blockedReason = headers[BLOCKED_HEADER];
       if (blockedReason) {
         throw new FleetError(
           'url_blocked',

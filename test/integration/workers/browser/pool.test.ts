@@ -1,0 +1,134 @@
+/**
+ * The pool under trouble, on real Chromium: a hung page cut by its deadline while other tasks on the same
+ * browser finish, a browser SIGKILLed mid-task (retryable error, the pool heals), recycling after N tasks without
+ * cutting a task, and no Chromium process left after the pool stops.
+ */
+import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { FleetError } from '../../../../src/protocol/errors.js';
+import type { BrowserKind } from '../../../../src/workers/browser/index.js';
+import { groupMembers, processesMatching } from '../../../../src/workers/browser/process-tree.js';
+import { runTask, startKind } from '../../../fixtures/browser/kind.js';
+import { startTestServer, type TestServer } from '../../../fixtures/browser/test-server.js';
+
+let server: TestServer;
+let kind: BrowserKind | undefined;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+afterEach(async () => {
+  await kind?.stop?.();
+  kind = undefined;
+});
+
+async function waitUntil(check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('browser pool', () => {
+  it('cuts a hung page at its deadline while other tasks on the same browser finish', async () => {
+    kind = await startKind([server.port], { pool_size: 1 });
+    const pid = kind.pool!.pids()[0];
+    const started = Date.now();
+    const hung = runTask(kind, 'screenshot', { url: `${server.origin}/hung.html` }, 3000).then(
+      () => undefined,
+      (err: FleetError) => ({ err, at: Date.now() - started }),
+    );
+    const others = await Promise.all(
+      [1, 2, 3].map(() => runTask(kind!, 'scraping', { url: `${server.origin}/table.html` }, 20_000)),
+    );
+    expect(others.every((r) => (r.output as { status: number }).status === 200)).toBe(true);
+    const cut = await hung;
+    expect(cut?.err.code).toBe('timeout');
+    expect(cut!.at).toBeLessThan(8000);
+    // Closing the context killed the hung renderer: the same browser serves the next task.
+    const after = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
+    expect((after.output as { status: number }).status).toBe(200);
+    expect(kind.pool!.pids()[0]).toBe(pid);
+  });
+
+  it('fails a task with a retryable browser_crashed when its browser is SIGKILLed, and heals', async () => {
+    kind = await startKind([server.port], { pool_size: 1 });
+    const pid = kind.pool!.pids()[0]!;
+    const task = runTask(
+      kind,
+      'screenshot',
+      { url: `${server.origin}/wait.html`, options: { delayMs: 10_000 } },
+      20_000,
+    ).then(
+      () => undefined,
+      (err: FleetError) => err,
+    );
+    await waitUntil(() => kind!.pool!.list()[0]?.activeTasks === 1, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid, 'SIGKILL');
+    const err = await task;
+    expect(err).toBeInstanceOf(FleetError);
+    expect(err!.code).toBe('browser_crashed');
+    expect(err!.retryable).toBe(true);
+    // The manager retries; the pool has relaunched a browser for it.
+    const retry = await runTask(kind, 'screenshot', { url: `${server.origin}/wait.html` });
+    expect(retry.artifacts![0]!.contentType).toBe('image/png');
+    expect(kind.pool!.pids()[0]).not.toBe(pid);
+    expect(kind.pool!.stats.crashes).toBe(1);
+    await waitUntil(async () => (await groupMembers(pid)).length === 0, 5000);
+  });
+
+  it('recycles a browser after N tasks without cutting any task', async () => {
+    kind = await startKind([server.port], { pool_size: 1, max_tasks_per_instance: 3 });
+    const first = kind.pool!.pids()[0]!;
+    const results: unknown[] = [];
+    for (let round = 0; round < 4; round++) {
+      results.push(
+        ...(await Promise.all(
+          [0, 1].map(() =>
+            runTask(kind!, 'scraping', {
+              url: `${server.origin}/wait.html`,
+              options: { delayMs: 200, links: false },
+            }),
+          ),
+        )),
+      );
+    }
+    expect(results).toHaveLength(8);
+    expect(kind.pool!.stats.recycled).toBeGreaterThanOrEqual(2);
+    expect(kind.pool!.pids()).not.toContain(first);
+    await waitUntil(async () => (await groupMembers(first)).length === 0, 5000);
+    // The replacement of the last recycled browser may still be launching; it comes up on its own.
+    await waitUntil(() => kind!.pool!.readyCount() === 1, 15_000);
+  });
+
+  it('leaves no Chromium process and no directory behind after stop', async () => {
+    kind = await startKind([server.port], { pool_size: 3 });
+    const root = kind.pool!.root;
+    const during = await processesMatching(root);
+    expect(during.length).toBeGreaterThanOrEqual(3);
+    await Promise.all(
+      [0, 1, 2, 3].map(() => runTask(kind!, 'screenshot', { url: `${server.origin}/table.html` })),
+    );
+    const info = kind.info!() as { browser: { pool: { instances: Array<{ memoryUsage: number }> } } };
+    expect(info.browser.pool.instances).toHaveLength(3);
+    await kind.stop!();
+    kind = undefined;
+    await waitUntil(async () => (await processesMatching(root)).length === 0, 5000);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('samples PSS per instance and recycles an instance over its memory limit', async () => {
+    kind = await startKind([server.port], { pool_size: 1, memory_limit_mb: 1 });
+    const first = kind.pool!.pids()[0]!;
+    await kind.pool!.cleanupMemory();
+    await waitUntil(() => kind!.pool!.stats.recycled >= 1 && !kind!.pool!.pids().includes(first), 15_000);
+    const pss = kind.pool!.list()[0]?.memoryUsage ?? 0;
+    expect(pss).toBeGreaterThanOrEqual(0);
+    await runTask(kind, 'screenshot', { html: '<p>still fine</p>' });
+  });
+});
