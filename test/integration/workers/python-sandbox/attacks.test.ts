@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- task outputs are JSON the tests inspect field by field */
 /**
  * The attack suite: hostile payloads against the real sandbox. Each is bounded by its task timeout and must
  * be contained and answered with the right code, while the other slots keep serving.
