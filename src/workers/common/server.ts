@@ -52,6 +52,11 @@ export interface WorkerServerOptions {
   announceIntervalMs?: number;
   /** Progress coalescing (flush period, per-task byte cap). */
   progress?: ProgressCoalescerOptions;
+  /**
+   * WebSocket ping period. A manager that vanished without closing its socket (host down, cable cut) misses
+   * a pong and is dropped, which aborts its tasks and frees their slots. 0 turns it off. @default 15_000
+   */
+  pingIntervalMs?: number;
 }
 
 export interface HealthBody {
@@ -87,6 +92,9 @@ export class WorkerServer {
   private startedAt = 0;
   private stopping: Promise<void> | undefined;
   private kindStarted = false;
+  private pinger: NodeJS.Timeout | undefined;
+  /** Sockets that answered the last ping. */
+  private readonly alive = new WeakSet<WebSocket>();
 
   constructor(private readonly options: WorkerServerOptions) {
     const { kind, config } = options;
@@ -130,6 +138,11 @@ export class WorkerServer {
     return `ws://${shown}:${this.port}/ws`;
   }
 
+  /** The fastify instance, for `inject()` in tests of kind routes. */
+  get http(): FastifyInstance {
+    return this.app;
+  }
+
   /** Task slots in use right now. */
   get inFlight(): number {
     return this.runtime.inFlight;
@@ -168,6 +181,7 @@ export class WorkerServer {
       this.boundPort = typeof address === 'object' && address ? address.port : config.port;
       this.startedAt = Date.now();
       this.state = 'started';
+      this.startPinger();
     } catch (err) {
       this.state = 'stopped';
       await this.app.close().catch(() => undefined);
@@ -208,6 +222,7 @@ export class WorkerServer {
     const wasStarted = this.state === 'started';
     this.state = 'stopping';
     this.announcer?.stop();
+    if (this.pinger) clearInterval(this.pinger);
     if (wasStarted) {
       this.runtime.abortAll(new FleetError('cancelled', 'the worker is stopping'));
       const idle = await this.runtime.waitIdle(graceMs);
@@ -309,6 +324,8 @@ export class WorkerServer {
     }
     const authorized = this.checkToken(req.headers.authorization, queryToken);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.alive.add(ws);
+      ws.on('pong', () => this.alive.add(ws));
       if (!authorized) {
         this.rejectUnauthorized(ws);
         return;
@@ -319,6 +336,23 @@ export class WorkerServer {
       });
       this.runtime.attach(transport);
     });
+  }
+
+  private startPinger(): void {
+    const every = this.options.pingIntervalMs ?? 15_000;
+    if (every <= 0) return;
+    this.pinger = setInterval(() => {
+      for (const ws of this.wss.clients) {
+        if (!this.alive.has(ws)) {
+          this.logger.warn('a manager connection missed its pong; dropping it');
+          ws.terminate();
+          continue;
+        }
+        this.alive.delete(ws);
+        ws.ping();
+      }
+    }, every);
+    this.pinger.unref();
   }
 
   private checkToken(header: string | undefined, queryToken: string | null): boolean {

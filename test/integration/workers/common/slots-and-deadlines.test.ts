@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { createEchoKind } from '../../../../src/workers/echo/index.js';
 import {
   connectFakeManager,
@@ -123,6 +124,38 @@ describe('task slots, deadlines and cancellation', () => {
     await expect(lost.answer).rejects.toMatchObject({ code: 'worker_lost' });
     b.cancel(kept.taskId);
     expect(await kept.answer).toMatchObject({ error: { code: 'cancelled' } });
+  });
+
+  it('a manager that stops answering pings is dropped, which aborts its tasks and frees their slots', async () => {
+    const state = newTestKindState();
+    const worker = await start(createTestKind(state), {}, { pingIntervalMs: 50 });
+    const silent = new WebSocket(worker.endpoint, { autoPong: false });
+    silent.on('error', () => undefined);
+    await new Promise((resolve) => silent.once('message', resolve)); // hello
+    const welcome = { type: 'welcome', protocolVersion: 1, managerId: 'm', heartbeatIntervalMs: 60_000 };
+    silent.send(JSON.stringify(welcome));
+    const assign = {
+      type: 'task.assign',
+      taskId: 'p1',
+      attempt: 1,
+      leaseToken: 'l',
+      capability: 'watch',
+      payload: {},
+    };
+    silent.send(JSON.stringify({ ...assign, deadline: Date.now() + 60_000, timeoutMs: 60_000 }));
+    await until(() => state.signals.has('p1'), 2_000, 'task start');
+    const closed = new Promise<number>((resolve) => silent.once('close', resolve));
+    await until(() => state.signals.get('p1')!.aborted, 3_000, 'abort after missed pongs');
+    expect(state.signals.get('p1')!.reason).toMatchObject({
+      code: 'cancelled',
+      message: 'manager connection lost',
+    });
+    expect(await closed).toBe(1006);
+    await until(() => worker.server.inFlight === 0, 1_000, 'slot freed');
+    // A live manager (ws answers pings itself) is not dropped.
+    const fm = await connectFakeManager(worker.endpoint);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await fm.assign('big', { bytes: 2 })).toMatchObject({ type: 'task.result', output: 'yy' });
   });
 
   it('a duplicate assign (same task and lease) is ignored; a new lease for the same task aborts the old run', async () => {
