@@ -86,7 +86,7 @@ export class WorkerServer {
   private readonly wss: WebSocketServer;
   private readonly maxFrameBytes: number;
   private readonly tokenDigest: Buffer | undefined;
-  private announcer: Announcer | undefined;
+  private readonly announcer: Announcer | undefined;
   private state: Lifecycle = 'new';
   private boundPort = 0;
   private startedAt = 0;
@@ -116,6 +116,16 @@ export class WorkerServer {
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       progress: options.progress,
     });
+    // Built here so a bad manager URL fails before anything listens.
+    this.announcer = options.managerUrl
+      ? new Announcer({
+          managerUrl: options.managerUrl,
+          token: options.token,
+          logger: this.logger,
+          intervalMs: options.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS,
+          body: () => ({ endpoint: this.endpoint, workerType: kind.type, workerId: this.workerId }),
+        })
+      : undefined;
     this.app = Fastify({ logger: false, forceCloseConnections: true });
     // ws stops reading a message at maxPayload and kills the socket with 1009. Set it above our own limit so
     // an oversized frame reaches the codec and gets a typed `frame_too_large` reply instead.
@@ -188,16 +198,7 @@ export class WorkerServer {
       if (this.kindStarted) await kind.stop?.().catch(() => undefined);
       throw err;
     }
-    if (this.options.managerUrl) {
-      this.announcer = new Announcer({
-        managerUrl: this.options.managerUrl,
-        token: this.options.token,
-        logger: this.logger,
-        intervalMs: this.options.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS,
-        body: () => ({ endpoint: this.endpoint, workerType: kind.type, workerId: this.workerId }),
-      });
-      this.announcer.start();
-    }
+    this.announcer?.start();
   }
 
   /**
