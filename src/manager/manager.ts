@@ -447,7 +447,6 @@ export class WorkerManager {
           await this.removeEndpoint(endpoint);
           continue;
         }
-        if (!(await this.directory.acquire(endpoint, this.id, leaseTtl))) continue;
         void this.dial(endpoint).catch(() => undefined);
       }
       await this.publish(leaseTtl);
@@ -522,6 +521,8 @@ export class WorkerManager {
     if (this.dialing.has(endpoint)) return undefined;
     this.dialing.add(endpoint);
     try {
+      // Another manager holds this worker; it stays theirs until their lease lapses.
+      if (!(await this.directory.acquire(endpoint, this.id, this.leaseTtl()))) return undefined;
       const connection = await this.workerInterface.connect(endpoint);
       const hello = connection.hello;
       const port = Number(new URL(endpoint).port) || 80;

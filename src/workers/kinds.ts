@@ -12,6 +12,10 @@ export interface KindEntry {
 
 export const WORKER_KINDS: Record<string, KindEntry> = {
   echo: { section: 'echo', load: async () => (await import('./echo/index.js')).createEchoKind },
+  'python-sandbox': {
+    section: 'python_sandbox',
+    load: async () => (await import('./python-sandbox/index.js')).createPythonSandboxKind,
+  },
 };
 
 const ALIASES: Record<string, string> = {

@@ -221,25 +221,24 @@ export class RealWebSocketWorkerInterface extends BaseWorkerInterface {
       maxPayload: (maxFrameBytes ?? 32 * 1024 * 1024) * 2,
       perMessageDeflate: false,
     });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', (err) =>
-        reject(new FleetError('worker_lost', `cannot reach ${endpoint}: ${err.message}`)),
-      );
-      socket.once('unexpected-response', (_req, res) =>
-        reject(
-          new FleetError(
-            res.statusCode === 401 ? 'unauthorized' : 'worker_lost',
-            `${endpoint} answered HTTP ${res.statusCode}`,
-          ),
-        ),
-      );
-    });
+    // The transport listens from the first byte: ws may deliver the worker's hello in the same tick as 'open'.
     const transport = new WebSocketTransport<WorkerToManager, ManagerToWorker>(socket, {
       inbound: WorkerToManagerSchema,
       ...(maxFrameBytes ? { maxFrameBytes } : {}),
     });
-    return this.track(await handshake(endpoint, transport, this.options));
+    let connectError: FleetError | undefined;
+    socket.once('error', (err) => {
+      const refused = /Unexpected server response: 401/.test(err.message);
+      connectError = new FleetError(
+        refused ? 'unauthorized' : 'worker_lost',
+        `cannot reach ${endpoint}: ${err.message}`,
+      );
+    });
+    try {
+      return this.track(await handshake(endpoint, transport, this.options));
+    } catch (err) {
+      throw connectError ?? err;
+    }
   }
 }
 
