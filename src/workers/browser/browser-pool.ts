@@ -361,7 +361,7 @@ export class BrowserManager {
         );
         await this.restartInstance(inst.id);
       } else if (inst.memoryUsage > this.limitBytes()) {
-        if (inst.activeTasks === 0 || !inst.draining) this.recycle(inst, 'memory');
+        this.recycle(inst, 'memory');
       }
     }
   }
