@@ -5,7 +5,7 @@
  * hoists every style value used more than once (or named by a Figma style) into a shared `styles` table
  * the nodes refer to by name, which is where most of the size goes.
  */
-import type { Node, Paint, Rectangle, Style, Component, ComponentSet, FrameNode } from '@figma/rest-api-spec';
+import type { Node, Rectangle, Style, Component, ComponentSet, FrameNode } from '@figma/rest-api-spec';
 
 /** The layout and paint traits read here, whichever node type carries them. */
 export type LooseTraits = Partial<
