@@ -16,6 +16,14 @@ export const WORKER_KINDS: Record<string, KindEntry> = {
     section: 'python_sandbox',
     load: async () => (await import('./python-sandbox/index.js')).createPythonSandboxKind,
   },
+  'figma-mcp': {
+    section: 'figma_mcp',
+    load: async () => (await import('./figma-mcp/index.js')).createFigmaKind,
+  },
+  'browser-worker': {
+    section: 'browser_worker',
+    load: async () => (await import('./browser/index.js')).createBrowserKind,
+  },
 };
 
 const ALIASES: Record<string, string> = {

@@ -1,0 +1,119 @@
+/**
+ * As a new user would: `fleet up` in one shell, `fleet submit` and `fleet status` in another.
+ * Ports are free ones so the suite can run beside a real fleet on the default ports.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, freePort, requireBuild, waitFor } from '../helpers/processes.js';
+
+const run = promisify(execFile);
+
+describe('fleet up, submit and status from a shell', () => {
+  let up: ChildProcess;
+  let log = '';
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    requireBuild();
+    env = {
+      ...process.env,
+      FLEET_PORT: String(await freePort()),
+      WORKER_ECHO_PORT: String(await freePort()),
+      WORKER_PYTHON_PORT: String(await freePort()),
+      WORKER_BROWSER_PORT: String(await freePort()),
+      FLEET_LOG_LEVEL: 'warn',
+    };
+    up = spawn(process.execPath, [CLI, 'up', '--only', 'echo,python-sandbox,browser-worker'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    up.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    up.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    await waitFor(
+      async () => {
+        if (up.exitCode !== null) throw new Error(`fleet up exited: ${log}`);
+        const r = await fetch(`http://127.0.0.1:${env.FLEET_PORT}/api/workers`).catch(() => undefined);
+        if (!r?.ok) return false;
+        const { workers } = (await r.json()) as { workers: { status: string }[] };
+        return workers.filter((w) => w.status === 'online').length === 3;
+      },
+      60_000,
+      'fleet up with three online workers',
+      200,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    if (up && up.exitCode === null) {
+      up.kill('SIGTERM');
+      await new Promise((r) => up.once('exit', r));
+    }
+  });
+
+  it('fleet submit echo prints the result', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'submit', 'echo', '{"hello":"fleet"}'], { env });
+    const out = JSON.parse(stdout) as { state: string; output: unknown };
+    expect(out.state).toBe('succeeded');
+    expect(out.output).toEqual({ hello: 'fleet' });
+  });
+
+  it('routes python-execution to the sandbox worker', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, 'submit', 'python-execution', '{"code":"x = 6 * 7\\nprint(x)\\nx"}'],
+      { env },
+    );
+    const out = JSON.parse(stdout) as { state: string; output: { stdout?: string } };
+    expect(out.state).toBe('succeeded');
+    expect(JSON.stringify(out.output)).toContain('42');
+  });
+
+  it('routes screenshot to the browser worker and serves the PNG as an artifact', async () => {
+    const html = '<html><body style="margin:0;background:#08f"><h1>Fleet</h1></body></html>';
+    const { stdout } = await run(
+      process.execPath,
+      [
+        CLI,
+        'submit',
+        'screenshot',
+        JSON.stringify({ html, options: { viewport: { width: 320, height: 200 } } }),
+      ],
+      { env },
+    );
+    const out = JSON.parse(stdout) as {
+      state: string;
+      id: string;
+      artifacts: { name: string; url: string; contentType: string }[];
+    };
+    expect(out.state).toBe('succeeded');
+    const shot = out.artifacts.find((a) => a.contentType === 'image/png');
+    expect(shot).toBeDefined();
+    const res = await fetch(`http://127.0.0.1:${env.FLEET_PORT}${shot!.url}`);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(res.headers.get('content-type')).toBe('image/png');
+    expect(bytes.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+    expect(bytes.readUInt32BE(16)).toBe(320);
+  });
+
+  it('fleet status prints the Worker Status Board', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'status'], { env });
+    expect(stdout).toMatch(/Worker\s+│\s+Status\s+│\s+Load\s+│\s+Tasks/);
+    expect(stdout).toMatch(/echo.*Online.*\d+\/8/);
+    expect(stdout).toMatch(/python-sandbox.*Online.*\d+\/5/);
+    expect(stdout).toMatch(/browser-worker.*Online.*\d+\/4/);
+    expect(stdout).toMatch(/Queue: 0 waiting/);
+  });
+
+  it('errors are one line with a non-zero exit code', async () => {
+    await expect(
+      run(process.execPath, [CLI, 'submit', 'no-such-thing', '{}'], { env }),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^fleet: unknown_capability: no worker type offers "no-such-thing"\n$/),
+    });
+    await expect(run(process.execPath, [CLI, 'submit', 'echo', '{oops'], { env })).rejects.toMatchObject({
+      stderr: expect.stringMatching(/invalid_task: payload is not JSON/),
+    });
+  });
+});
