@@ -8,6 +8,7 @@ import { loadConfig } from '../config/load.js';
 import type { FleetConfig } from '../config/schema.js';
 import { FleetClient } from '../client/fleet-client.js';
 import { FleetError } from '../protocol/errors.js';
+import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
 import { WorkerManager } from '../manager/manager.js';
 import { runWorker } from '../workers/common/run-worker.js';
@@ -107,6 +108,12 @@ program
     const api = await createApiServer(manager, {
       ...(cfg.manager.token ? { token: cfg.manager.token } : {}),
       ...(cfg.manager.read_token ? { readToken: cfg.manager.read_token } : {}),
+      plugins: [
+        dashboardPlugin(manager, {
+          ...(cfg.manager.token ? { token: cfg.manager.token } : {}),
+          ...(cfg.manager.read_token ? { readToken: cfg.manager.read_token } : {}),
+        }),
+      ],
     });
     await manager.start();
     const address = await api.listen({ host: cfg.manager.host, port: cfg.manager.port });

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { FleetConfig } from '../config/schema.js';
+import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
 import { WorkerManager } from '../manager/manager.js';
 import { WORKER_KINDS } from '../workers/kinds.js';
@@ -44,6 +45,12 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
   const api = await createApiServer(manager, {
     ...(config.manager.token ? { token: config.manager.token } : {}),
     ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
+    plugins: [
+      dashboardPlugin(manager, {
+        ...(config.manager.token ? { token: config.manager.token } : {}),
+        ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
+      }),
+    ],
   });
   await manager.start();
   const address = await api.listen({ host: config.manager.host, port: config.manager.port });

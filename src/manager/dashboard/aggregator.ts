@@ -221,7 +221,7 @@ export class DashboardAggregator {
   private readonly listeners = new Set<(snapshot: Snapshot) => void>();
   private unsubscribe: (() => void) | undefined;
   private timer: TimerHandle | undefined;
-  private ticking = false;
+  private inflight: Promise<Snapshot | undefined> | undefined;
 
   constructor(
     private readonly source: DashboardSource,
@@ -310,10 +310,16 @@ export class DashboardAggregator {
     }
   }
 
-  /** Closes the current bucket into a series point, recomputes the board and alerts, notifies listeners. */
-  async tick(): Promise<Snapshot | undefined> {
-    if (this.ticking) return undefined;
-    this.ticking = true;
+  /**
+   * Closes the current bucket into a series point, recomputes the board and alerts, notifies listeners.
+   * A tick that is still reading the store when the next one is due is shared, never run twice at once.
+   */
+  tick(): Promise<Snapshot | undefined> {
+    this.inflight ??= this.runTick().finally(() => (this.inflight = undefined));
+    return this.inflight;
+  }
+
+  private async runTick(): Promise<Snapshot | undefined> {
     try {
       const snap = await this.snapshot(true);
       this.latest = snap;
@@ -328,8 +334,6 @@ export class DashboardAggregator {
     } catch (err) {
       this.options.onError?.(err);
       return undefined;
-    } finally {
-      this.ticking = false;
     }
   }
 
