@@ -148,6 +148,71 @@ describe('dashboard (open manager)', () => {
   });
 });
 
+describe('dashboard under load', () => {
+  let fleet: TestFleet;
+
+  beforeAll(async () => {
+    fleet = await startFleet({ workers: [{ maxConcurrency: 64 }, { maxConcurrency: 64 }] });
+  });
+
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('receives one compact snapshot a second and stays responsive at ~1 000 tasks/s', async () => {
+    const page = await openDashboard(fleet, 1280);
+    const frames: { at: number; bytes: number }[] = [];
+    page.on('websocket', (ws) => {
+      ws.on('framereceived', (f) => frames.push({ at: Date.now(), bytes: String(f.payload).length }));
+    });
+    await page.reload();
+    await expect.poll(() => page.locator('#board tr[data-worker-id]').count(), { timeout: 5000 }).toBe(2);
+
+    const seconds = 3;
+    const perTick = 100; // every 100 ms
+    const start = Date.now();
+    const pending: Promise<unknown>[] = [];
+    const probes: number[] = [];
+    for (let tick = 0; tick < seconds * 10; tick++) {
+      for (let i = 0; i < perTick; i++)
+        pending.push(fleet.manager.submit({ capability: 'echo', payload: { i } }));
+      if (tick % 5 === 0) {
+        const t0 = Date.now();
+        await page.evaluate(() => document.querySelectorAll('#board tr').length);
+        probes.push(Date.now() - t0);
+      }
+      const due = start + (tick + 1) * 100;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+    }
+    await Promise.all(pending);
+    const submitted = seconds * 10 * perTick;
+    await expect
+      .poll(async () => (await fleet.manager.listTasks({ state: 'succeeded', limit: 10_000 })).length, {
+        timeout: 20_000,
+      })
+      .toBe(submitted);
+    const elapsed = (Date.now() - start) / 1000;
+    await expect
+      .poll(async () => (await page.locator('#task-totals').textContent()) ?? '', { timeout: 3000 })
+      .toContain(`${submitted} completed`);
+    const during = frames.filter((f) => f.at >= start && f.at <= start + elapsed * 1000);
+    const rate = during.length / elapsed;
+    const biggest = Math.max(...during.map((f) => f.bytes));
+    console.log(
+      `load: ${submitted} tasks in ${elapsed.toFixed(1)} s (${(submitted / elapsed).toFixed(0)}/s); ` +
+        `${during.length} frames to the browser (${rate.toFixed(2)}/s, largest ${biggest} B); ` +
+        `page probe latency max ${Math.max(...probes)} ms`,
+    );
+    expect(rate).toBeLessThanOrEqual(2.5);
+    expect(biggest).toBeLessThan(256 * 1024);
+    // The probe crosses the test process too, which runs the manager and submits 100 tasks per 100 ms.
+    expect(Math.max(...probes)).toBeLessThan(2000);
+    await screenshot(page, 'board-1280-load.png');
+    expect(pageErrors(page)).toEqual([]);
+    await page.close();
+  });
+});
+
 describe('dashboard (auth on)', () => {
   let fleet: TestFleet;
 
