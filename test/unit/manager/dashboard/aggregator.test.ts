@@ -5,6 +5,7 @@ import {
   describeInfo,
   percentile,
   type DashboardSource,
+  type Snapshot,
 } from '../../../../src/manager/dashboard/aggregator.js';
 import type { ManagerEvent } from '../../../../src/manager/manager.js';
 import type { TaskRecord, TaskState } from '../../../../src/manager/queue/task.js';
@@ -260,14 +261,14 @@ describe('DashboardAggregator', () => {
   it('warns when the queue grows for 5 s while workers have free slots, not while they are full', async () => {
     const { source, agg } = setup();
     source.workers = [view('e1', 'echo', { inFlight: 0, maxConcurrency: 2 })];
-    let last;
+    let last: Snapshot | undefined;
     for (let i = 0; i <= 5; i++) {
       source.depths.set('echo', i * 10);
       last = (await agg.tick())!;
     }
-    const alert = last.alerts.find((a) => a.kind === 'queue_growing_idle');
+    const alert = last!.alerts.find((a) => a.kind === 'queue_growing_idle');
     expect(alert?.message).toContain('echo queue grew to 50');
-    expect(alert?.since).toBe(last.t);
+    expect(alert?.since).toBe(last!.t);
 
     const full = setup();
     full.source.workers = [view('e1', 'echo', { inFlight: 2, maxConcurrency: 2, status: 'busy' })];
@@ -275,7 +276,7 @@ describe('DashboardAggregator', () => {
       full.source.depths.set('echo', i * 10);
       last = (await full.agg.tick())!;
     }
-    expect(last.alerts).toEqual([]);
+    expect(last!.alerts).toEqual([]);
   });
 
   it('keeps a bounded progress log per task', () => {
