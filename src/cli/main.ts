@@ -137,6 +137,7 @@ program
   .option('--host <host>', 'address to listen on')
   .option('--manager <url>', 'announce this worker to a manager at URL (it dials back)')
   .option('--advertise-host <host>', 'host name the manager should dial (default: the listen host)')
+  .option('--stdio', 'figma-mcp only: speak MCP over stdin/stdout (for desktop MCP clients)')
   .addOption(tokenOption())
   .action(
     async (
@@ -148,6 +149,7 @@ program
         manager?: string;
         advertiseHost?: string;
         token?: string;
+        stdio?: boolean;
       },
     ) => {
       const type = resolveKindName(kindName);
@@ -161,6 +163,14 @@ program
       const section = { ...cfg[entry.section] };
       if (opts.port !== undefined) section.port = opts.port;
       if (opts.host) section.host = opts.host;
+      if (opts.stdio) {
+        if (type !== 'figma-mcp') {
+          throw new FleetError('config_invalid', '--stdio is only for the figma-mcp worker (MCP over stdio)');
+        }
+        const { runFigmaStdio } = await import('../workers/figma-mcp/index.js');
+        await runFigmaStdio(section);
+        return;
+      }
       const create = await entry.load();
       dieWithSupervisor();
       const token = opts.token ?? cfg.manager.token;
@@ -303,7 +313,29 @@ program
   });
 
 const dev = program.command('dev').description('development tools');
-void dev;
+dev
+  .command('figma-fake')
+  .description(
+    'serve the fake Figma REST API (loopback fixtures) to try the figma-mcp worker without a Figma account',
+  )
+  .option('-p, --port <port>', 'port (0 = any free one)', int, 3092)
+  .option('--token <token>', 'the token the fake accepts')
+  .option('--enterprise', 'answer the Variables API as an Enterprise plan does')
+  .action(async (opts: { port: number; token?: string; enterprise?: boolean }) => {
+    const { startFakeFigma } = await import('../workers/figma-mcp/index.js');
+    const fake = await startFakeFigma({
+      host: '127.0.0.1',
+      port: opts.port,
+      ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.enterprise ? { enterprise: true } : {}),
+    });
+    process.stdout.write(
+      `fake Figma API on ${fake.url}\n  FIGMA_API_BASE_URL=${fake.url} FIGMA_API_TOKEN=${fake.token} FIGMA_TEAM_ID=${fake.teamId}\n`,
+    );
+    const stop = () => void fake.close().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message =
