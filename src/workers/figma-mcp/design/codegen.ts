@@ -131,7 +131,9 @@ class Builder {
       }
       if (layout.padding) decls.push(['padding', layout.padding]);
       if (layout.justifyContent) decls.push(['justify-content', layout.justifyContent]);
-      if (layout.alignItems) decls.push(['align-items', layout.alignItems]);
+      // Figma's default is MIN, CSS's is stretch: say it, or children grow to the row's height.
+      decls.push(['align-items', layout.alignItems ?? 'flex-start']);
+      if (layout.flexWrap) decls.push(['align-content', 'flex-start']);
     }
     // Children placed absolutely need a containing block; flowed ones with a parent already are one via `relative`.
     if (parent && node.children?.length && !node.absolute && parentLayout)
@@ -247,6 +249,8 @@ const TW_EXACT: Record<string, string> = {
   'align-items:center': 'items-center',
   'align-items:flex-end': 'items-end',
   'align-items:baseline': 'items-baseline',
+  'align-items:flex-start': 'items-start',
+  'align-content:flex-start': 'content-start',
   'overflow:hidden': 'overflow-hidden',
   'white-space:pre-wrap': 'whitespace-pre-wrap',
   'text-align:center': 'text-center',
