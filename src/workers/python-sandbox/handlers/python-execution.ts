@@ -98,7 +98,8 @@ async function runCode(
   const budget = Math.max(1, deadline - now);
   // Leave room before the runtime's deadline: KeyboardInterrupt first, then the kill, then the answer.
   const grace = Math.min(options.interrupt_grace, Math.floor(budget * 0.25));
-  const hardAt = deadline - Math.min(100, Math.floor(budget * 0.05));
+  // The kill and its report must land before the runtime answers a bare timeout, even on a loaded host.
+  const hardAt = deadline - Math.min(500, Math.floor(budget * 0.15));
   const softAt = Math.max(now, hardAt - grace);
   const before = await snapshotFiles(sandbox.dirs.workDir);
   let usageCheck = 0;
