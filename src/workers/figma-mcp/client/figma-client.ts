@@ -165,6 +165,8 @@ export class FigmaClient {
     const batches = chunk(ids, this.options.max_ids_per_request);
     const parts = await Promise.all(batches.map((b) => this.fileNodesBatch(fileKey, b, q, call)));
     const first = parts[0]!;
+    // One batch: hand out the cached object itself, so callers can memoise work per answer.
+    if (parts.length === 1) return first;
     const nodes: Record<string, GetFileNodesResponse['nodes'][string] | null> = {};
     for (const p of parts) Object.assign(nodes, p.nodes);
     return { ...first, nodes: nodes as GetFileNodesResponse['nodes'] };
@@ -408,8 +410,21 @@ export class FigmaClient {
     call: CallOptions,
   ): Promise<T> {
     this.requireToken();
-    const version = await this.fileVersion(fileKey, call);
     const key = `${path}?${query.toString()}`;
+    if (!this.versions.has(fileKey) && (endpoint === 'file' || endpoint === 'file_nodes')) {
+      // Cold: these answers carry the version themselves, so asking meta first would only add a round trip.
+      this.stats.cacheMisses++;
+      const sent = await this.flights.run(`${key}#cold`, call.signal, (signal) =>
+        this.send(endpoint, path, query, { signal, deadline: call.deadline }),
+      );
+      const v = (sent.body as { version?: unknown }).version;
+      if (typeof v === 'string') {
+        this.versions.set(fileKey, { version: v, at: this.now() });
+        this.cache.set(`${key}#${v}`, sent.body, sent.size);
+      }
+      return sent.body as T;
+    }
+    const version = await this.fileVersion(fileKey, call);
     const cached = this.cache.get(`${key}#${version}`);
     if (cached !== undefined) {
       this.stats.cacheHits++;

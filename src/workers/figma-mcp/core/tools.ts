@@ -15,7 +15,7 @@ import { analyzeDesign } from '../design/analyze.js';
 import { generateCode } from '../design/codegen.js';
 import { outline } from '../design/outline.js';
 import { decodeCursor, encodeCursor, paginate } from '../design/paginate.js';
-import { simplify, type SimplifyContext } from '../design/simplify.js';
+import { simplify, type SimplifiedDesign, type SimplifyContext } from '../design/simplify.js';
 import type { FigmaOptions } from '../options.js';
 import { guardedDir, safeFileName } from './path-guard.js';
 
@@ -193,7 +193,7 @@ const getDesign = tool({
         'cursor: the file changed since this cursor was issued; start again without it',
       );
     ctx.progress(60, 'simplifying');
-    const design = simplify(loaded.roots, loaded.context);
+    const design = simplifyCached(loaded, fingerprint);
     const budget = args.max_chars ?? ctx.options.max_output_chars;
     const page = paginate(design, state?.i ?? 0, budget, (i) =>
       encodeCursor({ i, v: loaded.version, f: fingerprint }),
@@ -240,7 +240,7 @@ const generate = tool({
     if (!loaded.roots.length)
       throw new FleetError('figma_not_found', `file ${fileKey} has no node ${ids[0]}`);
     ctx.progress(60, 'generating code');
-    const design = simplify(loaded.roots, loaded.context);
+    const design = simplifyCached(loaded, `${fileKey}|${ids[0]}|`);
     const code = generateCode(design, { framework: args.framework, assetDir: args.asset_dir });
     return {
       output: { file: { key: fileKey, name: loaded.name, version: loaded.version }, nodeId: ids[0], ...code },
@@ -465,19 +465,40 @@ const analyze = tool({
   },
 });
 
+/**
+ * Simplified designs, memoised per cached Figma answer: the client hands out the same object for as long
+ * as its cache entry lives (same request, same file version), so a repeated call skips the simplifier and
+ * a new version simply misses.
+ */
+const simplified = new WeakMap<object, Map<string, SimplifiedDesign>>();
+
+function simplifyCached(loaded: Loaded, key: string): SimplifiedDesign {
+  let perAnswer = simplified.get(loaded.answer);
+  if (!perAnswer) simplified.set(loaded.answer, (perAnswer = new Map()));
+  let design = perAnswer.get(key);
+  if (!design) {
+    design = simplify(loaded.roots, loaded.context);
+    perAnswer.set(key, design);
+  }
+  return design;
+}
+
+interface Loaded {
+  roots: Node[];
+  context: Required<SimplifyContext>;
+  name: string;
+  version: string;
+  missing: string[];
+  answer: object;
+}
+
 /** Nodes by id (each with its own components and styles merged), or the whole document's pages. */
 async function loadRoots(
   ctx: ToolContext,
   fileKey: string,
   ids: string[],
   depth: number | undefined,
-): Promise<{
-  roots: Node[];
-  context: Required<SimplifyContext>;
-  name: string;
-  version: string;
-  missing: string[];
-}> {
+): Promise<Loaded> {
   if (ids.length === 0) {
     const res = await ctx.client.getFile(fileKey, depth !== undefined ? { depth: depth + 1 } : {}, ctx);
     return {
@@ -486,6 +507,7 @@ async function loadRoots(
       name: res.name,
       version: res.version,
       missing: [],
+      answer: res,
     };
   }
   const res = await ctx.client.getFileNodes(fileKey, ids, depth !== undefined ? { depth } : {}, ctx);
@@ -507,7 +529,7 @@ async function loadRoots(
     throw new FleetError('figma_not_found', `file ${fileKey} has none of the nodes ${ids.join(', ')}`, {
       details: { missing },
     });
-  return { roots, context, name: res.name, version: res.version, missing };
+  return { roots, context, name: res.name, version: res.version, missing, answer: res };
 }
 
 export const TOOLS: ToolDef[] = [

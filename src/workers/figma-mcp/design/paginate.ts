@@ -19,6 +19,8 @@ interface Entry {
   size: number;
 }
 
+const flattened = new WeakMap<SimplifiedDesign, Entry[]>();
+
 function flatten(roots: SimpleNode[]): Entry[] {
   const out: Entry[] = [];
   const walk = (n: SimpleNode, parentId: string | undefined) => {
@@ -42,7 +44,8 @@ export function paginate(
   budget: number,
   cursorFor: (next: number) => string,
 ): DesignPage {
-  const entries = flatten(design.nodes);
+  let entries = flattened.get(design);
+  if (!entries) flattened.set(design, (entries = flatten(design.nodes)));
   if (start < 0 || (start >= entries.length && entries.length > 0))
     throw new FleetError('invalid_payload', 'cursor: points past the end of the design');
   let used = 0;

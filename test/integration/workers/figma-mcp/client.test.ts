@@ -29,7 +29,7 @@ describe('FigmaClient against the fake', () => {
   it('serves a repeated call from the cache and shares identical concurrent calls', async () => {
     await r.core.client.getFileNodes(MARKETING_KEY, ['1:1'], {}, call());
     const first = r.fake.requests.total;
-    expect(first).toBe(2); // meta (version) + nodes
+    expect(first).toBe(1); // cold: the nodes answer carries the version, no meta call
     await r.core.client.getFileNodes(MARKETING_KEY, ['1:1'], {}, call());
     expect(r.fake.requests.total).toBe(first);
     r.core.client.clearCache();
@@ -38,7 +38,7 @@ describe('FigmaClient against the fake', () => {
       Array.from({ length: 5 }, () => r.core.client.getFileNodes(MARKETING_KEY, ['2:1'], {}, call())),
     );
     expect(r.fake.requests.count('file_nodes')).toBe(1);
-    expect(r.fake.requests.count('file_meta')).toBe(1);
+    expect(r.fake.requests.count('file_meta')).toBe(0);
   });
 
   it('refetches once the file version changes', async () => {
