@@ -2,7 +2,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'src/manager/dashboard/static/**', '**/*.js', '**/*.mjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      'src/manager/dashboard/static/**',
+      '**/*.js',
+      '**/*.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -26,7 +35,10 @@ export default tseslint.config(
     // Import boundaries (STYLE.md): protocol depends on nothing of ours; workers never on the manager.
     files: ['src/protocol/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['../manager/*', '../workers/*', '../config/*', '../cli/*', '../client/*'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../manager/*', '../workers/*', '../config/*', '../cli/*', '../client/*'] },
+      ],
     },
   },
   {

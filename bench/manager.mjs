@@ -18,12 +18,21 @@ import { createEchoKind } from '../dist/workers/echo/index.js';
 const [rounds = 2000, throughputTasks = 20000, rssTasks = 100000] = process.argv.slice(2).map(Number);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const silent = pino({ level: 'silent' });
-const pct = (xs, p) => xs.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
+const pct = (xs, p) =>
+  xs.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[
+    Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))
+  ];
 const us = (ns) => `${(Number(ns) / 1000).toFixed(0)} µs`;
 
 function config(extra = {}) {
   return parseConfig({
-    manager: { port: 0, log_level: 'silent', queue: { max_size: 1_000_000 }, health: { heartbeat_interval: '250ms', missed_heartbeats: 4 }, ...extra },
+    manager: {
+      port: 0,
+      log_level: 'silent',
+      queue: { max_size: 1_000_000 },
+      health: { heartbeat_interval: '250ms', missed_heartbeats: 4 },
+      ...extra,
+    },
     echo: { port: 0, max_concurrent_tasks: 16 },
   });
 }
@@ -94,7 +103,14 @@ async function bullThroughput(prefix, n) {
   const t0 = performance.now();
   const w = new Worker('tp', async () => undefined, { connection, prefix, concurrency: 16 });
   w.on('completed', () => ++done === n && finish());
-  for (let i = 0; i < n; i += 500) await q.addBulk(Array.from({ length: Math.min(500, n - i) }, (_, j) => ({ name: 'noop', data: { i: i + j }, opts: { removeOnComplete: true } })));
+  for (let i = 0; i < n; i += 500)
+    await q.addBulk(
+      Array.from({ length: Math.min(500, n - i) }, (_, j) => ({
+        name: 'noop',
+        data: { i: i + j },
+        opts: { removeOnComplete: true },
+      })),
+    );
   await all;
   const rate = n / ((performance.now() - t0) / 1000);
   await w.close();
@@ -115,11 +131,18 @@ async function freePort() {
 async function failureDetection() {
   const ports = [await freePort(), await freePort()];
   const procs = ports.map((port) =>
-    spawn(process.execPath, ['dist/cli/main.js', 'worker', 'echo', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, FLEET_LOG_LEVEL: 'silent' } }),
+    spawn(process.execPath, ['dist/cli/main.js', 'worker', 'echo', '--port', String(port)], {
+      stdio: 'ignore',
+      env: { ...process.env, FLEET_LOG_LEVEL: 'silent' },
+    }),
   );
   const m = new WorkerManager(config(), { logger: silent });
   await m.start();
-  for (let tries = 0; m.registry.list().filter((w) => w.baseStatus === 'online').length < 2 && tries < 200; tries++) {
+  for (
+    let tries = 0;
+    m.registry.list().filter((w) => w.baseStatus === 'online').length < 2 && tries < 200;
+    tries++
+  ) {
     for (const p of ports) await m.registerWorker({ endpoint: `ws://127.0.0.1:${p}/ws` });
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -129,8 +152,19 @@ async function failureDetection() {
   const victim = procs[ports.indexOf(m.registry.get(victimId).port)];
   let offlineAt;
   let rerunAt;
-  const off = m.registry.subscribe((e) => e.worker.workerId === victimId && e.worker.baseStatus === 'offline' && (offlineAt ??= performance.now()));
-  const unsub = m.subscribe((e) => e.type === 'task' && e.event.kind === 'claimed' && e.event.task.id === task.id && (rerunAt ??= performance.now()));
+  const off = m.registry.subscribe(
+    (e) =>
+      e.worker.workerId === victimId &&
+      e.worker.baseStatus === 'offline' &&
+      (offlineAt ??= performance.now()),
+  );
+  const unsub = m.subscribe(
+    (e) =>
+      e.type === 'task' &&
+      e.event.kind === 'claimed' &&
+      e.event.task.id === task.id &&
+      (rerunAt ??= performance.now()),
+  );
   const killedAt = performance.now();
   victim.kill('SIGKILL');
   await m.waitForTask(task.id, { timeoutMs: 10_000 });
@@ -147,7 +181,8 @@ async function rssGrowth(n) {
   const batch = async (count) => {
     for (let i = 0; i < count; i += 1000) {
       const ids = [];
-      for (let j = 0; j < Math.min(1000, count - i); j++) ids.push((await m.submit({ capability: 'echo', payload: { j } })).task.id);
+      for (let j = 0; j < Math.min(1000, count - i); j++)
+        ids.push((await m.submit({ capability: 'echo', payload: { j } })).task.id);
       await Promise.all(ids.map((id) => m.waitForTask(id)));
     }
   };
@@ -178,11 +213,25 @@ const keys = await r.keys(`${prefix}:*`);
 if (keys.length) await r.del(...keys);
 r.disconnect();
 
-console.log('\nFleet foundation benchmark (no-op echo on loopback; BullMQ on the same machine as the reference)\n');
+console.log(
+  '\nFleet foundation benchmark (no-op echo on loopback; BullMQ on the same machine as the reference)\n',
+);
 console.table({
-  'round trip p50': { fleet: us(pct(fleetRt, 50)), bullmq: us(pct(bullRt, 50)), 'fleet/bullmq': (Number(pct(fleetRt, 50)) / Number(pct(bullRt, 50))).toFixed(2) },
-  'round trip p99': { fleet: us(pct(fleetRt, 99)), bullmq: us(pct(bullRt, 99)), 'fleet/bullmq': (Number(pct(fleetRt, 99)) / Number(pct(bullRt, 99))).toFixed(2) },
-  'throughput (tasks/s)': { fleet: fleetTp.toFixed(0), bullmq: bullTp.toFixed(0), 'fleet/bullmq': (fleetTp / bullTp).toFixed(2) },
+  'round trip p50': {
+    fleet: us(pct(fleetRt, 50)),
+    bullmq: us(pct(bullRt, 50)),
+    'fleet/bullmq': (Number(pct(fleetRt, 50)) / Number(pct(bullRt, 50))).toFixed(2),
+  },
+  'round trip p99': {
+    fleet: us(pct(fleetRt, 99)),
+    bullmq: us(pct(bullRt, 99)),
+    'fleet/bullmq': (Number(pct(fleetRt, 99)) / Number(pct(bullRt, 99))).toFixed(2),
+  },
+  'throughput (tasks/s)': {
+    fleet: fleetTp.toFixed(0),
+    bullmq: bullTp.toFixed(0),
+    'fleet/bullmq': (fleetTp / bullTp).toFixed(2),
+  },
 });
 console.table({
   'kill -9 → offline': { ms: fd.offlineMs.toFixed(1), aim: '≤ 1000' },

@@ -15,10 +15,20 @@ import { treeRss } from '../dist/workers/python-sandbox/proc-stats.js';
 import { PROTOCOL_VERSION } from '../dist/protocol/messages.js';
 
 const N = Number(process.env.BENCH_N ?? 200);
-const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const pct = (xs, p) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 async function bareBaseline() {
-  const py = spawn('/usr/bin/python3', ['-I', '-u', '-c', 'import sys\nfor line in sys.stdin:\n    exec(line)\n    sys.stdout.write("\\x00\\n"); sys.stdout.flush()'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const py = spawn(
+    '/usr/bin/python3',
+    [
+      '-I',
+      '-u',
+      '-c',
+      'import sys\nfor line in sys.stdin:\n    exec(line)\n    sys.stdout.write("\\x00\\n"); sys.stdout.flush()',
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   let buf = '';
   let waiter;
   py.stdout.on('data', (d) => {
@@ -28,7 +38,11 @@ async function bareBaseline() {
       waiter?.();
     }
   });
-  const once = () => new Promise((r) => { waiter = r; py.stdin.write('print(1)\n'); });
+  const once = () =>
+    new Promise((r) => {
+      waiter = r;
+      py.stdin.write('print(1)\n');
+    });
   for (let i = 0; i < 20; i++) await once();
   const times = [];
   for (let i = 0; i < N; i++) {
@@ -46,7 +60,15 @@ function connect(endpoint) {
     const pending = new Map();
     ws.on('message', (raw) => {
       const msg = JSON.parse(String(raw));
-      if (msg.type === 'hello') ws.send(JSON.stringify({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, managerId: 'bench', heartbeatIntervalMs: 60_000 }));
+      if (msg.type === 'hello')
+        ws.send(
+          JSON.stringify({
+            type: 'welcome',
+            protocolVersion: PROTOCOL_VERSION,
+            managerId: 'bench',
+            heartbeatIntervalMs: 60_000,
+          }),
+        );
       if (msg.type === 'heartbeat') resolve({ ws, assign });
       if (msg.type === 'task.result' || msg.type === 'task.error') pending.get(msg.taskId)?.(msg);
     });
@@ -55,15 +77,35 @@ function connect(endpoint) {
       const taskId = randomUUID();
       return new Promise((r) => {
         pending.set(taskId, r);
-        ws.send(JSON.stringify({ type: 'task.assign', taskId, attempt: 1, leaseToken: 'l', capability, payload, deadline: Date.now() + 60_000, timeoutMs: 60_000, ...(sessionId ? { sessionId } : {}) }));
+        ws.send(
+          JSON.stringify({
+            type: 'task.assign',
+            taskId,
+            attempt: 1,
+            leaseToken: 'l',
+            capability,
+            payload,
+            deadline: Date.now() + 60_000,
+            timeoutMs: 60_000,
+            ...(sessionId ? { sessionId } : {}),
+          }),
+        );
       });
     }
   });
 }
 
 const workspace = mkdtempSync(join(tmpdir(), 'fleet-bench-py-'));
-const config = workerSection(WORKER_DEFAULTS.python_sandbox).parse({ port: 0, workspace, sandbox: { pool_size: 2 } });
-const server = new WorkerServer({ kind: createPythonSandboxKind(config), config, logger: pino({ level: 'silent' }) });
+const config = workerSection(WORKER_DEFAULTS.python_sandbox).parse({
+  port: 0,
+  workspace,
+  sandbox: { pool_size: 2 },
+});
+const server = new WorkerServer({
+  kind: createPythonSandboxKind(config),
+  config,
+  logger: pino({ level: 'silent' }),
+});
 await server.start();
 const client = await connect(server.endpoint);
 
@@ -95,17 +137,44 @@ for (let i = 0; i < 8; i++) {
   await client.assign('python-execution', { closeSession: true }, `cold-a-${i}`);
   await client.assign('python-execution', { closeSession: true }, `cold-n-${i}`);
 }
-for (let i = 0; i < 5; i++) await client.assign('python-execution', { code: 'import numpy as np\nx = np.ones(1000)\nprint(x.sum())' }, `five-${i}`);
+for (let i = 0; i < 5; i++)
+  await client.assign(
+    'python-execution',
+    { code: 'import numpy as np\nx = np.ones(1000)\nprint(x.sum())' },
+    `five-${i}`,
+  );
 const rss = treeRss(process.pid);
 
 const rows = [
-  ['warm print(1) p50 (ms)', pct(warm, 50).toFixed(2), pct(bare, 50).toFixed(2), (pct(warm, 50) / pct(bare, 50)).toFixed(1) + 'x', '<= 5 ms, <= 3x'],
-  ['warm print(1) p95 (ms)', pct(warm, 95).toFixed(2), pct(bare, 95).toFixed(2), (pct(warm, 95) / pct(bare, 95)).toFixed(1) + 'x', ''],
+  [
+    'warm print(1) p50 (ms)',
+    pct(warm, 50).toFixed(2),
+    pct(bare, 50).toFixed(2),
+    (pct(warm, 50) / pct(bare, 50)).toFixed(1) + 'x',
+    '<= 5 ms, <= 3x',
+  ],
+  [
+    'warm print(1) p95 (ms)',
+    pct(warm, 95).toFixed(2),
+    pct(bare, 95).toFixed(2),
+    (pct(warm, 95) / pct(bare, 95)).toFixed(1) + 'x',
+    '',
+  ],
   ['cold session, pool ready, p50 (ms)', String(pct(coldPooled, 50)), '', '', '<= 250 ms'],
   ['cold session, no pool, p50 (ms)', String(pct(coldNoPool, 50)), '', '', ''],
-  ['tree RSS, 5 sessions + pool (MB)', (rss.bytes / 1048576).toFixed(0), '', `${rss.processes} procs`, '< 1024 MB'],
+  [
+    'tree RSS, 5 sessions + pool (MB)',
+    (rss.bytes / 1048576).toFixed(0),
+    '',
+    `${rss.processes} procs`,
+    '< 1024 MB',
+  ],
 ];
-console.log(`python-sandbox bench (N=${N}, loadavg ${loadavg().map((x) => x.toFixed(1)).join(' ')}, isolation ${server ? 'see /health' : ''})`);
+console.log(
+  `python-sandbox bench (N=${N}, loadavg ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}, isolation ${server ? 'see /health' : ''})`,
+);
 console.log(['metric', 'worker (ws)', 'bare pipe', 'ratio', 'aim'].join(' | '));
 for (const r of rows) console.log(r.join(' | '));
 client.ws.close();

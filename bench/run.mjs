@@ -8,7 +8,9 @@ const chosen = wanted.length ? all.filter((f) => wanted.some((w) => f.startsWith
 let failed = 0;
 for (const file of chosen) {
   console.log(`\n=== bench/${file} ===`);
-  const r = spawnSync(process.execPath, ['--expose-gc', new URL(file, import.meta.url).pathname], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', new URL(file, import.meta.url).pathname], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

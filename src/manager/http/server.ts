@@ -156,11 +156,9 @@ export async function createApiServer(
     void reply.code(ERROR_CODES[fleet.code].http).send({ error: fleet.toJSON() });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply
-      .code(404)
-      .send({
-        error: new FleetError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
-      });
+    void reply.code(404).send({
+      error: new FleetError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
+    });
   });
 
   app.get('/health', async () => {

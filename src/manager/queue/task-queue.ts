@@ -80,7 +80,12 @@ export interface TaskQueueOptions {
 }
 
 /** Exponential backoff with full jitter: attempt 1 → [0.5, 1]×base, doubling, capped. */
-export function retryDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function retryDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp * (0.5 + random() * 0.5));
 }

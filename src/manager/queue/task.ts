@@ -5,19 +5,37 @@
 import { z } from 'zod';
 import type { ErrorBody } from '../../protocol/messages.js';
 
-export const TASK_STATES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'] as const;
+export const TASK_STATES = [
+  'queued',
+  'assigned',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'timed_out',
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 export const FINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 export const isFinal = (s: TaskState): boolean => FINAL_STATES.includes(s);
 
 /** What a client submits. */
 export const TaskSubmissionSchema = z.object({
-  id: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and ._:- only').optional(),
+  id: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and ._:- only')
+    .optional(),
   capability: z.string().min(1).max(100),
   payload: z.unknown().default({}),
   /** Higher runs first; equal priorities run in submission order. */
   priority: z.number().int().min(-1000).max(1000).default(0),
-  timeoutMs: z.number().int().positive().max(24 * 3600 * 1000).optional(),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 3600 * 1000)
+    .optional(),
   maxAttempts: z.number().int().positive().max(100).optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
   sessionId: z.string().min(1).max(200).optional(),
