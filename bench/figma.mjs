@@ -105,7 +105,7 @@ console.log('| case                                              |      p50 |   
 console.log('|---------------------------------------------------|----------|----------|----------|');
 const row = (name, s) => console.log(`| ${name.padEnd(49)} | ${f(s.p50)} | ${f(s.p95)} | ${f(s.mean)} |`);
 row('limit: bare fetch + JSON.parse from the fake', limit);
-row('MCP get_design, uncached (meta + nodes + simplify)', uncached);
+row('MCP get_design, uncached (nodes + simplify)', uncached);
 row('MCP get_design, cached', cached);
 row('core get_design, cached (no MCP/HTTP)', coreCached);
 row('MCP floor: list_projects, cached (tiny answer)', small);
