@@ -37,9 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages, exactly as locked.
+# `npm install` rather than `npm ci`: npm 11's ci refuses the lock file because vite names an optional,
+# Windows-only package that the registry does not have; install still takes every version from the lock.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  say "installing npm packages (versions from package-lock.json)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # Build when any source is newer than the last build.
