@@ -113,6 +113,13 @@ export class WorkerManager {
     private readonly deps: WorkerManagerDeps = {},
   ) {
     const m = config.manager;
+    if (m.store === 'redis' && !deps.queue) {
+      // Refuse rather than fall back to memory silently: a user who asked for Redis expects shared state.
+      throw new FleetError(
+        'config_invalid',
+        'manager.store: redis is not wired into the manager yet (the Redis queue and directory exist; distributed mode lands with its issue); use store: memory',
+      );
+    }
     this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.clock = deps.clock ?? systemClock;
     this.logger =
