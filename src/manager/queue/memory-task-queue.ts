@@ -14,9 +14,17 @@ import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { IndexedHeap, type HeapItem } from './indexed-heap.js';
 import { Lru } from './lru.js';
-import { decideFailure } from './retry-policy.js';
 import { copyTask, createTaskRecord } from './task-record.js';
-import type { ArtifactMeta, AttemptRecord, TaskRecord, TaskState, TaskSubmission } from './task.js';
+import {
+  assertRetryable,
+  assignTask,
+  cancelTask,
+  completeTask,
+  failTask,
+  markTaskRunning,
+  resetForRetry,
+} from './task-transitions.js';
+import type { ArtifactMeta, TaskRecord, TaskState, TaskSubmission } from './task.js';
 import type {
   FailOptions,
   SubmitResult,
@@ -33,8 +41,6 @@ interface Entry extends HeapItem {
   /** Taken each time the task enters the queue, so equal priorities leave in that order. */
   queued: number;
 }
-
-const RETRYABLE_FINAL_STATES: readonly TaskState[] = ['failed', 'cancelled', 'timed_out'];
 
 const readyBefore = (a: Entry, b: Entry): boolean =>
   a.task.priority !== b.task.priority ? a.task.priority > b.task.priority : a.queued < b.queued;
@@ -138,30 +144,17 @@ export class MemoryTaskQueue implements TaskQueue {
     bestHeap.pop();
     this.countQueued(best.task.capability, -1);
 
-    const t = best.task;
-    const leaseToken = randomUUID();
-    t.state = 'assigned';
-    t.attempt += 1;
-    t.workerId = workerId;
-    t.leaseToken = leaseToken;
-    t.startedAt ??= now;
-    t.updatedAt = now;
-    t.attempts.push({ attempt: t.attempt, workerId, leaseToken, startedAt: now });
+    assignTask(best.task, workerId, randomUUID(), now);
     this.emit('claimed', best);
-    return copyTask(t);
+    return copyTask(best.task);
   }
 
   async markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord> {
     this.assertOpen();
     const entry = this.leased(id, leaseToken);
-    const t = entry.task;
-    const wasAssigned = t.state === 'assigned';
-    if (!wasAssigned && !progress) return copyTask(t);
-    t.state = 'running';
-    if (progress) t.progress = { ...t.progress, ...progress };
-    t.updatedAt = this.now();
-    this.emit(wasAssigned ? 'running' : 'progress', entry);
-    return copyTask(t);
+    const event = markTaskRunning(entry.task, progress, this.now());
+    if (event) this.emit(event, entry);
+    return copyTask(entry.task);
   }
 
   async complete(
@@ -172,44 +165,25 @@ export class MemoryTaskQueue implements TaskQueue {
   ): Promise<TaskRecord> {
     this.assertOpen();
     const entry = this.leased(id, leaseToken);
-    const t = entry.task;
-    const now = this.now();
-    this.endAttempt(t, now, 'succeeded');
-    t.state = 'succeeded';
-    t.output = output;
-    if (artifacts) t.artifacts = artifacts.map((a) => ({ ...a }));
-    // `delete` only when needed: deleting a property turns the record into a slow dictionary-mode object.
-    if (t.error !== undefined) delete t.error;
-    t.finishedAt = now;
-    t.updatedAt = now;
+    completeTask(entry.task, output, artifacts, this.now());
     this.finish(entry);
     this.emit('finished', entry);
-    return copyTask(t);
+    return copyTask(entry.task);
   }
 
   async fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord> {
     this.assertOpen();
     const entry = this.leased(id, leaseToken);
-    const t = entry.task;
     const now = this.now();
-    this.endAttempt(t, now, options.outcome, error);
-    const decision = decideFailure(t, error, options, { ...this.options, random: this.random }, now);
-    t.error = decision.error;
-    t.updatedAt = now;
+    const decision = failTask(entry.task, error, options, { ...this.options, random: this.random }, now);
     if (decision.kind === 'retry') {
-      t.state = 'queued';
-      t.notBefore = decision.notBefore;
-      delete t.workerId;
-      delete t.leaseToken;
       this.enqueue(entry, now);
       this.emit('retrying', entry);
     } else {
-      t.state = decision.state;
-      t.finishedAt = now;
       this.finish(entry);
       this.emit('finished', entry);
     }
-    return copyTask(t);
+    return copyTask(entry.task);
   }
 
   async cancel(id: string, reason?: string): Promise<TaskRecord> {
@@ -221,58 +195,26 @@ export class MemoryTaskQueue implements TaskQueue {
         throw new FleetError('conflict', `task ${id} is already ${done.task.state}; nothing to cancel`);
       throw new FleetError('not_found', `no task with id ${id}`);
     }
-    const t = entry.task;
-    const now = this.now();
-    const error: ErrorBody = {
-      code: 'cancelled',
-      message: reason ?? 'cancelled by request',
-      retryable: false,
-    };
-    if (t.state === 'queued') this.dequeue(entry);
-    else this.endAttempt(t, now, 'cancelled', error);
-    t.state = 'cancelled';
-    t.error = error;
-    t.finishedAt = now;
-    t.updatedAt = now;
+    if (entry.task.state === 'queued') this.dequeue(entry);
+    cancelTask(entry.task, reason, this.now());
     this.finish(entry);
     this.emit('finished', entry);
-    return copyTask(t);
+    return copyTask(entry.task);
   }
 
   async retry(id: string): Promise<TaskRecord> {
     this.assertOpen();
     const entry = this.lookup(id);
     if (!entry) throw new FleetError('not_found', `no task with id ${id}`);
-    const t = entry.task;
-    if (!RETRYABLE_FINAL_STATES.includes(t.state)) {
-      throw new FleetError(
-        'conflict',
-        `task ${id} is ${t.state}; only failed, cancelled or timed-out tasks can be retried`,
-      );
-    }
+    assertRetryable(entry.task);
     this.assertRoom();
     const now = this.now();
     this.finished.delete(id);
     this.live.set(id, entry);
-    t.state = 'queued';
-    // A fresh budget: attempt counts from zero again; the history in `attempts` keeps the earlier rounds.
-    t.attempt = 0;
-    t.notBefore = now;
-    t.updatedAt = now;
-    for (const key of [
-      'error',
-      'output',
-      'artifacts',
-      'progress',
-      'finishedAt',
-      'workerId',
-      'leaseToken',
-    ] as const) {
-      delete t[key];
-    }
+    resetForRetry(entry.task, now);
     this.enqueue(entry, now);
     this.emit('retrying', entry);
-    return copyTask(t);
+    return copyTask(entry.task);
   }
 
   async depth(capability?: string): Promise<number> {
@@ -345,14 +287,6 @@ export class MemoryTaskQueue implements TaskQueue {
       );
     }
     return entry;
-  }
-
-  private endAttempt(t: TaskRecord, now: number, outcome: AttemptRecord['outcome'], error?: ErrorBody): void {
-    const current = t.attempts[t.attempts.length - 1];
-    if (!current || current.leaseToken !== t.leaseToken) return;
-    current.finishedAt = now;
-    current.outcome = outcome;
-    if (error) current.error = error;
   }
 
   private enqueue(entry: Entry, now: number): void {

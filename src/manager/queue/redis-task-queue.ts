@@ -25,13 +25,21 @@ import type { Redis } from 'ioredis';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { RedisConnections, type RedisConnectionOptions } from '../../store/redis-connection.js';
-import { decideFailure } from './retry-policy.js';
 import { COMMIT, PEEK } from './redis-task-scripts.js';
 import { copyTask, createTaskRecord } from './task-record.js';
 import {
+  assertRetryable,
+  assignTask,
+  cancelTask,
+  completeTask,
+  endAttempt,
+  failTask,
+  markTaskRunning,
+  resetForRetry,
+} from './task-transitions.js';
+import {
   isFinal,
   type ArtifactMeta,
-  type AttemptRecord,
   type TaskRecord,
   type TaskState,
   type TaskSubmission,
@@ -89,7 +97,6 @@ interface EventMessage {
 type CommitResult =
   { kind: 'ok' } | { kind: 'stale' } | { kind: 'exists'; id: string } | { kind: 'full'; queued: number };
 
-const RETRYABLE_FINAL_STATES: readonly TaskState[] = ['failed', 'cancelled', 'timed_out'];
 const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,100}$/;
 const MAX_CAS_ROUNDS = 20;
 /** Fleet priority -1000..1000 (higher first) → BullMQ priority 1..2001 (lower first; 0 would bypass priority). */
@@ -277,12 +284,9 @@ export class RedisTaskQueue implements TaskQueue {
       for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
         const stored = await this.leased(id, leaseToken);
         const t = copyTask(stored.task);
-        const wasAssigned = t.state === 'assigned';
-        if (!wasAssigned && !progress) return t;
-        t.state = 'running';
-        if (progress) t.progress = { ...t.progress, ...progress };
-        t.updatedAt = this.now();
-        const result = await this.commit(t, stored, { event: wasAssigned ? 'running' : 'progress' });
+        const event = markTaskRunning(t, progress, this.now());
+        if (!event) return t;
+        const result = await this.commit(t, stored, { event });
         if (result.kind === 'ok') return t;
       }
       throw this.racing(id);
@@ -300,14 +304,7 @@ export class RedisTaskQueue implements TaskQueue {
       for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
         const stored = await this.leased(id, leaseToken);
         const t = copyTask(stored.task);
-        const now = this.now();
-        endAttempt(t, now, 'succeeded');
-        t.state = 'succeeded';
-        t.output = output;
-        if (artifacts) t.artifacts = artifacts.map((a) => ({ ...a }));
-        delete t.error;
-        t.finishedAt = now;
-        t.updatedAt = now;
+        completeTask(t, output, artifacts, this.now());
         const result = await this.commit(t, stored, { event: 'finished' });
         if (result.kind !== 'ok') continue;
         await this.finishJob(t.capability, id, leaseToken, 'completed');
@@ -324,19 +321,7 @@ export class RedisTaskQueue implements TaskQueue {
         const stored = await this.leased(id, leaseToken);
         const t = copyTask(stored.task);
         const now = this.now();
-        endAttempt(t, now, options.outcome, error);
-        const decision = decideFailure(t, error, options, { ...this.options, random: this.random }, now);
-        t.error = decision.error;
-        t.updatedAt = now;
-        if (decision.kind === 'retry') {
-          t.state = 'queued';
-          t.notBefore = decision.notBefore;
-          delete t.workerId;
-          delete t.leaseToken;
-        } else {
-          t.state = decision.state;
-          t.finishedAt = now;
-        }
+        const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
         const result = await this.commit(t, stored, {
           event: decision.kind === 'retry' ? 'retrying' : 'finished',
         });
@@ -359,19 +344,9 @@ export class RedisTaskQueue implements TaskQueue {
           throw new FleetError('conflict', `task ${id} is already ${stored.task.state}; nothing to cancel`);
         }
         const t = copyTask(stored.task);
-        const now = this.now();
-        const error: ErrorBody = {
-          code: 'cancelled',
-          message: reason ?? 'cancelled by request',
-          retryable: false,
-        };
         const wasQueued = t.state === 'queued';
         const lease = t.leaseToken;
-        if (!wasQueued) endAttempt(t, now, 'cancelled', error);
-        t.state = 'cancelled';
-        t.error = error;
-        t.finishedAt = now;
-        t.updatedAt = now;
+        cancelTask(t, reason, this.now());
         const result = await this.commit(t, stored, { event: 'finished' });
         if (result.kind !== 'ok') continue;
         // Best effort: a job this cannot remove (claimed in a race) is dropped by the claim, which sees the
@@ -390,29 +365,9 @@ export class RedisTaskQueue implements TaskQueue {
       for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
         const stored = await this.read(id);
         if (!stored) throw new FleetError('not_found', `no task with id ${id}`);
-        if (!RETRYABLE_FINAL_STATES.includes(stored.task.state)) {
-          throw new FleetError(
-            'conflict',
-            `task ${id} is ${stored.task.state}; only failed, cancelled or timed-out tasks can be retried`,
-          );
-        }
+        assertRetryable(stored.task);
         const t = copyTask(stored.task);
-        const now = this.now();
-        t.state = 'queued';
-        t.attempt = 0;
-        t.notBefore = now;
-        t.updatedAt = now;
-        for (const key of [
-          'error',
-          'output',
-          'artifacts',
-          'progress',
-          'finishedAt',
-          'workerId',
-          'leaseToken',
-        ] as const) {
-          delete t[key];
-        }
+        resetForRetry(t, this.now());
         const result = await this.commit(t, stored, { bound: true });
         if (result.kind === 'full') throw this.queueFull(result.queued);
         if (result.kind !== 'ok') continue;
@@ -589,13 +544,7 @@ export class RedisTaskQueue implements TaskQueue {
           return { kind: 'dropped' };
         }
       }
-      t.state = 'assigned';
-      t.attempt += 1;
-      t.workerId = workerId;
-      t.leaseToken = token;
-      t.startedAt ??= now;
-      t.updatedAt = now;
-      t.attempts.push({ attempt: t.attempt, workerId, leaseToken: token, startedAt: now });
+      assignTask(t, workerId, token, now);
       const result = await this.commit(t, stored, { event: 'claimed' });
       if (result.kind !== 'ok') continue;
       this.held.set(taskId, { queue: queueName, jobId: job.id ?? '', token, job });
@@ -615,27 +564,18 @@ export class RedisTaskQueue implements TaskQueue {
       message: 'the manager running the task stopped renewing its lease (lock expired)',
       retryable: true,
     };
-    endAttempt(t, now, 'worker_lost', error);
-    const decision = decideFailure(
+    const decision = failTask(
       t,
       error,
       { outcome: 'worker_lost' },
       { ...this.options, random: this.random },
       now,
     );
-    t.error = decision.error;
-    t.updatedAt = now;
     delete t.workerId;
     delete t.leaseToken;
-    if (decision.kind === 'retry') {
-      // BullMQ already waited out the lock; another backoff on top would only delay recovery.
-      t.state = 'queued';
-      t.notBefore = now;
-      return true;
-    }
-    t.state = decision.state;
-    t.finishedAt = now;
-    return false;
+    // BullMQ already waited out the lock; another backoff on top would only delay recovery.
+    if (decision.kind === 'retry') t.notBefore = now;
+    return decision.kind === 'retry';
   }
 
   /** Promotes retries that are due by Fleet's clock but still in BullMQ's delayed set. */
@@ -1000,12 +940,4 @@ export class RedisTaskQueue implements TaskQueue {
   private racing(id: string): FleetError {
     return new FleetError('internal', `task ${id} kept changing under this update; try again`);
   }
-}
-
-function endAttempt(t: TaskRecord, now: number, outcome: AttemptRecord['outcome'], error?: ErrorBody): void {
-  const current = t.attempts[t.attempts.length - 1];
-  if (!current || current.leaseToken !== t.leaseToken) return;
-  current.finishedAt = now;
-  current.outcome = outcome;
-  if (error) current.error = error;
 }
