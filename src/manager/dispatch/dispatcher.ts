@@ -274,7 +274,7 @@ export class Dispatcher {
     if (!set) this.leasesByWorker.set(worker.workerId, (set = new Set()));
     set.add(task.id);
     worker.inFlight += 1;
-    this.o.metrics?.observeDispatch(task, now);
+    this.o.metrics?.observeWait(task, now);
     try {
       if (!connection?.isOpen)
         throw new FleetError('worker_lost', `worker ${worker.workerId} is not connected`);
@@ -289,6 +289,7 @@ export class Dispatcher {
         timeoutMs: task.timeoutMs,
         ...(task.sessionId ? { sessionId: task.sessionId } : {}),
       });
+      this.o.metrics?.observeDispatchLatency(now, this.o.clock.now());
       await this.o.queue.markRunning(task.id, leaseToken).catch(() => undefined);
     } catch (err) {
       this.dropLease(lease);

@@ -14,6 +14,20 @@ export interface MetricsSources {
   capabilitiesByType: () => Map<string, string[]>;
 }
 
+/** Shares one read among the gauges of a scrape; a read older than `ttlMs` is done again. */
+function readOncePerScrape<T>(read: () => Promise<T>, ttlMs = 250): () => Promise<T> {
+  let at = 0;
+  let value: Promise<T> | undefined;
+  return () => {
+    const now = Date.now();
+    if (!value || now - at > ttlMs) {
+      at = now;
+      value = read();
+    }
+    return value;
+  };
+}
+
 const WORKER_GAUGES = [
   [
     'fleet_worker_task_count',
@@ -109,7 +123,7 @@ export class ManagerMetrics {
     });
     this.dispatchLatency = new Histogram({
       name: 'fleet_dispatch_latency_seconds',
-      help: 'Time from a task becoming ready to its dispatch to a worker',
+      help: 'Time from claiming a task to writing its assign frame to the worker',
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers: r,
     });
@@ -120,75 +134,79 @@ export class ManagerMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 15, 30, 60, 300],
       registers: r,
     });
-    const depth = new Gauge({
-      name: 'fleet_queue_depth',
-      help: 'Tasks waiting, per capability',
-      labelNames: ['capability'],
-      registers: r,
-      async collect() {
-        this.reset();
-        for (const caps of sources.capabilitiesByType().values()) {
-          for (const c of caps) this.set({ capability: c }, await sources.queue.depth(c));
-        }
-      },
+    // A scrape collects every gauge in turn; they share one read of the fleet and the queue depths, so a
+    // scrape costs one directory listing (a Redis call in distributed mode), not one per gauge.
+    const workers = readOncePerScrape(sources.workers);
+    const depths = readOncePerScrape(async () => {
+      const byCapability = new Map<string, number>();
+      for (const caps of sources.capabilitiesByType().values()) {
+        for (const c of caps) if (!byCapability.has(c)) byCapability.set(c, await sources.queue.depth(c));
+      }
+      return byCapability;
     });
-    void depth;
-    new Gauge({
-      name: 'fleet_worker_type_utilization',
-      help: '(in flight + queued) / capacity per worker type: the autoscaling signal',
-      labelNames: ['worker_type'],
-      registers: r,
-      async collect() {
-        this.reset();
-        const workers = await sources.workers();
-        for (const [type, caps] of sources.capabilitiesByType()) {
-          const live = workers.filter((w) => w.workerType === type && w.status !== 'offline');
-          const capacity = live.reduce((n, w) => n + w.maxConcurrency, 0);
-          const inFlight = live.reduce((n, w) => n + w.inFlight, 0);
-          let queued = 0;
-          for (const c of caps) queued += await sources.queue.depth(c);
-          this.set(
-            { worker_type: type },
-            capacity > 0 ? (inFlight + queued) / capacity : queued > 0 ? 1e6 : 0,
-          );
-        }
-      },
-    });
-    new Gauge({
-      name: 'fleet_worker_up',
-      help: '1 when the worker is online or busy',
-      labelNames: ['worker_id', 'worker_type', 'status'],
-      registers: r,
-      async collect() {
-        this.reset();
-        for (const w of await sources.workers()) {
-          this.set(
-            { worker_id: w.workerId, worker_type: w.workerType, status: w.status },
-            w.status === 'online' || w.status === 'busy' ? 1 : 0,
-          );
-        }
-      },
-    });
-    for (const [name, help, read] of WORKER_GAUGES) {
-      new Gauge({
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      fill: (set: (labels: Record<L, string>, value: number) => void) => Promise<void>,
+    ) =>
+      new Gauge<L>({
         name,
         help,
-        labelNames: ['worker_id', 'worker_type'],
+        labelNames,
         registers: r,
         async collect() {
           this.reset();
-          for (const w of await sources.workers())
-            this.set({ worker_id: w.workerId, worker_type: w.workerType }, read(w));
+          await fill((labels, value) => this.set(labels, value));
         },
+      });
+
+    gauge('fleet_queue_depth', 'Tasks waiting, per capability', ['capability'], async (set) => {
+      for (const [capability, n] of await depths()) set({ capability }, n);
+    });
+    gauge(
+      'fleet_worker_type_utilization',
+      '(in flight + queued) / capacity per worker type: the autoscaling signal',
+      ['worker_type'],
+      async (set) => {
+        const all = await workers();
+        const depth = await depths();
+        for (const [type, caps] of sources.capabilitiesByType()) {
+          const live = all.filter((w) => w.workerType === type && w.status !== 'offline');
+          const capacity = live.reduce((n, w) => n + w.maxConcurrency, 0);
+          const inFlight = live.reduce((n, w) => n + w.inFlight, 0);
+          const queued = caps.reduce((n, c) => n + (depth.get(c) ?? 0), 0);
+          set({ worker_type: type }, capacity > 0 ? (inFlight + queued) / capacity : queued > 0 ? 1e6 : 0);
+        }
+      },
+    );
+    gauge(
+      'fleet_worker_up',
+      '1 when the worker is online or busy',
+      ['worker_id', 'worker_type', 'status'],
+      async (set) => {
+        for (const w of await workers()) {
+          const up = w.status === 'online' || w.status === 'busy' ? 1 : 0;
+          set({ worker_id: w.workerId, worker_type: w.workerType, status: w.status }, up);
+        }
+      },
+    );
+    for (const [name, help, read] of WORKER_GAUGES) {
+      gauge(name, help, ['worker_id', 'worker_type'], async (set) => {
+        for (const w of await workers()) set({ worker_id: w.workerId, worker_type: w.workerType }, read(w));
       });
     }
   }
 
-  observeDispatch(task: TaskRecord, now: number): void {
+  /** Queue wait: from the moment the task could run (created, or its backoff over) until it was claimed. */
+  observeWait(task: TaskRecord, claimedAt: number): void {
     const readyAt = Math.max(task.createdAt, task.notBefore);
-    const waited = Math.max(0, now - readyAt) / 1000;
-    this.waitTime.observe({ capability: task.capability }, waited);
-    this.dispatchLatency.observe(waited);
+    this.waitTime.observe({ capability: task.capability }, Math.max(0, claimedAt - readyAt) / 1000);
+  }
+
+  /** The manager's own cost of a dispatch: from the claim until the assign frame is written. */
+  observeDispatchLatency(claimedAt: number, sentAt: number): void {
+    this.dispatchLatency.observe(Math.max(0, sentAt - claimedAt) / 1000);
   }
 
   observeFinished(task: TaskRecord, now: number): void {

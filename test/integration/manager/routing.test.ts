@@ -40,6 +40,16 @@ describe('manager + echo workers over real WebSockets', () => {
     const statuses = await manager.getWorkerStatus();
     expect(statuses.map((s) => s.workerType)).toEqual(['echo', 'echo']);
     expect(statuses[0]!.metrics.taskCount + statuses[1]!.metrics.taskCount).toBe(21);
+    const metrics = await (await fetch(`${m!.url}/metrics`)).text();
+    const counts = [
+      ...metrics.matchAll(/^fleet_worker_task_count\{[^}]*worker_type="echo"[^}]*\} (\d+)$/gm),
+    ].map((x) => Number(x[1]));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(21);
+    expect(metrics).toMatch(/^fleet_queue_depth\{capability="sleep"\} 0$/m);
+    expect(metrics).toMatch(/^fleet_worker_type_utilization\{worker_type="echo"\} 0$/m);
+    expect(metrics).toMatch(/^fleet_worker_up\{[^}]*status="online"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^fleet_task_wait_seconds_count\{capability="sleep"\} 20$/m);
+    expect(metrics).toMatch(/^fleet_dispatch_latency_seconds_count 21$/m);
   });
 
   it('never exceeds per-worker concurrency under a burst, and loses nothing', async () => {
