@@ -8,12 +8,10 @@ import { loadConfig } from '../config/load.js';
 import type { FleetConfig } from '../config/schema.js';
 import { FleetClient } from '../client/fleet-client.js';
 import { FleetError } from '../protocol/errors.js';
-import { dashboardPlugin } from '../manager/dashboard/index.js';
-import { createApiServer } from '../manager/http/server.js';
-import { WorkerManager } from '../manager/manager.js';
 import { runWorker } from '../workers/common/run-worker.js';
 import { resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
 import { renderBoard } from './board.js';
+import { serveManager } from './serve-manager.js';
 import { up } from './up.js';
 
 const VERSION = '0.1.0';
@@ -104,26 +102,9 @@ program
   .option('-p, --port <port>', 'port (env FLEET_PORT)', int)
   .action(async (opts: { config?: string; port?: number }) => {
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
-    const manager = new WorkerManager(cfg);
-    const api = await createApiServer(manager, {
-      ...(cfg.manager.token ? { token: cfg.manager.token } : {}),
-      ...(cfg.manager.read_token ? { readToken: cfg.manager.read_token } : {}),
-      plugins: [
-        dashboardPlugin(manager, {
-          ...(cfg.manager.token ? { token: cfg.manager.token } : {}),
-          ...(cfg.manager.read_token ? { readToken: cfg.manager.read_token } : {}),
-        }),
-      ],
-    });
-    await manager.start();
-    const address = await api.listen({ host: cfg.manager.host, port: cfg.manager.port });
-    manager.logger.info({ address }, `manager listening on ${address}`);
-    const shutdown = () => {
-      void manager
-        .stop()
-        .then(() => api.close())
-        .then(() => process.exit(0));
-    };
+    const served = await serveManager(cfg);
+    served.manager.logger.info({ address: served.url }, `manager listening on ${served.url}`);
+    const shutdown = () => void served.stop().then(() => process.exit(0));
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });

@@ -5,10 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { FleetConfig } from '../config/schema.js';
-import { dashboardPlugin } from '../manager/dashboard/index.js';
-import { createApiServer } from '../manager/http/server.js';
-import { WorkerManager } from '../manager/manager.js';
+import type { WorkerManager } from '../manager/manager.js';
 import { WORKER_KINDS } from '../workers/kinds.js';
+import { serveManager } from './serve-manager.js';
 import { Supervisor } from './supervisor.js';
 
 export interface UpOptions {
@@ -30,31 +29,19 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
   const { config } = options;
   const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
   const holder: { supervisor?: Supervisor } = {};
-  const manager = new WorkerManager(config, {
+  const served = await serveManager(config, {
     restartWorker: async (worker) => {
       const child = holder.supervisor?.byPort(worker.port);
       return child ? holder.supervisor!.restart(child.id) : false;
     },
   });
+  const { manager, api, url } = served;
   const supervisor = new Supervisor({
     command: process.execPath,
     baseArgs: [cliPath],
     logger: manager.logger,
   });
   holder.supervisor = supervisor;
-  const api = await createApiServer(manager, {
-    ...(config.manager.token ? { token: config.manager.token } : {}),
-    ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
-    plugins: [
-      dashboardPlugin(manager, {
-        ...(config.manager.token ? { token: config.manager.token } : {}),
-        ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
-      }),
-    ],
-  });
-  await manager.start();
-  const address = await api.listen({ host: config.manager.host, port: config.manager.port });
-  const url = address.replace('[::1]', '127.0.0.1');
 
   for (const [type, entry] of Object.entries(WORKER_KINDS)) {
     const section = config[entry.section];
@@ -91,8 +78,7 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
       if (stopped) return;
       stopped = true;
       await supervisor.stopAll();
-      await manager.stop();
-      await api.close();
+      await served.stop();
     },
   };
 }
