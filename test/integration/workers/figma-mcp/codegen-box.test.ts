@@ -2,35 +2,19 @@
  * The generated HTML, rendered in real Chromium, must put every layer where Figma has it: the bounding box
  * of each element (relative to the root) matches the node's absoluteBoundingBox within 2 px.
  */
-import { existsSync } from 'node:fs';
 import type { Node } from '@figma/rest-api-spec';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DESIGN_SYSTEM_KEY, MARKETING_KEY } from '../../../../src/workers/figma-mcp/fake/fixtures/index.js';
+import { launchChromium } from '../../../helpers/chromium.js';
 import { call, rig, type Rig } from './setup.js';
-
-const CHROMIUM = process.env.FLEET_CHROMIUM_PATH ?? '/usr/lib/chromium/chromium-headless-shell';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let r: Rig;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(
-      `Chromium not found at ${CHROMIUM} (apt install chromium-headless-shell, or set FLEET_CHROMIUM_PATH)`,
-    );
   r = await rig();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
