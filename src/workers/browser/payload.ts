@@ -54,6 +54,17 @@ export function requireTarget<T extends { url?: string | undefined; html?: strin
   });
 }
 
+/** url or html, not both; neither is allowed (steps may navigate themselves). */
+export function optionalTarget<T extends { url?: string | undefined; html?: string | undefined }>(
+  schema: z.ZodType<T>,
+) {
+  return schema.superRefine((v, ctx) => {
+    if (v.url !== undefined && v.html !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give url or html, not both', path: ['url'] });
+    }
+  });
+}
+
 export const TargetShape = {
   url: z.string().min(1).max(8192).optional(),
   /** Raw HTML to render (served from an http origin inside the worker's proxy). */

@@ -9,7 +9,13 @@ import { FleetError, toFleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson } from '../page-script.js';
 import { withPage, type BrowserKindDeps, type PageSession } from '../page-session.js';
-import { PageOptionsShape, TargetShape, contextOptionsOf, waitOptionsOf } from '../payload.js';
+import {
+  PageOptionsShape,
+  TargetShape,
+  contextOptionsOf,
+  optionalTarget,
+  waitOptionsOf,
+} from '../payload.js';
 import { StepSchema, failureShot, isFatal, runSteps } from '../steps.js';
 
 const Sel = z.string().min(1).max(2000);
@@ -70,22 +76,20 @@ export const AssertionSchema = z.discriminatedUnion('type', [
 
 export type Assertion = z.output<typeof AssertionSchema>;
 
-export const TestingPayloadSchema = z
-  .object({
-    taskType: z.literal('testing').optional(),
-    ...TargetShape,
-    steps: z.array(StepSchema).optional(),
-    assertions: z.array(AssertionSchema).min(1).max(1000),
-    options: z
-      .object({ ...PageOptionsShape })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .superRefine((v, ctx) => {
-    if (v.url !== undefined && v.html !== undefined)
-      ctx.addIssue({ code: 'custom', message: 'give url or html, not both', path: ['url'] });
-  });
+export const TestingPayloadSchema = optionalTarget(
+  z
+    .object({
+      taskType: z.literal('testing').optional(),
+      ...TargetShape,
+      steps: z.array(StepSchema).optional(),
+      assertions: z.array(AssertionSchema).min(1).max(1000),
+      options: z
+        .object({ ...PageOptionsShape })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+);
 
 export type TestingPayload = z.output<typeof TestingPayloadSchema>;
 

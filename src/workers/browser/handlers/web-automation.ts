@@ -10,30 +10,34 @@ import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson, runPageScript } from '../page-script.js';
 import { withPage, type BrowserKindDeps } from '../page-session.js';
-import { PageOptionsShape, TargetShape, contextOptionsOf, waitOptionsOf } from '../payload.js';
+import {
+  PageOptionsShape,
+  TargetShape,
+  contextOptionsOf,
+  optionalTarget,
+  waitOptionsOf,
+} from '../payload.js';
 import { StepSchema, failureShot, runSteps } from '../steps.js';
 
-export const AutomationPayloadSchema = z
-  .object({
-    taskType: z.enum(['automation', 'web-automation']).optional(),
-    /** Optional start page; steps may also begin with `goto`. */
-    ...TargetShape,
-    steps: z.array(StepSchema).min(1),
-    /** Runs in the page after the last step; its result comes back as `scriptResult`. */
-    script: z.string().min(1).max(1_000_000).optional(),
-    options: z
-      .object({
-        ...PageOptionsShape,
-        onStepError: z.enum(['fail', 'report']).optional(),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .superRefine((v, ctx) => {
-    if (v.url !== undefined && v.html !== undefined)
-      ctx.addIssue({ code: 'custom', message: 'give url or html, not both', path: ['url'] });
-  });
+export const AutomationPayloadSchema = optionalTarget(
+  z
+    .object({
+      taskType: z.enum(['automation', 'web-automation']).optional(),
+      /** Optional start page; steps may also begin with `goto`. */
+      ...TargetShape,
+      steps: z.array(StepSchema).min(1),
+      /** Runs in the page after the last step; its result comes back as `scriptResult`. */
+      script: z.string().min(1).max(1_000_000).optional(),
+      options: z
+        .object({
+          ...PageOptionsShape,
+          onStepError: z.enum(['fail', 'report']).optional(),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+);
 
 export type AutomationPayload = z.output<typeof AutomationPayloadSchema>;
 
