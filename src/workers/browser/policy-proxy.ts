@@ -224,14 +224,12 @@ export class PolicyProxy {
     const label = `${port === 443 ? 'https' : 'tunnel'}://${req.url}`;
     if (!this.policy.options.allowed_schemes.includes('https') && !this.denyAll) {
       this.record(label, 'scheme', 'https is not allowed');
-      client.end(`HTTP/1.1 403 Forbidden\r\n${BLOCKED_HEADER}: scheme\r\n\r\n`);
+      refuseSocket(client, 'scheme');
       return;
     }
     const verdict = await this.check(label, host, port);
     if ('refused' in verdict) {
-      client.end(
-        `HTTP/1.1 403 Forbidden\r\n${BLOCKED_HEADER}: ${verdict.reason}\r\ncontent-length: 0\r\n\r\n`,
-      );
+      refuseSocket(client, verdict.reason);
       return;
     }
     const upstream = netConnect({ host: verdict.address, port });
@@ -263,9 +261,7 @@ export class PolicyProxy {
     const port = target.port ? Number(target.port) : 80;
     const verdict = await this.check(target.href, target.hostname, port);
     if ('refused' in verdict) {
-      client.end(
-        `HTTP/1.1 403 Forbidden\r\n${BLOCKED_HEADER}: ${verdict.reason}\r\ncontent-length: 0\r\n\r\n`,
-      );
+      refuseSocket(client, verdict.reason);
       return;
     }
     const upstream = netConnect({ host: verdict.address, port });
@@ -299,4 +295,9 @@ export class PolicyProxy {
     });
     from.pipe(to);
   }
+}
+
+/** Answers a CONNECT or upgrade the policy refused; the header tells the page session why. */
+function refuseSocket(client: Duplex, reason: string): void {
+  client.end(`HTTP/1.1 403 Forbidden\r\n${BLOCKED_HEADER}: ${reason}\r\ncontent-length: 0\r\n\r\n`);
 }
