@@ -2,7 +2,7 @@
  * Every task type against the fixture pages, on real Chromium (headless-shell), through the handlers directly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetError } from '../../../../src/protocol/errors.js';
+import { failure } from '../../../helpers/failure.js';
 import type { BrowserKind } from '../../../../src/workers/browser/index.js';
 import { runTask } from '../../../fixtures/browser/kind.js';
 import { startTestServer, type TestServer } from '../../../fixtures/browser/test-server.js';
@@ -24,16 +24,6 @@ afterAll(async () => {
   await kind?.stop?.();
   await server?.close();
 });
-
-async function failure(p: Promise<unknown>): Promise<FleetError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FleetError);
-    return err as FleetError;
-  }
-  throw new Error('expected the task to fail');
-}
 
 describe('screenshot', () => {
   it('returns intact PNG bytes of a URL with the page facts', async () => {

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure } from '../../../helpers/failure.js';
 import { FleetError } from '../../../../src/protocol/errors.js';
 import type { BrowserKind } from '../../../../src/workers/browser/index.js';
 import { runTask, startKind } from '../../../fixtures/browser/kind.js';
@@ -25,16 +26,6 @@ afterAll(async () => {
   await allowed?.close();
   await blocked?.close();
 });
-
-async function failure(p: Promise<unknown>): Promise<FleetError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FleetError);
-    return err as FleetError;
-  }
-  throw new Error('expected the task to fail');
-}
 
 describe('URL policy', () => {
   it('refuses a redirect hop to a blocked host, which never sees the request', async () => {

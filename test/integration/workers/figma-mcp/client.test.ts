@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../../../src/protocol/errors.js';
+import { failure } from '../../../helpers/failure.js';
 import { MARKETING_KEY } from '../../../../src/workers/figma-mcp/fake/fixtures/index.js';
 import { rig, type Rig } from './setup.js';
 
@@ -15,15 +15,6 @@ beforeEach(() => {
 });
 
 const call = (ms = 10_000) => ({ signal: new AbortController().signal, deadline: Date.now() + ms });
-
-async function failure(p: Promise<unknown>): Promise<FleetError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FleetError);
-  return e as FleetError;
-}
 
 describe('FigmaClient against the fake', () => {
   it('serves a repeated call from the cache and shares identical concurrent calls', async () => {
