@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
+import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import { WORKER_DEFAULTS, workerSection, type WorkerSectionConfig } from '../../src/config/schema.js';
 import { deserialize } from '../../src/protocol/codec.js';
@@ -337,5 +338,21 @@ export async function startWorker(
     endpoint: server.endpoint,
     baseUrl: `http://127.0.0.1:${server.port}`,
     stop: () => server.stop({ graceMs: 1_000 }),
+  };
+}
+
+/**
+ * For a describe block: a `startWorker` whose workers are all stopped after each test.
+ * Call it at the top of the block (it registers the `afterEach`).
+ */
+export function useWorkers(): typeof startWorker {
+  const started: StartedWorker[] = [];
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((w) => w.stop()));
+  });
+  return async (...args) => {
+    const w = await startWorker(...args);
+    started.push(w);
+    return w;
   };
 }

@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runWorker } from '../../../../src/workers/common/run-worker.js';
 import { createEchoKind } from '../../../../src/workers/echo/index.js';
 import {
   connectFakeManager,
-  startWorker,
+  useWorkers,
   workerConfig,
   type StartedWorker,
 } from '../../../helpers/fake-manager.js';
@@ -27,15 +27,7 @@ async function health(worker: StartedWorker): Promise<{ status: number; body: He
 }
 
 describe('/health, /metrics, heartbeats, drain and announcement', () => {
-  const workers: StartedWorker[] = [];
-  const start = async (...args: Parameters<typeof startWorker>) => {
-    const w = await startWorker(...args);
-    workers.push(w);
-    return w;
-  };
-  afterEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
-  });
+  const start = useWorkers();
 
   it('/health: 200 ok when idle, 200 busy at capacity (busy is not an error)', async () => {
     const worker = await start(createEchoKind(workerConfig('echo')), { max_concurrent_tasks: 2 });

@@ -1,25 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createEchoKind } from '../../../../src/workers/echo/index.js';
 import {
   connectFakeManager,
-  startWorker,
+  useWorkers,
   workerConfig,
-  type StartedWorker,
   type TaskAnswer,
 } from '../../../helpers/fake-manager.js';
 import { createTestKind, gate, newTestKindState, until } from './test-kinds.js';
 
 describe('task slots, deadlines and cancellation', () => {
-  const workers: StartedWorker[] = [];
-  const start = async (...args: Parameters<typeof startWorker>) => {
-    const w = await startWorker(...args);
-    workers.push(w);
-    return w;
-  };
-  afterEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
-  });
+  const start = useWorkers();
 
   it('a burst never runs more than max_concurrent_tasks at once; the rest are refused busy, not queued', async () => {
     const worker = await start(createEchoKind(workerConfig('echo')), { max_concurrent_tasks: 3 });
