@@ -1,16 +1,9 @@
 import { MemoryTaskQueue } from '../../src/manager/queue/memory-task-queue.js';
 import { describeTaskQueueContract } from './task-queue.contract.js';
+import { testQueueOptions } from '../helpers/queue-options.js';
 
 describeTaskQueueContract(
   'memory',
   async (options) =>
-    new MemoryTaskQueue({
-      maxQueued: 10_000,
-      retainFinished: 10_000,
-      defaultMaxAttempts: 3,
-      timeoutMs: () => 30_000,
-      backoffMs: 20,
-      maxBackoffMs: 40,
-      ...options,
-    }),
+    new MemoryTaskQueue(testQueueOptions({ maxQueued: 10_000, retainFinished: 10_000, ...options })),
 );

@@ -7,6 +7,7 @@ import { RedisTaskQueue } from '../../src/manager/queue/redis-task-queue.js';
 import type { TaskQueue } from '../../src/manager/queue/task-queue.js';
 import { deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.js';
 import { describeTaskQueueContract } from './task-queue.contract.js';
+import { testQueueOptions } from '../helpers/queue-options.js';
 
 let redis: TestRedis;
 const prefixes = new Map<TaskQueue, string>();
@@ -24,13 +25,7 @@ describeTaskQueueContract(
   async (options) => {
     const prefix = uniquePrefix();
     const queue = new RedisTaskQueue({
-      maxQueued: 10_000,
-      retainFinished: 10_000,
-      defaultMaxAttempts: 3,
-      timeoutMs: () => 30_000,
-      backoffMs: 20,
-      maxBackoffMs: 40,
-      ...options,
+      ...testQueueOptions({ maxQueued: 10_000, retainFinished: 10_000, ...options }),
       redis: { url: redis.url, prefix },
       lockDurationMs: 5_000,
     });

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisTaskQueue } from '../../../src/manager/queue/redis-task-queue.js';
 import { startPrivateRedis, type PrivateRedis } from '../../helpers/redis.js';
+import { testQueueOptions } from '../../helpers/queue-options.js';
 
 let server: PrivateRedis;
 
@@ -19,12 +20,7 @@ afterAll(async () => {
 
 it('keeps every accepted task through a redis-server restart', async () => {
   const q = new RedisTaskQueue({
-    maxQueued: 1000,
-    retainFinished: 1000,
-    defaultMaxAttempts: 3,
-    timeoutMs: () => 30_000,
-    backoffMs: 20,
-    maxBackoffMs: 40,
+    ...testQueueOptions(),
     redis: { url: server.url, prefix: 'fleet-restart', commandTimeoutMs: 20_000 },
     lockDurationMs: 5_000,
   });

@@ -13,6 +13,7 @@ import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker
 import { FleetError } from '../../../src/protocol/errors.js';
 import { RedisConnections } from '../../../src/store/redis-connection.js';
 import { countKeys, deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../../helpers/redis.js';
+import { testQueueOptions } from '../../helpers/queue-options.js';
 
 let redis: TestRedis;
 const prefixes = new Set<string>();
@@ -37,12 +38,7 @@ const newPrefix = (): string => {
 
 function manager(prefix: string, over: Partial<RedisTaskQueueOptions> = {}): RedisTaskQueue {
   const q = new RedisTaskQueue({
-    maxQueued: 1000,
-    retainFinished: 1000,
-    defaultMaxAttempts: 3,
-    timeoutMs: () => 30_000,
-    backoffMs: 20,
-    maxBackoffMs: 40,
+    ...testQueueOptions(),
     redis: { url: redis.url, prefix, clientName: `fleet-it-${prefix}` },
     lockDurationMs: 600,
     stalledIntervalMs: 150,
@@ -236,12 +232,7 @@ describe('Redis connections', () => {
     const prefix = newPrefix();
     const connections = new RedisConnections({ url: redis.url, prefix, clientName: `fleet-conn-${prefix}` });
     const q = new RedisTaskQueue({
-      maxQueued: 1000,
-      retainFinished: 1000,
-      defaultMaxAttempts: 3,
-      timeoutMs: () => 30_000,
-      backoffMs: 20,
-      maxBackoffMs: 40,
+      ...testQueueOptions(),
       redis: connections,
       lockDurationMs: 600,
     });
