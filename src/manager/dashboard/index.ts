@@ -13,16 +13,14 @@
  * nothing the API would refuse, and the read-only token is refused there with its own message.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { extname, join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
 import type { Clock } from '../clock.js';
-import { authorize, publicTask } from '../http/server.js';
+import { attachReadSocket, authorize, publicTask } from '../http/server.js';
 import type { WorkerManager } from '../manager.js';
 import { TASK_STATES } from '../queue/task.js';
 import { DashboardAggregator, type Snapshot, type TaskListFilter } from './aggregator.js';
@@ -235,23 +233,7 @@ function attachLive(
   auth: { token?: string; readToken?: string },
   manager: WorkerManager,
 ): void {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const clients = new Set<LiveClient>();
-
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/dashboard/live') return;
-    try {
-      authorize(auth, req, 'read');
-    } catch (err) {
-      const e = err as FleetError;
-      socket.end(
-        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: e.toJSON() })}`,
-      );
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => void welcome(ws));
-  });
 
   const welcome = async (ws: WebSocket) => {
     const client: LiveClient = { ws, filter: {} };
@@ -314,9 +296,6 @@ function attachLive(
   };
   const unsubscribe = aggregator.onSnapshot(broadcast);
 
-  app.addHook('onClose', async () => {
-    unsubscribe();
-    for (const c of wss.clients) c.terminate();
-    wss.close();
-  });
+  attachReadSocket(app, '/dashboard/live', auth, 4096, (ws) => void welcome(ws));
+  app.addHook('onClose', async () => unsubscribe());
 }

@@ -296,12 +296,28 @@ export async function createApiServer(
  * than buffered without bound.
  */
 function attachEventStream(app: FastifyInstance, manager: WorkerManager, options: ApiServerOptions): void {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  attachReadSocket(app, '/api/events', options, 64 * 1024, (ws, url) =>
+    streamEvents(ws, manager, url.searchParams),
+  );
+}
+
+/**
+ * Serves a WebSocket at `path` on the API's server for readers: the token is checked at the upgrade (a refusal
+ * is a 401 with the typed error as JSON), and every socket is cut when the server closes.
+ */
+export function attachReadSocket(
+  app: FastifyInstance,
+  path: string,
+  auth: Pick<ApiServerOptions, 'token' | 'readToken'>,
+  maxPayload: number,
+  onSocket: (ws: WebSocket, url: URL) => void,
+): WebSocketServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload });
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/api/events') return;
+    if (url.pathname !== path) return;
     try {
-      authorize(options, req, 'read');
+      authorize(auth, req, 'read');
     } catch (err) {
       const e = err as FleetError;
       socket.end(
@@ -309,12 +325,13 @@ function attachEventStream(app: FastifyInstance, manager: WorkerManager, options
       );
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => streamEvents(ws, manager, url.searchParams));
+    wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws, url));
   });
   app.addHook('onClose', async () => {
     for (const c of wss.clients) c.terminate();
     wss.close();
   });
+  return wss;
 }
 
 function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {

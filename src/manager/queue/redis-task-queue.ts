@@ -37,13 +37,7 @@ import {
   markTaskRunning,
   resetForRetry,
 } from './task-transitions.js';
-import {
-  isFinal,
-  type ArtifactMeta,
-  type TaskRecord,
-  type TaskState,
-  type TaskSubmission,
-} from './task.js';
+import { isFinal, type ArtifactMeta, type TaskRecord, type TaskState, type TaskSubmission } from './task.js';
 import type {
   FailOptions,
   SubmitResult,

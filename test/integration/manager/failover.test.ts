@@ -1,5 +1,6 @@
 import { WebSocketServer, type WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FleetClient } from '../../../src/client/fleet-client.js';
 import { PROTOCOL_VERSION } from '../../../src/protocol/messages.js';
 import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
 import { startManager, type TestManager } from '../../helpers/manager.js';
@@ -233,5 +234,12 @@ describe('failure handling', () => {
     const res = await fetch(`${m.url}/api/tasks`);
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    await expect(
+      new FleetClient({ url: m.url, token: 'wrong' }).events(() => undefined),
+    ).rejects.toMatchObject({
+      code: 'unauthorized',
+    });
+    const close = await m.client.events(() => undefined);
+    close();
   });
 });

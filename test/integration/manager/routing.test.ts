@@ -100,6 +100,19 @@ describe('manager + echo workers over real WebSockets', () => {
     expect(t.error?.code).toBe('busy');
   });
 
+  it("streams a task's events over /api/events", async () => {
+    const { client } = await fleet(1);
+    const seen: string[] = [];
+    const close = await client.events((e) => void (e.type === 'task' && seen.push(e.kind as string)), {
+      taskId: 'streamed-1',
+      types: ['task'],
+    });
+    await client.execute('echo', { x: 1 }, { id: 'streamed-1' });
+    await waitFor(() => seen.includes('finished'), 5000, 'finished event');
+    close();
+    expect(seen).toEqual(['submitted', 'claimed', 'running', 'finished']);
+  });
+
   it('idempotency keys give the same task', async () => {
     const { client } = await fleet(1);
     const a = await client.submit('echo', { n: 1 }, { idempotencyKey: 'same-key' });
