@@ -4,8 +4,10 @@
  * The manager builds the snapshot from its registry (in-flight counts are the manager's own, not the
  * worker's last heartbeat, so two dispatches in one tick cannot both see the same free slot).
  */
-export const CANDIDATE_STATUSES = ['online', 'offline', 'busy', 'error'] as const;
-export type CandidateStatus = (typeof CANDIDATE_STATUSES)[number];
+import type { WorkerStatus } from '../registry/worker-info.js';
+
+/** A candidate's status is the registry's: online, offline, busy or error. */
+export type CandidateStatus = WorkerStatus;
 
 export interface Candidate {
   workerId: string;

@@ -8,17 +8,10 @@
  *
  * Memory implementation: embedded mode (one manager). Redis implementation: distributed mode.
  */
-import type { WorkerStatus } from './worker-info.js';
+import type { WorkerInfo } from './worker-info.js';
 
-export interface WorkerRecord {
-  workerId: string;
-  workerType: string;
-  endpoint: string;
-  port: number;
-  status: WorkerStatus;
-  capabilities: string[];
-  /** In flight / max concurrency, 0..1. */
-  currentLoad: number;
+/** The spec's WorkerInfo as stored for the whole fleet (times as epoch ms, so it survives JSON). */
+export interface WorkerRecord extends Omit<WorkerInfo, 'lastHeartbeat'> {
   inFlight: number;
   maxConcurrency: number;
   lastHeartbeat: number;
