@@ -19,6 +19,7 @@ import {
   constants,
 } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from './proc-stats.js';
 
 export type CgroupMode = 'v1' | 'v2' | 'hybrid' | 'none';
 
@@ -156,15 +157,6 @@ export function cgroupCapabilities(layout: CgroupLayout): {
     cpu: Boolean(layout.v1.cpu) || v2c.includes('cpu'),
     kill: Boolean(layout.v2) || Boolean(layout.v1.freezer),
   };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class SandboxCgroup {

@@ -40,3 +40,13 @@ export function treeRss(rootPid: number = process.pid): { bytes: number; process
   const pids = processTree(rootPid);
   return { bytes: pids.reduce((sum, pid) => sum + rssOf(pid), 0), processes: pids.length };
 }
+
+/** True while a process with this pid exists (EPERM: it exists but belongs to another user). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -12,6 +12,7 @@ import { constants as fsc, existsSync, mkdirSync, readdirSync, chmodSync, chownS
 import { lstat, mkdir, open, readdir, realpath, chown, rename, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { FleetError } from '../../protocol/errors.js';
+import { pidAlive } from './proc-stats.js';
 
 export interface SandboxDirs {
   root: string;
@@ -53,15 +54,6 @@ export async function removeSandboxDirs(dirs: SandboxDirs): Promise<void> {
   await rm(dirs.root, { recursive: true, force: true, maxRetries: 3 });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes the directories of workers that died without cleaning up. */
 export function sweepStaleDirs(workspaceRoot: string): number {
   if (!existsSync(workspaceRoot)) return 0;
@@ -75,13 +67,35 @@ export function sweepStaleDirs(workspaceRoot: string): number {
   return removed;
 }
 
-/** Bytes used under `dir` (lstat sizes, symlinks not followed); stops counting past `stopAt`. */
-export async function directorySize(dir: string, stopAt = Number.POSITIVE_INFINITY): Promise<number> {
-  let total = 0;
-  const stack = [dir];
+/** Files by workspace-relative path, with what tells a change: size and mtime. */
+export type FileSnapshot = Map<string, { size: number; mtimeMs: number }>;
+
+/** At most this many files are listed in a snapshot (a run's report of written files is capped anyway). */
+const SNAPSHOT_LIMIT = 2000;
+
+export interface WorkspaceScan {
+  /** The first SNAPSHOT_LIMIT files, when asked for. */
+  files: FileSnapshot;
+  /** Disk blocks in use (bytes); counting stops once past `stopAtBytes`. */
+  bytes: number;
+}
+
+/**
+ * One walk of a workspace (lstat, symlinks not followed) for both what a run needs: the file snapshot and the
+ * disk use. It stops when it has all it was asked for: the snapshot is full (or not wanted) and the byte
+ * count is past `stopAtBytes` (pass -1 when only the snapshot matters).
+ */
+export async function scanWorkspace(
+  dir: string,
+  options: { files: boolean; stopAtBytes: number },
+): Promise<WorkspaceScan> {
+  const files: FileSnapshot = new Map();
+  let bytes = 0;
+  const done = () => (!options.files || files.size >= SNAPSHOT_LIMIT) && bytes > options.stopAtBytes;
+  const stack: [string, string][] = [[dir, '']];
   let visited = 0;
-  while (stack.length > 0 && total <= stopAt && visited < 200_000) {
-    const current = stack.pop() as string;
+  while (stack.length > 0 && !done() && visited < 200_000) {
+    const [current, rel] = stack.pop() as [string, string];
     let entries;
     try {
       entries = await readdir(current, { withFileTypes: true });
@@ -91,17 +105,23 @@ export async function directorySize(dir: string, stopAt = Number.POSITIVE_INFINI
     for (const entry of entries) {
       visited++;
       const p = join(current, entry.name);
-      if (entry.isDirectory()) stack.push(p);
+      const r = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) stack.push([p, r]);
       else if (entry.isFile()) {
-        try {
-          total += (await lstat(p)).blocks * 512;
-        } catch {
-          // vanished
-        }
+        const info = await lstat(p).catch(() => undefined); // undefined: vanished meanwhile
+        if (!info) continue;
+        bytes += info.blocks * 512;
+        if (options.files && files.size < SNAPSHOT_LIMIT)
+          files.set(r, { size: info.size, mtimeMs: info.mtimeMs });
       }
     }
   }
-  return total;
+  return { files, bytes };
+}
+
+/** Bytes used under `dir`; stops counting past `stopAt`. */
+export async function directorySize(dir: string, stopAt = Number.POSITIVE_INFINITY): Promise<number> {
+  return (await scanWorkspace(dir, { files: false, stopAtBytes: stopAt })).bytes;
 }
 
 function inside(base: string, target: string): boolean {

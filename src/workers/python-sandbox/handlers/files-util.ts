@@ -1,33 +1,11 @@
 /** Small helpers shared by the handlers: which files a run wrote, and content types by extension. */
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { scanWorkspace, type FileSnapshot } from '../workspace.js';
 
-const SNAPSHOT_LIMIT = 2000;
+export type Snapshot = FileSnapshot;
 
-export type Snapshot = Map<string, { size: number; mtimeMs: number }>;
-
+/** The workspace's files before a run, to tell afterwards what the run wrote. */
 export async function snapshotFiles(workDir: string): Promise<Snapshot> {
-  const snap: Snapshot = new Map();
-  const stack: [string, string][] = [[workDir, '']];
-  while (stack.length > 0 && snap.size < SNAPSHOT_LIMIT) {
-    const [dir, rel] = stack.pop() as [string, string];
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) stack.push([join(dir, e.name), r]);
-      else if (e.isFile()) {
-        const info = await lstat(join(dir, e.name)).catch(() => undefined);
-        if (info) snap.set(r, { size: info.size, mtimeMs: info.mtimeMs });
-      }
-      if (snap.size >= SNAPSHOT_LIMIT) break;
-    }
-  }
-  return snap;
+  return (await scanWorkspace(workDir, { files: true, stopAtBytes: -1 })).files;
 }
 
 export function diffSnapshots(

@@ -14,7 +14,7 @@ import type { Artifact, TaskContext, TaskHandler, TaskOutput } from '../../commo
 import type { ExecOutcome, Sandbox } from '../sandbox.js';
 import { bump, withSession, type SandboxServices } from '../services.js';
 import type { EndReason, Session } from '../sessions.js';
-import { directorySize, readFileSafe, resolveWorkspacePath } from '../workspace.js';
+import { directorySize, readFileSafe, resolveWorkspacePath, scanWorkspace } from '../workspace.js';
 import { snapshotFiles, diffSnapshots, contentTypeFor } from './files-util.js';
 
 export const PythonExecutionPayloadSchema = z
@@ -126,9 +126,13 @@ async function runCode(
     },
   });
   if (session) session.runs++;
-  const after = await snapshotFiles(sandbox.dirs.workDir);
-  const files = diffSnapshots(before, after);
-  const usage = await directorySize(sandbox.dirs.workDir, limits.workspaceBytes + 1);
+  // One walk after the run gives both the written files and the disk use.
+  const after = await scanWorkspace(sandbox.dirs.workDir, {
+    files: true,
+    stopAtBytes: limits.workspaceBytes + 1,
+  });
+  const files = diffSnapshots(before, after.files);
+  const usage = after.bytes;
   const common = {
     stdout: outcome.stdout,
     stderr: outcome.stderr,
