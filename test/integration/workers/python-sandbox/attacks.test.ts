@@ -169,13 +169,32 @@ describe('attack suite', () => {
       ['/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified']
         .flatMap((d) => (existsSync(d) ? readdirSync(d) : []))
         .filter((n) => n.startsWith(`fleet-py-${process.pid}-`)).length;
-    const runners = () =>
-      execFileSync('ps', ['-e', '-o', 'args='])
+    // Runners of this test process, found as its descendants while they live; other test files run their
+    // own sandboxes meanwhile. A leak is then caught by pid, even if the runner was re-parented away.
+    const myRunnerPids = () => {
+      const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='])
         .toString()
         .split('\n')
-        .filter((l) => l.includes('/opt/fleet/runner.py')).length;
+        .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+      const mine = new Set([process.pid]);
+      for (let grew = true; grew;) {
+        grew = false;
+        for (const r of rows) if (mine.has(r.ppid) && !mine.has(r.pid)) grew = Boolean(mine.add(r.pid));
+      }
+      return rows.filter((r) => mine.has(r.pid) && r.args.includes('/opt/fleet/runner.py')).map((r) => r.pid);
+    };
+    // Running or sleeping; a zombie (exited, not yet reaped by its parent) holds nothing and counts as gone.
+    const alive = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()?.[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
     const groupsBefore = groupsOfThisProcess();
-    const runnersBefore = runners();
+    const runnersBefore = new Set(myRunnerPids());
     const other = await startPythonWorker({ pool_size: 1 });
     const s = sid('left');
     ok(
@@ -185,11 +204,13 @@ describe('attack suite', () => {
         { sessionId: s, timeoutMs: 20_000 },
       ),
     );
-    expect(runners()).toBeGreaterThan(runnersBefore);
+    const started = myRunnerPids().filter((pid) => !runnersBefore.has(pid));
+    expect(started.length).toBeGreaterThan(0);
     const ws = other.workspace;
     await other.stop();
     expect(existsSync(ws)).toBe(false);
     expect(groupsOfThisProcess()).toBeLessThanOrEqual(groupsBefore);
-    expect(runners()).toBeLessThanOrEqual(runnersBefore);
+    expect(started.filter(alive)).toEqual([]);
+    expect(myRunnerPids().filter((pid) => !runnersBefore.has(pid))).toEqual([]);
   }, 60_000);
 });
