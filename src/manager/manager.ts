@@ -102,6 +102,8 @@ export class WorkerManager {
   private readonly backoff = new Map<string, { until: number; delay: number; failingSince: number }>();
   private readonly endpointSource = new Map<string, RegisterWorkerConfig['source']>();
   private dnsEndpoints: string[] = [];
+  private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
+  private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
   private lastDns = 0;
   private discoveryTimer: TimerHandle | undefined;
   private discovering = false;
@@ -180,16 +182,23 @@ export class WorkerManager {
     });
     this.events.setMaxListeners(0);
     this.unsubscribers.push(
-      this.queue.subscribe((event) =>
-        this.events.emit('event', { type: 'task', event } satisfies ManagerEvent),
-      ),
-      this.registry.subscribe((e) =>
+      this.queue.subscribe((event) => {
+        if (isFinal(event.task.state)) {
+          for (const waiter of [...(this.finalWaiters.get(event.task.id) ?? [])]) waiter(event.task);
+        }
+        this.events.emit('event', { type: 'task', event } satisfies ManagerEvent);
+      }),
+      this.registry.subscribe((e) => {
+        // Capabilities change only when a worker (re)registers or leaves; any registry event may be one.
+        this.capabilityIndex = undefined;
+        // Heartbeats and every finished task update the registry: build the view only for a listener.
+        if (this.events.listenerCount('event') === 0) return;
         this.events.emit('event', {
           type: 'worker',
           kind: e.kind,
           worker: viewOf(e.worker, this.clock.now()),
-        } satisfies ManagerEvent),
-      ),
+        } satisfies ManagerEvent);
+      }),
       this.dispatcher.onProgress((progress) =>
         this.events.emit('event', { type: 'progress', progress } satisfies ManagerEvent),
       ),
@@ -322,9 +331,7 @@ export class WorkerManager {
         fn();
       };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
-      const unsubscribe = this.queue.subscribe((event) => {
-        if (event.task.id === id && isFinal(event.task.state)) finish(() => resolve(event.task));
-      });
+      const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
       if (options.timeoutMs !== undefined) {
         timer = this.clock.setTimeout(() => {
           finish(() => {
@@ -340,6 +347,20 @@ export class WorkerManager {
         })
         .catch(() => undefined);
     });
+  }
+
+  /**
+   * Calls `listener` when the task reaches a final state. Waiters are indexed by task id behind one queue
+   * subscription, so thousands of waiting callers cost nothing per event.
+   */
+  private onFinal(id: string, listener: (task: TaskRecord) => void): () => void {
+    let set = this.finalWaiters.get(id);
+    if (!set) this.finalWaiters.set(id, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.finalWaiters.get(id) === set) this.finalWaiters.delete(id);
+    };
   }
 
   cancelTask(id: string, reason?: string): Promise<TaskRecord> {
@@ -385,24 +406,32 @@ export class WorkerManager {
     }
   }
 
+  /** Capabilities per worker type: the config's sections plus what connected workers announced. Do not modify. */
   capabilitiesByType(): Map<string, string[]> {
-    const map = new Map<string, string[]>();
-    for (const key of SECTION_KEYS) {
-      const section = this.config[key];
-      map.set(section.name, [...section.capabilities]);
-    }
-    for (const w of this.registry.list()) {
-      const caps = map.get(w.workerType) ?? [];
-      for (const c of w.capabilities) if (!caps.includes(c)) caps.push(c);
-      map.set(w.workerType, caps);
-    }
-    return map;
+    return this.capabilities().byType;
   }
 
-  knownCapabilities(): Set<string> {
-    const set = new Set<string>();
-    for (const caps of this.capabilitiesByType().values()) for (const c of caps) set.add(c);
-    return set;
+  knownCapabilities(): ReadonlySet<string> {
+    return this.capabilities().known;
+  }
+
+  /** Derived from the config and the registry; rebuilt after a registry change, not on every submission. */
+  private capabilities(): { byType: Map<string, string[]>; known: Set<string> } {
+    if (this.capabilityIndex) return this.capabilityIndex;
+    const byType = new Map<string, string[]>();
+    for (const key of SECTION_KEYS) {
+      const section = this.config[key];
+      byType.set(section.name, [...section.capabilities]);
+    }
+    for (const w of this.registry.list()) {
+      const caps = byType.get(w.workerType) ?? [];
+      for (const c of w.capabilities) if (!caps.includes(c)) caps.push(c);
+      byType.set(w.workerType, caps);
+    }
+    const known = new Set<string>();
+    for (const caps of byType.values()) for (const c of caps) known.add(c);
+    this.capabilityIndex = { byType, known };
+    return this.capabilityIndex;
   }
 
   private timeoutFor(capability: string): number {
