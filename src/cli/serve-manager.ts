@@ -1,9 +1,12 @@
 /** A manager with its API and dashboard, listening: what both `fleet manager` and `fleet up` run. */
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import type { FleetConfig } from '../config/schema.js';
 import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
 import { WorkerManager, type WorkerManagerDeps } from '../manager/manager.js';
+import { RedisTaskQueue } from '../manager/queue/redis-task-queue.js';
+import { createManagerStores, generateManagerId } from '../manager/store-factory.js';
 
 export interface ServedManager {
   manager: WorkerManager;
@@ -17,21 +20,38 @@ export async function serveManager(
   config: FleetConfig,
   deps: WorkerManagerDeps = {},
 ): Promise<ServedManager> {
-  const manager = new WorkerManager(config, deps);
-  const auth = {
-    ...(config.manager.token ? { token: config.manager.token } : {}),
-    ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
-  };
-  const api = await createApiServer(manager, { ...auth, plugins: [dashboardPlugin(manager, auth)] });
-  await manager.start();
-  const address = await api.listen({ host: config.manager.host, port: config.manager.port });
-  return {
-    manager,
-    api,
-    url: address.replace('[::1]', '127.0.0.1'),
-    async stop() {
-      await manager.stop();
-      await api.close();
-    },
-  };
+  // The id is fixed before the stores open: it names this manager on leases and in the queue's events.
+  const m = config.manager;
+  const id = m.id ?? generateManagerId();
+  const logger = deps.logger ?? pino({ level: m.log_level, base: { managerId: id } }, pino.destination(2));
+  const withId: FleetConfig = { ...config, manager: { ...m, id } };
+  // Injected stores (tests) win; otherwise manager.store decides (Redis: one connection set per process).
+  const stores = deps.queue && deps.directory ? undefined : await createManagerStores(withId, { logger });
+  const manager = new WorkerManager(withId, { ...stores?.deps, ...deps, logger });
+  try {
+    // Listen for other managers' task events before taking any work, so none is missed.
+    if (manager.queue instanceof RedisTaskQueue) await manager.queue.ready();
+    const auth = {
+      ...(config.manager.token ? { token: config.manager.token } : {}),
+      ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),
+    };
+    const api = await createApiServer(manager, { ...auth, plugins: [dashboardPlugin(manager, auth)] });
+    await manager.start();
+    const address = await api.listen({ host: config.manager.host, port: config.manager.port });
+    return {
+      manager,
+      api,
+      url: address.replace('[::1]', '127.0.0.1'),
+      async stop() {
+        // Stopping the manager hands the tasks it holds back to the shared queue before Redis is closed.
+        await manager.stop();
+        await api.close();
+        await stores?.close();
+      },
+    };
+  } catch (err) {
+    await manager.stop().catch(() => undefined);
+    await stores?.close().catch(() => undefined);
+    throw err;
+  }
 }

@@ -115,11 +115,12 @@ export class WorkerManager {
     private readonly deps: WorkerManagerDeps = {},
   ) {
     const m = config.manager;
-    if (m.store === 'redis' && !deps.queue) {
-      // Refuse rather than fall back to memory silently: a user who asked for Redis expects shared state.
+    if (m.store === 'redis' && (!deps.queue || !deps.directory)) {
+      // The Redis stores are opened by createManagerStores (serveManager does it for `fleet manager` and
+      // `fleet up`); never fall back to memory silently: a user who asked for Redis expects shared state.
       throw new FleetError(
         'config_invalid',
-        'manager.store: redis is not wired into the manager yet (the Redis queue and directory exist; distributed mode lands with its issue); use store: memory',
+        'manager.store: redis needs the shared queue and directory: start the manager with serveManager or pass createManagerStores(config).deps',
       );
     }
     this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;

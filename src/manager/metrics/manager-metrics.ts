@@ -8,6 +8,12 @@ import type { TaskQueue } from '../queue/task-queue.js';
 import type { TaskRecord } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
 
+/** What a distributed queue (RedisTaskQueue) exposes beyond the TaskQueue interface. */
+interface DistributedQueueStats {
+  heldCount(): number;
+  staleLeaseCount: number;
+}
+
 export interface MetricsSources {
   queue: TaskQueue;
   workers: () => Promise<WorkerStatusView[]>;
@@ -191,6 +197,26 @@ export class ManagerMetrics {
         }
       },
     );
+    // The Redis queue counts what only it can see: locks this process holds, and late results its fence
+    // refused (also those the dispatcher never saw, e.g. after a lock expired in another manager's favour).
+    const queue = sources.queue as Partial<DistributedQueueStats>;
+    if (typeof queue.heldCount === 'function') {
+      const held = queue.heldCount.bind(queue);
+      gauge(
+        'fleet_queue_held_tasks',
+        'Tasks this manager holds a lock for in the shared queue',
+        [],
+        async (set) => set({}, held()),
+      );
+    }
+    if (typeof queue.staleLeaseCount === 'number') {
+      gauge(
+        'fleet_queue_stale_leases',
+        'Late results the shared queue refused because their lease was no longer current (since start)',
+        [],
+        async (set) => set({}, (sources.queue as Partial<DistributedQueueStats>).staleLeaseCount ?? 0),
+      );
+    }
     for (const [name, help, read] of WORKER_GAUGES) {
       gauge(name, help, ['worker_id', 'worker_type'], async (set) => {
         for (const w of await workers()) set({ worker_id: w.workerId, worker_type: w.workerType }, read(w));
