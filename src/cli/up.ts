@@ -1,14 +1,17 @@
 /**
  * `fleet up`: the embedded default. One process runs the manager (API, dashboard, metrics); every enabled
- * worker kind runs as a supervised child process on its port from the config.
+ * worker kind runs as a supervised child process on its port from the config, and a kind with
+ * `autoscale.enabled` gets more instances on free ports while its queue needs them (supervised-scaling.ts).
  */
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import type { FleetConfig } from '../config/schema.js';
+import type { FleetConfig, WorkerSectionConfig } from '../config/schema.js';
 import type { WorkerManager } from '../manager/manager.js';
 import { WORKER_KINDS } from '../workers/kinds.js';
+import { watchParkedWorkers } from './parked-workers.js';
 import { serveManager } from './serve-manager.js';
-import { Supervisor } from './supervisor.js';
+import { startAutoscaling, type AutoscalingHandle } from './supervised-scaling.js';
+import { Supervisor, type ChildSpec } from './supervisor.js';
 
 export interface UpOptions {
   config: FleetConfig;
@@ -21,6 +24,8 @@ export interface RunningFleet {
   manager: WorkerManager;
   api: FastifyInstance;
   supervisor: Supervisor;
+  /** Present when at least one started kind has `autoscale.enabled`. */
+  autoscaling?: AutoscalingHandle;
   url: string;
   stop(): Promise<void>;
 }
@@ -36,31 +41,43 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
     },
   });
   const { manager, api, url } = served;
+  const limits = config.manager.supervisor;
   const supervisor = new Supervisor({
     command: process.execPath,
     baseArgs: [cliPath],
     logger: manager.logger,
+    maxCrashes: limits.max_crashes,
+    crashWindowMs: limits.crash_window,
+    maxBackoffMs: limits.max_backoff,
   });
   holder.supervisor = supervisor;
+  const unwatchParked = watchParkedWorkers(manager, supervisor);
+  const lifetime = new AbortController();
 
-  for (const [type, entry] of Object.entries(WORKER_KINDS)) {
-    const section = config[entry.section];
-    if (options.only ? !options.only.includes(type) : !section.enabled) continue;
-    const child = supervisor.start({
+  const sections = new Map<string, WorkerSectionConfig>();
+  const childSpec = (type: string, port: number): ChildSpec => {
+    const section = sections.get(type)!;
+    return {
       kind: type,
-      port: section.port,
+      port,
       host: section.host,
       args: [
         'worker',
         type,
         '--port',
-        String(section.port),
+        String(port),
         '--host',
         section.host,
         ...(options.configFile ? ['--config', options.configFile] : []),
       ],
-    });
-    void child;
+    };
+  };
+
+  for (const [type, entry] of Object.entries(WORKER_KINDS)) {
+    const section = config[entry.section];
+    if (options.only ? !options.only.includes(type) : !section.enabled) continue;
+    sections.set(type, section);
+    supervisor.start(childSpec(type, section.port));
     await manager.registerWorker({
       endpoint: `ws://${section.host}:${section.port}/ws`,
       workerType: type,
@@ -68,15 +85,34 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
     });
   }
 
+  const scaled = [...sections]
+    .filter(([, section]) => section.autoscale.enabled)
+    .map(([workerType, section]) => ({ workerType, section }));
+  const autoscaling =
+    scaled.length > 0
+      ? await startAutoscaling(scaled, {
+          manager,
+          supervisor,
+          logger: manager.logger,
+          childSpec,
+          signal: lifetime.signal,
+          intervalMs: limits.scale_interval,
+        })
+      : undefined;
+
   let stopped = false;
   return {
     manager,
     api,
     supervisor,
+    ...(autoscaling ? { autoscaling } : {}),
     url,
     async stop() {
       if (stopped) return;
       stopped = true;
+      autoscaling?.stop();
+      lifetime.abort();
+      unwatchParked();
       await supervisor.stopAll();
       await served.stop();
     },

@@ -160,6 +160,18 @@ export const ManagerSchema = z
         unhealthy_threshold: z.number().int().positive().default(3),
       })
       .prefault({}),
+    /** `fleet up`'s process supervisor and autoscaler. */
+    supervisor: z
+      .object({
+        /** Crashes within `crash_window` after which a worker process is parked (status error, alert). */
+        max_crashes: z.number().int().positive().default(5),
+        crash_window: duration.prefault(60),
+        /** Longest wait between restarts of a crashing worker (the backoff doubles from 1 s up to it). */
+        max_backoff: duration.prefault(30),
+        /** How often the autoscaler evaluates each autoscaled worker type. */
+        scale_interval: duration.prefault(1),
+      })
+      .prefault({}),
     /** Static worker endpoints to dial (ws://host:port/ws). */
     workers: z.array(z.string().min(1)).default([]),
     /** DNS names that resolve to many worker hosts (headless services): "name:port". */

@@ -26,6 +26,7 @@ import {
 import { Dispatcher, type ProgressEvent } from './dispatch/dispatcher.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { ManagerMetrics } from './metrics/manager-metrics.js';
+import { OperatorEventLog, type OperatorEvent } from './operator-events.js';
 import { MemoryTaskQueue } from './queue/memory-task-queue.js';
 import type { TaskEvent, TaskFilter, TaskQueue } from './queue/task-queue.js';
 import { isFinal, TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './queue/task.js';
@@ -62,7 +63,8 @@ export interface RegisterWorkerConfig {
 export type ManagerEvent =
   | { type: 'task'; event: TaskEvent }
   | { type: 'worker'; kind: RegistryEvent['kind']; worker: WorkerStatusView }
-  | { type: 'progress'; progress: ProgressEvent };
+  | { type: 'progress'; progress: ProgressEvent }
+  | OperatorEvent;
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
 /** How long an announced endpoint may stay unreachable before it is forgotten. */
@@ -109,6 +111,8 @@ export class WorkerManager {
   private discovering = false;
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
+  /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
+  readonly operatorEvents = new OperatorEventLog();
 
   constructor(
     readonly config: FleetConfig,
@@ -241,6 +245,12 @@ export class WorkerManager {
   subscribe(listener: (event: ManagerEvent) => void): () => void {
     this.events.on('event', listener);
     return () => this.events.off('event', listener);
+  }
+
+  /** Publishes a scaling decision or an alert from outside the core (fleet up's autoscaler and supervisor). */
+  publishEvent(event: OperatorEvent): void {
+    this.operatorEvents.record(event);
+    this.events.emit('event', event satisfies ManagerEvent);
   }
 
   // --- the spec's operations ---

@@ -11,12 +11,15 @@
  *     process announces a new worker id on the same endpoint);
  *   - `queue_growing_idle`: a type's queue grew for several seconds while its online workers had free slots
  *     — the backlog that looks like overload but is a stuck dispatcher or a capability mismatch.
+ * Alerts published by others (`worker_parked` from `fleet up`'s supervisor) are shown until resolved.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { ManagerEvent } from '../manager.js';
+import type { AlertEvent, PublishedAlertKind } from '../operator-events.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import { isFinal, type TaskRecord, type TaskState } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
+import type { ScalingDecision } from '../scaling/autoscaler.js';
 
 /** What the aggregator needs from the manager; `WorkerManager` satisfies it. */
 export interface DashboardSource {
@@ -102,7 +105,9 @@ export interface SeriesPoint {
   memory: Record<string, number>;
 }
 
-export type AlertKind = 'no_online_worker' | 'flapping' | 'queue_growing_idle';
+export type AlertKind = 'no_online_worker' | 'flapping' | 'queue_growing_idle' | PublishedAlertKind;
+/** Scaling changes and refusals shown on the board (holds are not). */
+export const SCALING_ROWS = 10;
 
 export interface Alert {
   kind: AlertKind;
@@ -141,6 +146,8 @@ export interface Snapshot {
   types: TypeRow[];
   point: SeriesPoint;
   alerts: Alert[];
+  /** The latest scaling changes and refusals, newest first. */
+  scaling: ScalingDecision[];
   totals: { completed: number; failed: number; cancelled: number };
 }
 
@@ -215,6 +222,8 @@ export class DashboardAggregator {
   private readonly seenTypes = new Set<string>();
   private readonly alertSince = new Map<string, number>();
   private readonly growth = new Map<string, { depth: number; idle: boolean }[]>();
+  private readonly published = new Map<string, AlertEvent>();
+  private readonly scaling: ScalingDecision[] = [];
   private capabilityType = new Map<string, string>();
   private totals = { completed: 0, failed: 0, cancelled: 0 };
   private latest: Snapshot | undefined;
@@ -304,7 +313,14 @@ export class DashboardAggregator {
     try {
       if (event.type === 'task') this.onTask(event.event.kind, event.event.task);
       else if (event.type === 'worker') this.onWorker(event.kind, event.worker);
-      else this.onProgress(event.progress);
+      else if (event.type === 'progress') this.onProgress(event.progress);
+      else if (event.type === 'alert') {
+        if (event.resolved) this.published.delete(event.key);
+        else this.published.set(event.key, event);
+      } else if (event.decision.action !== 'hold') {
+        this.scaling.unshift(event.decision);
+        if (this.scaling.length > SCALING_ROWS) this.scaling.pop();
+      }
     } catch (err) {
       this.options.onError?.(err);
     }
@@ -486,6 +502,7 @@ export class DashboardAggregator {
       types,
       point,
       alerts: this.alerts(types, now),
+      scaling: [...this.scaling],
       totals: { ...this.totals },
     };
   }
@@ -543,6 +560,9 @@ export class DashboardAggregator {
           message: `worker ${entry.workerId} (${endpoint}) went offline ${entry.at.length} times in the last ${FLAP_WINDOW_MS / 1000} s`,
         });
       }
+    }
+    for (const a of this.published.values()) {
+      out.push({ kind: a.kind, severity: a.level, key: a.key, message: a.message });
     }
     const keys = new Set(out.map((a) => a.key));
     for (const k of this.alertSince.keys()) if (!keys.has(k)) this.alertSince.delete(k);

@@ -284,6 +284,17 @@ export async function createApiServer(
     };
   });
 
+  // Filled by `fleet up`'s autoscaler and supervisor; empty on a manager that scales nothing.
+  app.get('/api/scaling', { preHandler: guard('read') }, async () => ({
+    decisions: manager.operatorEvents.recentDecisions(),
+    latest: manager.operatorEvents.latestDecisions(),
+  }));
+
+  app.get('/api/alerts', { preHandler: guard('read') }, async () => ({
+    active: manager.operatorEvents.activeAlerts(),
+    recent: manager.operatorEvents.recentAlerts(),
+  }));
+
   for (const plugin of options.plugins ?? []) await plugin(app);
 
   attachEventStream(app, manager, options);
@@ -292,7 +303,8 @@ export async function createApiServer(
 
 /**
  * `GET /api/events` upgraded to a WebSocket: task, worker and progress events as JSON lines.
- * `?taskId=` narrows to one task; `?types=task,worker,progress` picks kinds. A slow client is cut off rather
+ * `?taskId=` narrows to one task; `?types=task,worker,progress` picks kinds (`scaling` and `alert` on request:
+ * a decision per worker type per second would drown the default stream). A slow client is cut off rather
  * than buffered without bound.
  */
 function attachEventStream(app: FastifyInstance, manager: WorkerManager, options: ApiServerOptions): void {
