@@ -9,8 +9,8 @@
  *
  * Processes: Playwright spawns Chromium as the leader of its own process group; every forced stop kills the
  * group. The browser is launched through `setpriv --pdeathsig KILL` when available, and it also exits when its
- * DevTools pipe closes, so it dies with the worker even on SIGKILL. Each instance gets its own directory (profile +
- * TMPDIR) under the pool root, removed on close; directories of dead workers are swept at start.
+ * DevTools pipe closes, so it dies with the worker even on SIGKILL. Each instance gets its own directory (profile,
+ * TMPDIR, downloads) under the pool root, removed on close; directories of dead workers are swept at start.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -165,6 +165,7 @@ export class BrowserManager {
     const dir = join(this.root, `${process.pid}-${this.seq}-${randomBytes(3).toString('hex')}`);
     try {
       await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+      await mkdir(join(dir, 'downloads'), { recursive: true, mode: 0o700 });
       const profile = join(dir, 'profile');
       const env: Record<string, string> = {};
       for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -187,6 +188,9 @@ export class BrowserManager {
         proxy: { server: this.denyProxy.url },
         serviceWorkers: 'block',
         acceptDownloads: false,
+        // A task that accepts downloads gets them here, inside the instance's dir (Playwright's default is a
+        // directory of its own under the OS temp dir, outside the pool's sweep).
+        downloadsPath: join(dir, 'downloads'),
       });
       const browser = defaultContext.browser();
       if (!browser) throw new Error('playwright returned no browser for the persistent context');

@@ -11,6 +11,7 @@ import type { BrowserContext, Page, Response } from 'playwright-core';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { TaskContext } from '../common/worker-kind.js';
 import type { BrowserManager, ChromeInstance } from './browser-pool.js';
+import { DownloadCollector, downloadLimit, type DownloadsOption } from './downloads.js';
 import type { BrowserLimits } from './options.js';
 import { BLOCKED_HEADER, CONTENT_URL, PolicyProxy, type BlockedRequest } from './policy-proxy.js';
 import { isAllowedFrameUrl, truncate, type UrlPolicy } from './url-policy.js';
@@ -31,7 +32,8 @@ export interface ContextOptions {
   timezoneId?: string | undefined;
   javaScriptEnabled?: boolean | undefined;
   extraHTTPHeaders?: Record<string, string> | undefined;
-  acceptDownloads?: boolean | undefined;
+  /** Absent or `accept: false`: downloads are denied and reported as refused. */
+  downloads?: DownloadsOption | undefined;
   colorScheme?: 'light' | 'dark' | undefined;
 }
 
@@ -46,6 +48,7 @@ export class PageSession {
   readonly schemeBlocked: BlockedRequest[] = [];
   /** The last main-frame document response (after redirects and form submits). */
   lastNavigation: NavigationRecord | undefined;
+  readonly downloads: DownloadCollector;
   private violation: FleetError | undefined;
 
   constructor(
@@ -57,7 +60,19 @@ export class PageSession {
     readonly signal: AbortSignal,
     readonly deadline: number,
     private readonly onViolation: (err: FleetError) => void,
+    downloads: DownloadsOption | undefined = undefined,
   ) {
+    this.downloads = new DownloadCollector(
+      downloads?.accept ?? false,
+      downloadLimit(deps.limits.max_download_bytes, downloads),
+      proxy,
+      (err) => {
+        this.violation ??= err;
+        this.onViolation(err);
+      },
+      (url, message) => this.schemeBlocked.push({ url: truncate(url), reason: 'download', message }),
+    );
+    this.downloads.attach(page);
     page.on('console', (msg) => {
       const text = msg.text();
       if (this.consoleMessages.length < 500)
@@ -139,9 +154,17 @@ export class PageSession {
 
   async goto(url: string, waitUntil: WaitUntil, allowErrorStatus: boolean): Promise<Response | null> {
     let response: Response | null;
+    const downloadsBefore = this.downloads.count;
     try {
       response = await this.page.goto(url, { waitUntil, timeout: this.timeout() });
     } catch (err) {
+      // The URL answered with a file: the page stays where it was and the download collector takes it (its
+      // event can trail the navigation's failure).
+      if (/Download is starting/.test((err as Error)?.message ?? '')) {
+        await this.downloads.waitForMore(downloadsBefore, this.timeout(5000));
+        this.throwIfViolated();
+        return null;
+      }
       throw this.navigationError(err, url);
     }
     this.throwIfViolated();
@@ -333,6 +356,7 @@ export async function withPage<T>(
   let instance: ChromeInstance | undefined;
   let proxy: PolicyProxy | undefined;
   let context: BrowserContext | undefined;
+  let session: PageSession | undefined;
   const onCrash = () => abortWith(instance?.crashed.reason);
   try {
     task.signal.throwIfAborted();
@@ -347,7 +371,7 @@ export async function withPage<T>(
       instance.browser.newContext({
         proxy: { server: proxy.url },
         serviceWorkers: 'block',
-        acceptDownloads: options.acceptDownloads ?? false,
+        acceptDownloads: options.downloads?.accept ?? false,
         viewport,
         ...(options.deviceScaleFactor !== undefined ? { deviceScaleFactor: options.deviceScaleFactor } : {}),
         ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
@@ -367,8 +391,16 @@ export async function withPage<T>(
     context.on('page', (p) => {
       if (p !== page) void p.close().catch(() => undefined);
     });
-    const session = new PageSession(page, context, proxy, instance, deps, task.signal, ctx.deadline, (err) =>
-      abortWith(err),
+    session = new PageSession(
+      page,
+      context,
+      proxy,
+      instance,
+      deps,
+      task.signal,
+      ctx.deadline,
+      (err) => abortWith(err),
+      options.downloads,
     );
     const work = fn(session);
     work.catch(() => undefined);
@@ -380,6 +412,7 @@ export async function withPage<T>(
     clearTimeout(deadlineTimer);
     ctx.signal.removeEventListener('abort', onCtxAbort);
     instance?.crashed.removeEventListener('abort', onCrash);
+    await session?.downloads.cleanup(deps.closeTimeoutMs);
     if (context) await closeContext(deps, instance!, context);
     await proxy?.close();
     if (instance) await deps.pool.releaseInstance(instance);

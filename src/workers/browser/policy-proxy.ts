@@ -10,6 +10,10 @@
  *
  * The proxy also serves raw HTML given in a payload at `http://fleet-content.invalid/`, so caller HTML gets an
  * ordinary http origin (Chromium then refuses `file:` frames in it) instead of a privileged about:blank.
+ *
+ * Downloads: Chromium writes a download as it arrives, so the size cap is kept where the bytes are — here. A
+ * response that says `Content-Disposition: attachment` gets the task's download cap from its first byte; any
+ * other response that Chromium turns into a download is capped as soon as the page reports it (`capDownload`).
  */
 import {
   createServer,
@@ -46,6 +50,20 @@ const HOP_BY_HOP = new Set([
 ]);
 
 const MAX_RECORDED = 200;
+const MAX_TYPES = 256;
+
+/** A plain-http response on its way to the browser (https rides in tunnels the proxy cannot read). */
+interface InFlight {
+  bytes: number;
+  cap: number;
+  download: boolean;
+  cut(): void;
+}
+
+export function isAttachment(disposition: string | string[] | undefined): boolean {
+  const value = Array.isArray(disposition) ? disposition.join(',') : (disposition ?? '');
+  return /^\s*attachment\b/i.test(value);
+}
 
 export class PolicyProxy {
   private server: Server | undefined;
@@ -54,6 +72,17 @@ export class PolicyProxy {
   private content: { body: Buffer; contentType: string } | undefined;
   private closed = false;
   readonly blocked: BlockedRequest[] = [];
+  /** URLs of downloads cut for size, and who wants to hear of a cut (the task's download collector). */
+  readonly cutDownloads = new Set<string>();
+  onDownloadCut: ((url: string) => void) | undefined;
+  /** Cap for downloads when the task accepts them; undefined: the task does not. */
+  downloadCap: number | undefined;
+  private readonly inFlight = new Map<string, Set<InFlight>>();
+  private readonly contentTypes = new Map<string, string>();
+  /** Responses that said `Content-Disposition: attachment` (each is a download the page will announce). */
+  attachments = 0;
+  private active = 0;
+  private lastActivity = Date.now();
   requests = 0;
   port = 0;
 
@@ -108,6 +137,57 @@ export class PolicyProxy {
     s.on('error', () => s.destroy());
   }
 
+  /**
+   * Resolves once no plain-http exchange has been open for `quietMs`, or at `deadline`: a click returns before
+   * the request it starts is answered, and a download is only known when its answer arrives.
+   */
+  async quiet(quietMs: number, deadline: number): Promise<void> {
+    // Quiet counts from the call too: the request a click just started may not have reached the proxy yet.
+    const start = Date.now();
+    for (;;) {
+      const now = Date.now();
+      if (now >= deadline) return;
+      const idleFor = this.active === 0 ? now - Math.max(this.lastActivity, start) : 0;
+      if (idleFor >= quietMs) return;
+      await new Promise((r) => setTimeout(r, Math.min(quietMs - idleFor, deadline - now, 50)).unref());
+    }
+  }
+
+  /** The content type a URL was last answered with (known for plain http only). */
+  contentTypeOf(url: string): string | undefined {
+    return this.contentTypes.get(url);
+  }
+
+  /**
+   * The page reported a download of `url`: its responses in flight are held to `maxBytes` from now on, and one
+   * already past it is cut. True when it was cut (now or before).
+   */
+  capDownload(url: string, maxBytes: number): boolean {
+    for (const entry of this.inFlight.get(url) ?? []) {
+      entry.download = true;
+      entry.cap = Math.min(entry.cap, maxBytes);
+      if (entry.bytes > entry.cap) this.cutDownload(url, entry);
+    }
+    return this.cutDownloads.has(url);
+  }
+
+  private cutDownload(url: string, entry: InFlight): void {
+    entry.cut();
+    if (this.cutDownloads.has(url)) return;
+    this.cutDownloads.add(url);
+    this.record(url, 'size', `download over ${entry.cap} bytes`);
+    this.onDownloadCut?.(url);
+  }
+
+  private rememberType(url: string, type: string | undefined): void {
+    if (!type) return;
+    if (this.contentTypes.size >= MAX_TYPES) {
+      const oldest = this.contentTypes.keys().next().value;
+      if (oldest !== undefined) this.contentTypes.delete(oldest);
+    }
+    this.contentTypes.set(url, type);
+  }
+
   private record(url: string, reason: string, message: string): void {
     if (this.blocked.length < MAX_RECORDED) this.blocked.push({ url: truncate(url), reason, message });
   }
@@ -129,6 +209,12 @@ export class PolicyProxy {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.requests++;
+    this.active++;
+    this.lastActivity = Date.now();
+    res.once('close', () => {
+      this.active--;
+      this.lastActivity = Date.now();
+    });
     res.on('error', () => undefined);
     let target: URL;
     try {
@@ -173,14 +259,44 @@ export class PolicyProxy {
     upstream.on('response', (up) => {
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      let bytes = 0;
-      up.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > this.maxResponseBytes) {
-          this.record(target.href, 'size', `response over ${this.maxResponseBytes} bytes`);
+      const href = target.href;
+      const attachment = isAttachment(up.headers['content-disposition']);
+      if (attachment) this.attachments++;
+      const download = this.downloadCap !== undefined && attachment;
+      const entry: InFlight = {
+        bytes: 0,
+        cap: download ? Math.min(this.maxResponseBytes, this.downloadCap!) : this.maxResponseBytes,
+        download,
+        cut: () => {
           up.destroy();
           res.destroy();
+        },
+      };
+      this.rememberType(href, up.headers['content-type']);
+      let set = this.inFlight.get(href);
+      if (!set) this.inFlight.set(href, (set = new Set()));
+      set.add(entry);
+      const done = () => {
+        set.delete(entry);
+        if (set.size === 0 && this.inFlight.get(href) === set) this.inFlight.delete(href);
+      };
+      res.once('close', done);
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      // A declared length over the cap: no byte of the body is worth sending. The headers go first so Chromium
+      // starts (and then loses) the download rather than showing an error page.
+      const declared = Number(up.headers['content-length']);
+      if (download && Number.isFinite(declared) && declared > entry.cap) {
+        res.flushHeaders();
+        setImmediate(() => this.cutDownload(href, entry));
+        return;
+      }
+      up.on('data', (chunk: Buffer) => {
+        entry.bytes += chunk.length;
+        if (entry.bytes <= entry.cap) return;
+        if (entry.download) this.cutDownload(href, entry);
+        else {
+          this.record(href, 'size', `response over ${this.maxResponseBytes} bytes`);
+          entry.cut();
         }
       });
       up.pipe(res);

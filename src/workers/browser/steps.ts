@@ -89,6 +89,11 @@ export const StepSchema = z.discriminatedUnion('action', [
     })
     .strict(),
   z.object({ action: z.literal('wait'), ms: z.number().int().min(0).max(60_000), ...common }).strict(),
+  /**
+   * The n-th `waitForDownload` waits until the task's n-th download has started (a click on an `<a download>`
+   * or a script's download does not navigate, so the click step returns before it).
+   */
+  z.object({ action: z.literal('waitForDownload'), ...common }).strict(),
   z
     .object({
       action: z.literal('scroll'),
@@ -239,6 +244,12 @@ async function runOne(
     case 'wait':
       await page.waitForTimeout(Math.min(step.ms, session.remaining()));
       return undefined;
+    case 'waitForDownload': {
+      const hit = await session.downloads.waitForNext(t);
+      session.throwIfViolated();
+      if (!hit) throw new FleetError('step_failed', `no download started within ${t} ms`);
+      return hit;
+    }
     case 'scroll':
       if (step.selector) {
         const s = step.selector;

@@ -2,12 +2,16 @@
  * `form-filling`: fields found by label, name or selector (text, select, checkbox, radio, file upload from
  * bytes), submitted, then the resulting URL, HTTP status and a summary of the page. Multi-page forms are
  * `stages`, each with its fields, its submit and what to wait for before the next.
+ *
+ * A submit that answers with a file is a download: with `options.downloads: { accept: true, maxBytes? }` the file
+ * comes back as an artifact and a `downloads` entry (see `downloads.ts`), without it the download is refused.
  */
 import { z } from 'zod';
 import type { Locator } from 'playwright-core';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson } from '../page-script.js';
+import { DownloadsOptionSchema } from '../downloads.js';
 import { withPage, type BrowserKindDeps, type PageSession } from '../page-session.js';
 import {
   PageOptionsShape,
@@ -73,7 +77,7 @@ export const FormFillingPayloadSchema = requireTarget(
       /** Multi-page forms: one stage per page. Used instead of `fields`/`submit`. */
       stages: z.array(StageSchema).min(1).max(50).optional(),
       options: z
-        .object({ ...PageOptionsShape })
+        .object({ ...PageOptionsShape, downloads: DownloadsOptionSchema.optional() })
         .strict()
         .optional(),
     })
@@ -232,7 +236,8 @@ export function createFormFillingHandler(deps: BrowserKindDeps): TaskHandler<For
       const stages = payload.stages ?? [
         { fields: payload.fields ?? [], submit: payload.submit ?? true, waitFor: payload.waitFor },
       ];
-      return withPage(deps, ctx, contextOptionsOf(o), async (session) => {
+      const contextOptions = { ...contextOptionsOf(o), downloads: o.downloads };
+      return withPage(deps, ctx, contextOptions, async (session) => {
         const nav = await session.open(payload, waitOptionsOf(o));
         const filled: Array<{ stage: number; field: string; type: string }> = [];
         for (const [i, stage] of stages.entries()) {
@@ -263,6 +268,7 @@ export function createFormFillingHandler(deps: BrowserKindDeps): TaskHandler<For
         const summary = await session.page.evaluate(summaryInPage).catch((err: unknown) => {
           throw session.classify(err);
         });
+        const dl = await session.downloads.finish();
         return {
           output: capJson(
             {
@@ -273,11 +279,13 @@ export function createFormFillingHandler(deps: BrowserKindDeps): TaskHandler<For
               title: await session.page.title().catch(() => ''),
               filled,
               summary,
+              downloads: dl.downloads,
               blocked: session.blocked(),
             },
             deps.limits.max_output_bytes,
             'the form report',
           ),
+          artifacts: dl.artifacts,
         };
       });
     },

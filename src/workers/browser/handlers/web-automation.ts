@@ -4,11 +4,15 @@
  * script_error, navigation_failed) and the report — step results plus a PNG of the page at the failure, base64 —
  * in the error's details. With `options.onStepError: "report"` the task succeeds with `ok: false` and the
  * failure screenshot as an artifact instead.
+ *
+ * `options.downloads: { accept: true, maxBytes? }` lets a step (a click on a file link) download: each file is an
+ * artifact and a `downloads` entry (see `downloads.ts`); without it a download is refused and listed as such.
  */
 import { z } from 'zod';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson, runPageScript } from '../page-script.js';
+import { DownloadsOptionSchema } from '../downloads.js';
 import { withPage, type BrowserKindDeps } from '../page-session.js';
 import {
   PageOptionsShape,
@@ -32,6 +36,7 @@ export const AutomationPayloadSchema = optionalTarget(
         .object({
           ...PageOptionsShape,
           onStepError: z.enum(['fail', 'report']).optional(),
+          downloads: DownloadsOptionSchema.optional(),
         })
         .strict()
         .optional(),
@@ -58,18 +63,21 @@ export function createAutomationHandler(deps: BrowserKindDeps): TaskHandler<Auto
         );
       }
       const o = payload.options ?? {};
-      return withPage(deps, ctx, contextOptionsOf(o), async (session) => {
+      const contextOptions = { ...contextOptionsOf(o), downloads: o.downloads };
+      return withPage(deps, ctx, contextOptions, async (session) => {
         const started = Date.now();
         if (payload.url !== undefined || payload.html !== undefined)
           await session.open(payload, waitOptionsOf(o));
         const run = await runSteps(session, payload.steps, (done, total) =>
           ctx.progress({ percent: Math.round((done / total) * 90), message: `step ${done}/${total}` }),
         );
+        const dl = await session.downloads.finish();
         const base = {
           finalUrl: session.page.url(),
           title: await session.page.title().catch(() => ''),
           durationMs: Date.now() - started,
           steps: run.steps,
+          downloads: dl.downloads,
           blocked: session.blocked(),
         };
         if (run.error) {
@@ -86,7 +94,7 @@ export function createAutomationHandler(deps: BrowserKindDeps): TaskHandler<Auto
                 deps.limits.max_output_bytes,
                 'the automation report',
               ),
-              artifacts: [...run.artifacts, ...(shot ? [shot] : [])],
+              artifacts: [...run.artifacts, ...dl.artifacts, ...(shot ? [shot] : [])],
             };
           }
           throw new FleetError(
@@ -117,7 +125,7 @@ export function createAutomationHandler(deps: BrowserKindDeps): TaskHandler<Auto
             deps.limits.max_output_bytes,
             'the automation report',
           ),
-          artifacts: run.artifacts,
+          artifacts: [...run.artifacts, ...dl.artifacts],
         };
       });
     },
