@@ -121,6 +121,26 @@ function collectEvents(fleet: Fleet, types: string): { events: Record<string, un
   return { events, close: () => ws.close() };
 }
 
+/** Resolves with the first dashboard snapshot (pushed once a second on /dashboard/live) that passes `check`. */
+function dashboardSnapshot<T>(fleet: Fleet, check: (snapshot: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${fleet.base.replace('http', 'ws')}/dashboard/live`);
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new Error('no dashboard snapshot passed the check in time'));
+    }, timeoutMs);
+    ws.on('message', (data: Buffer) => {
+      const msg = JSON.parse(data.toString()) as { snapshot?: T };
+      if (msg.snapshot && check(msg.snapshot)) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(msg.snapshot);
+      }
+    });
+    ws.on('error', () => undefined);
+  });
+}
+
 afterEach(async () => {
   for (const fleet of running.splice(0)) {
     if (fleet.proc.exitCode === null) {
@@ -203,6 +223,11 @@ echo:
       'the echo type back to one instance',
       200,
     );
+    // The dashboard lists the recent changes with their inputs.
+    const board = await dashboardSnapshot<{ scaling: Decision[] }>(fleet, (s) =>
+      s.scaling.some((d) => d.action === 'scale_down' && d.desired === 1),
+    );
+    expect(board.scaling.some((d) => d.action === 'scale_up' && d.inputs.queued > 0)).toBe(true);
     const [left] = await echoWorkers(fleet);
     expect(left?.endpoint).toBe(`ws://127.0.0.1:${fleet.echoPort}/ws`);
 
@@ -266,6 +291,9 @@ echo:
     expect(alert).toMatchObject({ level: 'error', workerType: 'echo' });
     expect(alert?.message).toMatch(/crashed 3 times within 60 s; parked/);
     expect(stream.events.some((e) => e.type === 'alert' && e.kind === 'worker_parked')).toBe(true);
+    await dashboardSnapshot<{ alerts: { kind: string; severity: string }[] }>(fleet, (s) =>
+      s.alerts.some((a) => a.kind === 'worker_parked' && a.severity === 'error'),
+    );
 
     // It stays parked: no restart while nobody acts.
     await new Promise((r) => setTimeout(r, 1500));

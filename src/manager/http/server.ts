@@ -339,7 +339,9 @@ export function attachReadSocket(
     }
     wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws, url));
   });
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: the HTTP server's close waits for every socket, upgraded ones included, so
+  // cutting them only after it would leave `fleet up` hanging on SIGTERM while anyone watches events.
+  app.addHook('preClose', async () => {
     for (const c of wss.clients) c.terminate();
     wss.close();
   });

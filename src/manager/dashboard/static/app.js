@@ -264,6 +264,28 @@ function renderAlerts(alerts) {
   );
 }
 
+// --- scaling decisions ---
+function renderScaling(decisions = []) {
+  $('#scaling').hidden = decisions.length === 0;
+  const now = state.snapshot?.t ?? Date.now();
+  $('#scaling-list').replaceChildren(
+    ...decisions.map((d) =>
+      el(
+        'li',
+        { dataset: { action: d.action, type: d.workerType } },
+        el('strong', {
+          text: `${d.workerType} ${d.action === 'refused' ? 'refused' : `${d.current} → ${d.desired}`}: `,
+        }),
+        el('span', { text: d.reason }),
+        el('span', {
+          class: 'muted',
+          text: ` (in flight ${d.inputs.inFlight}, queued ${d.inputs.queued}, capacity ${d.inputs.capacity}; ${age(now - d.at)} ago)`,
+        }),
+      ),
+    ),
+  );
+}
+
 // --- charts ---
 const charts = {
   throughput: new LineChart($('#chart-throughput canvas'), { format: (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) }),
@@ -510,6 +532,7 @@ function apply(snapshot) {
   if (state.history.length > HISTORY) state.history.splice(0, state.history.length - HISTORY);
   $('#manager-id').textContent = snapshot.managerId;
   renderAlerts(snapshot.alerts);
+  renderScaling(snapshot.scaling);
   renderBoard(snapshot);
   renderTypeFilter(snapshot.types);
   renderCharts();
