@@ -73,7 +73,7 @@ export async function createManagerStores(
   try {
     await connections.ping(options.pingTimeoutMs ?? 5_000);
   } catch (err) {
-    await connections.close().catch(() => undefined);
+    dropConnections(connections);
     throw new FleetError(
       'config_invalid',
       `manager.store is redis but Redis at ${redactUrl(m.redis.url)} does not answer (${(err as Error).message}); ` +
@@ -109,7 +109,26 @@ export async function createManagerStores(
       // The manager closed the queue (handing its tasks back) and the directory; the sockets are ours.
       await queue.close().catch(() => undefined);
       await directory.close().catch(() => undefined);
-      await connections.close();
+      // QUIT waits for a reply, which never comes while Redis is down: a stop must not hang on it.
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), 3_000);
+        timer.unref();
+      });
+      const outcome = await Promise.race([connections.close().catch(() => undefined), gaveUp]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') dropConnections(connections);
     },
   };
+}
+
+/** Drops the sockets without a goodbye (QUIT would wait in the offline queue for a Redis that is gone). */
+function dropConnections(connections: RedisConnections): void {
+  for (const role of connections.openRoles()) {
+    try {
+      connections.get(role).disconnect();
+    } catch {
+      // Already closing: close() is disconnecting them itself.
+    }
+  }
 }

@@ -78,6 +78,20 @@ export async function spawnManager(
   cluster: Cluster,
   options: { port?: number; workers?: string[]; env?: Record<string, string> } = {},
 ): Promise<ManagerProcess> {
+  // A free port can be taken by another test between probing and binding: then another one.
+  for (let tries = 0; ; tries++) {
+    try {
+      return await spawnManagerOnce(cluster, tries === 0 ? options : { ...options, port: undefined });
+    } catch (err) {
+      if (tries >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function spawnManagerOnce(
+  cluster: Cluster,
+  options: { port?: number | undefined; workers?: string[]; env?: Record<string, string> },
+): Promise<ManagerProcess> {
   requireBuild();
   const port = options.port ?? (await freePort());
   let out = '';

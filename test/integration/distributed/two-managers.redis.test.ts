@@ -18,7 +18,7 @@ import {
   type Cluster,
   type ManagerProcess,
 } from '../../helpers/distributed.js';
-import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
+import { freePort, spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
 import { countKeys, deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../../helpers/redis.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out']);
@@ -115,6 +115,29 @@ async function waitAllFinal(base: string, ids: string[], timeoutMs: number): Pro
 }
 
 describe('distributed mode: several manager processes on one Redis', () => {
+  it('a manager whose Redis does not answer refuses to start, saying which Redis', async () => {
+    const port = await freePort();
+    const cluster = clusterConfig({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      prefix: uniquePrefix('fleet-dist'),
+    });
+    cleanups.push(() => cluster.cleanup());
+    const started = Date.now();
+    const error = await spawnManager(cluster).then(
+      (m) => {
+        cleanups.push(() => m.stop());
+        return undefined;
+      },
+      (err: unknown) => err as Error,
+    );
+    expect(error?.message).toMatch(
+      new RegExp(
+        `config_invalid: manager.store is redis but Redis at redis://127.0.0.1:${port}/? does not answer`,
+      ),
+    );
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 30_000);
+
   it('two managers share one queue, both dispatch, never overfill a worker, and show the same fleet', async () => {
     const { cluster } = await setUp({ slots: 2 });
     const [w1, w2, w3, w4] = await workers(cluster, 4);
