@@ -179,8 +179,12 @@ export class RedisTaskQueue implements TaskQueue {
         const result = await this.commit(record, undefined, { create: true, bound: true });
         if (result.kind === 'exists') {
           const existing = await this.read(result.id);
-          if (existing) return { task: existing.task, created: false };
-          continue; // trimmed between the check and the read: try again
+          if (!existing) continue; // trimmed between the check and the read: try again
+          // A manager that died between committing the record and adding its job left a queued task that
+          // nothing would ever claim; the client's resubmission (same id or key) is what repairs it.
+          if (existing.task.state === 'queued' && existing.task.attempt === 0)
+            await this.ensureJob(existing.task);
+          return { task: existing.task, created: false };
         }
         if (result.kind === 'full') throw this.queueFull(result.queued);
         if (result.kind === 'stale') continue;
@@ -710,6 +714,23 @@ export class RedisTaskQueue implements TaskQueue {
     } catch {
       // The lock was lost meanwhile: the job went back to wait, and the next claim drops it (record final).
     }
+  }
+
+  /** Adds the job of a never-claimed queued task when it is missing (an add with its job id is a no-op). */
+  private async ensureJob(t: TaskRecord): Promise<void> {
+    const queue = this.bullQueue(this.queueName(t.capability));
+    if (await queue.getJob(jobIdFor(t.id))) return;
+    await queue.add(
+      t.capability,
+      { id: t.id },
+      {
+        jobId: jobIdFor(t.id),
+        priority: bullPriority(t.priority),
+        removeOnComplete: true,
+        removeOnFail: true,
+      },
+    );
+    this.publish('submitted', t);
   }
 
   private async removeJob(capability: string, taskId: string): Promise<void> {
