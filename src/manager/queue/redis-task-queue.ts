@@ -63,6 +63,8 @@ export interface RedisTaskQueueOptions extends TaskQueueOptions {
   lockDurationMs?: number;
   /** How often this manager looks for expired locks (BullMQ's stalled check). @default lockDurationMs / 2 */
   stalledIntervalMs?: number;
+  /** A queued task this old with no BullMQ job is re-given one (a manager died between the two writes). @default 5000 */
+  orphanGraceMs?: number;
   /** Identifies this process in events; others' events are delivered to local subscribers, own ones not twice. */
   instanceId?: string;
   /** Called with errors of background work (lock renewal, stalled check) that have no caller to throw to. */
@@ -93,6 +95,8 @@ type CommitResult =
 
 const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,100}$/;
 const MAX_CAS_ROUNDS = 20;
+/** Queued tasks checked for a missing job per sweep round. */
+const ORPHAN_SLICE = 500;
 /** Fleet priority -1000..1000 (higher first) → BullMQ priority 1..2001 (lower first; 0 would bypass priority). */
 const bullPriority = (priority: number): number => 1001 - priority;
 
@@ -121,6 +125,7 @@ export class RedisTaskQueue implements TaskQueue {
   private readonly listeners = new Set<(event: TaskEvent) => void>();
   private subscribed: Promise<void> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  private orphanCursor = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
   /** Late results refused because their lease was no longer current (exactly-once completion at work). */
@@ -165,6 +170,7 @@ export class RedisTaskQueue implements TaskQueue {
 
     this.every(Math.max(50, Math.round(this.lockDurationMs / 3)), () => this.renewLocks());
     this.every(this.stalledIntervalMs, () => this.checkStalled());
+    this.every(Math.max(1_000, this.lockDurationMs), () => this.sweepOrphans());
   }
 
   // ── the TaskQueue interface ────────────────────────────────────────────────────────────────────────
@@ -628,6 +634,45 @@ export class RedisTaskQueue implements TaskQueue {
     }
   }
 
+  /**
+   * A manager that died between saving a task and adding its BullMQ job left a queued task that nothing would
+   * ever claim. Each round checks a slice of the queued index (cycling through it) and re-adds missing jobs,
+   * so such a task runs within a few rounds even if its client never submits again.
+   */
+  private async sweepOrphans(): Promise<void> {
+    const ids = await this.redis.zrange(
+      this.key('state:queued'),
+      this.orphanCursor,
+      this.orphanCursor + ORPHAN_SLICE - 1,
+    );
+    this.orphanCursor = ids.length < ORPHAN_SLICE ? 0 : this.orphanCursor + ORPHAN_SLICE;
+    if (ids.length === 0) return;
+    const rows =
+      (await this.redis.pipeline(ids.map((id) => ['hget', this.key(`task:${id}`), 'j'])).exec()) ?? [];
+    const now = this.now();
+    const candidates: TaskRecord[] = [];
+    for (const [, json] of rows) {
+      if (typeof json !== 'string') continue;
+      const t = JSON.parse(json) as TaskRecord;
+      // Young tasks may be between their save and their job's add: leave them to their submitter.
+      if (t.state === 'queued' && now - t.updatedAt >= (this.options.orphanGraceMs ?? 5_000))
+        candidates.push(t);
+    }
+    if (candidates.length === 0) return;
+    const exists =
+      (await this.redis
+        .pipeline(
+          candidates.map((t) => [
+            'exists',
+            `${this.bullPrefix}:${this.queueName(t.capability)}:${jobIdFor(t.id)}`,
+          ]),
+        )
+        .exec()) ?? [];
+    for (let i = 0; i < candidates.length; i++) {
+      if (exists[i]?.[1] === 0) await this.ensureJob(candidates[i]!);
+    }
+  }
+
   /** A job BullMQ put back after its lock expired: make the record say so (queued, or failed if out of attempts). */
   private async recoverStalled(queueName: string, jobId: string): Promise<void> {
     const taskId = taskIdOf(jobId);
@@ -716,7 +761,7 @@ export class RedisTaskQueue implements TaskQueue {
     }
   }
 
-  /** Adds the job of a never-claimed queued task when it is missing (an add with its job id is a no-op). */
+  /** Adds the job of a queued task when it is missing (an add with its job id is a no-op). */
   private async ensureJob(t: TaskRecord): Promise<void> {
     const queue = this.bullQueue(this.queueName(t.capability));
     if (await queue.getJob(jobIdFor(t.id))) return;

@@ -4,9 +4,14 @@
  * connection discipline and a clear failure when Redis is unreachable. Short lock durations keep it fast.
  */
 import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisTaskQueue, type RedisTaskQueueOptions } from '../../../src/manager/queue/redis-task-queue.js';
+import {
+  jobIdFor,
+  RedisTaskQueue,
+  type RedisTaskQueueOptions,
+} from '../../../src/manager/queue/redis-task-queue.js';
 import type { TaskEvent } from '../../../src/manager/queue/task-queue.js';
 import type { TaskRecord } from '../../../src/manager/queue/task.js';
 import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
@@ -227,6 +232,25 @@ describe('Redis connections', () => {
       admin.disconnect();
     }
   }
+
+  it('gives a queued task whose job was never added (its manager died between the writes) a job again', async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { orphanGraceMs: 100, lockDurationMs: 1000 });
+    const { task } = await q.submit({ capability: 'orphan', payload: {} });
+    // What a manager killed between saving the record and adding the job leaves behind.
+    const bull = new Queue('cap-orphan', { connection: { url: redis.url }, prefix });
+    try {
+      expect(await bull.remove(jobIdFor(task.id))).toBe(1);
+    } finally {
+      await bull.close();
+    }
+    const claimed = await eventually(async () => {
+      const t = await q.claim(['orphan'], 'w1');
+      if (!t) throw new Error('not claimable yet');
+      return t;
+    });
+    expect(claimed.id).toBe(task.id);
+  });
 
   it('opens one connection per role per process, however many queues and operations', async () => {
     const prefix = newPrefix();
