@@ -54,6 +54,9 @@ export interface DispatcherOptions {
   graceMs?: number;
 }
 
+/** Claims in the air at once per worker group. */
+const MAX_PARALLEL_CLAIMS = 16;
+
 export class Dispatcher {
   private readonly connections = new Map<string, WorkerConnection>();
   private readonly leases = new Map<string, Lease>();
@@ -235,19 +238,37 @@ export class Dispatcher {
     );
   }
 
+  /**
+   * Fills the group's free slots, several claims at a time: with a shared store every claim is a few network
+   * round trips, and claiming one slot after another would cap throughput at the store's latency. Each
+   * claim holds its slot (counted in flight) while it is in the air, so the strategy never hands one free
+   * slot to two claims.
+   */
   private async fillGroup(group: LiveWorker[]): Promise<void> {
     const capability = group[0]?.capabilities[0] ?? '';
     for (;;) {
-      if (this.stopped) return;
-      const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
-      if (candidates.length === 0) return;
-      const chosen = this.o.strategy.select(candidates, { capability });
-      if (!chosen) return;
-      const worker = this.o.registry.get(chosen.workerId);
-      if (!worker) return;
-      const task = await this.o.queue.claim(worker.capabilities, worker.workerId);
-      if (!task) return;
-      await this.dispatch(worker, task);
+      const reserved: LiveWorker[] = [];
+      while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped) {
+        const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
+        if (candidates.length === 0) break;
+        const chosen = this.o.strategy.select(candidates, { capability });
+        const worker = chosen && this.o.registry.get(chosen.workerId);
+        if (!worker) break;
+        worker.inFlight += 1;
+        reserved.push(worker);
+      }
+      if (reserved.length === 0) return;
+      const claims = await Promise.allSettled(
+        reserved.map((worker) => this.o.queue.claim(worker.capabilities, worker.workerId)),
+      );
+      for (const worker of reserved) worker.inFlight -= 1; // dispatch counts the slot again
+      const failed = claims.find((c) => c.status === 'rejected');
+      const won = claims.flatMap((c, i) =>
+        c.status === 'fulfilled' && c.value ? [{ worker: reserved[i]!, task: c.value }] : [],
+      );
+      await Promise.all(won.map(({ worker, task }) => this.dispatch(worker, task)));
+      if (failed) throw failed.reason;
+      if (won.length < reserved.length) return; // the queue ran dry for this group
     }
   }
 
