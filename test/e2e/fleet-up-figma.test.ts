@@ -2,22 +2,21 @@
  * `fleet up` with the figma-mcp worker against the fake Figma API (the machine has no internet): the manager
  * routes `ui-generation` to it and the generated code comes back through `fleet submit`.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARKETING_KEY, startFakeFigma, type FakeFigma } from '../../src/workers/figma-mcp/index.js';
-import { CLI, freePort, requireBuild, waitFor } from '../helpers/processes.js';
+import { startFleetUp, type FleetUp } from '../helpers/fleet-up.js';
+import { CLI, freePort } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 
 describe('fleet up routes ui-generation to the figma worker', () => {
   let fake: FakeFigma;
-  let up: ChildProcess;
-  let log = '';
-  let env: NodeJS.ProcessEnv;
+  let up: FleetUp | undefined;
+  let env: NodeJS.ProcessEnv & { FLEET_PORT: string };
 
   beforeAll(async () => {
-    requireBuild();
     fake = await startFakeFigma({ host: '127.0.0.1', port: 0 });
     env = {
       ...process.env,
@@ -28,31 +27,16 @@ describe('fleet up routes ui-generation to the figma worker', () => {
       FIGMA_TEAM_ID: fake.teamId,
       FLEET_LOG_LEVEL: 'warn',
     };
-    up = spawn(process.execPath, [CLI, 'up', '--only', 'figma-mcp'], {
+    up = await startFleetUp(
+      ['--only', 'figma-mcp'],
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    up.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    up.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(
-      async () => {
-        if (up.exitCode !== null) throw new Error(`fleet up exited: ${log}`);
-        const r = await fetch(`http://127.0.0.1:${env.FLEET_PORT}/api/workers`).catch(() => undefined);
-        if (!r?.ok) return false;
-        const { workers } = (await r.json()) as { workers: { workerType: string; status: string }[] };
-        return workers.some((w) => w.workerType === 'figma-mcp' && w.status === 'online');
-      },
-      60_000,
+      (workers) => workers.some((w) => w.workerType === 'figma-mcp' && w.status === 'online'),
       'the figma worker online under fleet up',
-      200,
     );
   }, 90_000);
 
   afterAll(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      await new Promise((r) => up.once('exit', r));
-    }
+    await up?.stop();
     await fake?.close();
   });
 

@@ -2,20 +2,19 @@
  * As a new user would: `fleet up` in one shell, `fleet submit` and `fleet status` in another.
  * Ports are free ones so the suite can run beside a real fleet on the default ports.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, freePort, requireBuild, waitFor } from '../helpers/processes.js';
+import { startFleetUp, type FleetUp } from '../helpers/fleet-up.js';
+import { CLI, freePort } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 
 describe('fleet up, submit and status from a shell', () => {
-  let up: ChildProcess;
-  let log = '';
-  let env: NodeJS.ProcessEnv;
+  let up: FleetUp | undefined;
+  let env: NodeJS.ProcessEnv & { FLEET_PORT: string };
 
   beforeAll(async () => {
-    requireBuild();
     env = {
       ...process.env,
       FLEET_PORT: String(await freePort()),
@@ -24,31 +23,16 @@ describe('fleet up, submit and status from a shell', () => {
       WORKER_BROWSER_PORT: String(await freePort()),
       FLEET_LOG_LEVEL: 'warn',
     };
-    up = spawn(process.execPath, [CLI, 'up', '--only', 'echo,python-sandbox,browser-worker'], {
+    up = await startFleetUp(
+      ['--only', 'echo,python-sandbox,browser-worker'],
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    up.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    up.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor(
-      async () => {
-        if (up.exitCode !== null) throw new Error(`fleet up exited: ${log}`);
-        const r = await fetch(`http://127.0.0.1:${env.FLEET_PORT}/api/workers`).catch(() => undefined);
-        if (!r?.ok) return false;
-        const { workers } = (await r.json()) as { workers: { status: string }[] };
-        return workers.filter((w) => w.status === 'online').length === 3;
-      },
-      60_000,
+      (workers) => workers.filter((w) => w.status === 'online').length === 3,
       'fleet up with three online workers',
-      200,
     );
   }, 90_000);
 
   afterAll(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      await new Promise((r) => up.once('exit', r));
-    }
+    await up?.stop();
   });
 
   it('fleet submit echo prints the result', async () => {
