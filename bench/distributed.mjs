@@ -1,10 +1,16 @@
 // Distributed mode: no-op echo throughput through two manager processes sharing the machine's Redis, side
 // by side with raw BullMQ no-op jobs (a Worker at concurrency 16) on the same Redis in the same run.
-// Tasks go in through both managers' HTTP APIs, as clients would send them. Build first (`npm run build`);
-// then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix, deleted afterwards.
+// Tasks go in through both managers' HTTP APIs, as clients would send them: one `POST /api/tasks?wait=true`
+// per task (submit and wait for the result) over keep-alive connections, 128 in flight.
+// Besides the rates it prints the CPU each side spent per task, by process group, read from /proc: on a
+// small machine every process of the Fleet side (load generator, managers, workers, Redis) competes for the
+// same cores, and the rate alone hides where they went.
+// Build first (`npm run build`); then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix,
+// deleted afterwards.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +18,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
 const tasks = Number(process.argv[2] ?? 2000);
+if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('tasks must be 1..200000');
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `fleet-bench-dist-${randomUUID().slice(0, 8)}`;
 const procs = [];
@@ -47,6 +54,63 @@ async function pool(n, items, fn) {
       while (next < items.length) await fn(items[next++]);
     }),
   );
+}
+
+/** CPU time (user + system, ms) a process has used so far; undefined where /proc cannot tell. */
+function cpuMs(pid) {
+  const file = `/proc/${pid}/stat`;
+  if (!existsSync(file)) return undefined;
+  const fields = readFileSync(file, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks, 100 per second on Linux
+}
+const selfCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const sumCpu = (pids) => () => pids.reduce((n, pid) => n + (cpuMs(pid) ?? NaN), 0);
+/** The local redis-server's pid; undefined for a Redis elsewhere (its CPU is then not counted). */
+async function redisPid() {
+  const r = new Redis(redisUrl);
+  try {
+    const pid = Number(/process_id:(\d+)/.exec(await r.info('server'))?.[1]);
+    return cpuMs(pid) === undefined ? undefined : pid;
+  } finally {
+    r.disconnect();
+  }
+}
+/** Starts counting the CPU of each group; the returned function gives what each spent since. */
+function cpuMeter(groups) {
+  const read = () => Object.fromEntries(Object.entries(groups).map(([k, f]) => [k, f()]));
+  const before = read();
+  return () => {
+    const after = read();
+    return Object.fromEntries(
+      Object.keys(groups).map((k) => [k, after[k] === undefined ? undefined : after[k] - before[k]]),
+    );
+  };
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 128 });
+function postJson(url, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
 }
 
 async function fleetRun() {
@@ -87,24 +151,29 @@ async function fleetRun() {
     }, `four workers online in ${m}`);
   }
   const ids = Array.from({ length: tasks }, (_, i) => `bench-${i}`);
-  const t0 = performance.now();
-  await pool(64, ids, async (id) => {
-    const m = managers[Number(id.split('-')[1]) % 2];
-    const r = await fetch(`${m}/api/tasks`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ id, capability: 'echo', payload: {} }),
-    });
-    if (!r.ok) throw new Error(`submit ${id}: HTTP ${r.status} ${await r.text()}`);
+  const redis = await redisPid();
+  const spent = cpuMeter({
+    'load generator': selfCpuMs,
+    managers: sumCpu(procs.slice(0, 2).map((p) => p.pid)),
+    workers: sumCpu(procs.slice(2).map((p) => p.pid)),
+    redis: () => (redis ? cpuMs(redis) : undefined),
   });
-  await pool(64, ids, async (id) => {
+  const t0 = performance.now();
+  await pool(128, ids, async (id) => {
     const m = managers[Number(id.split('-')[1]) % 2];
-    const { task } = await (await fetch(`${m}/api/tasks/${id}/wait?timeoutMs=60000`)).json();
+    const r = await postJson(`${m}/api/tasks?wait=true&timeoutMs=60000`, {
+      id,
+      capability: 'echo',
+      payload: {},
+    });
+    if (r.status !== 200) throw new Error(`submit ${id}: HTTP ${r.status} ${r.body}`);
+    const { task } = JSON.parse(r.body);
     if (task.state !== 'succeeded') throw new Error(`${id} ended ${task.state}`);
   });
   const rate = tasks / ((performance.now() - t0) / 1000);
+  const cpu = spent();
   rmSync(dir, { recursive: true, force: true });
-  return rate;
+  return { rate, cpu };
 }
 
 async function bullRun() {
@@ -113,6 +182,14 @@ async function bullRun() {
   let done = 0;
   let finish;
   const all = new Promise((r) => (finish = r));
+  const redis = await redisPid();
+  const spent = cpuMeter({
+    'load generator': () => undefined,
+    managers: () => undefined,
+    // The Queue that adds and the Worker that runs the jobs share this process.
+    workers: selfCpuMs,
+    redis: () => (redis ? cpuMs(redis) : undefined),
+  });
   const t0 = performance.now();
   const w = new Worker('raw', async () => undefined, { connection, prefix, concurrency: 16 });
   w.on('completed', () => ++done === tasks && finish());
@@ -127,9 +204,25 @@ async function bullRun() {
   }
   await all;
   const rate = tasks / ((performance.now() - t0) / 1000);
+  const cpu = spent();
   await w.close();
   await q.close();
-  return rate;
+  return { rate, cpu };
+}
+
+function cpuTable(runs) {
+  const perTask = (ms) =>
+    ms === undefined || Number.isNaN(ms) ? '-' : `${((ms / tasks) * 1000).toFixed(0)} µs`;
+  const rows = {};
+  for (const [side, { cpu }] of Object.entries(runs)) {
+    let total = 0;
+    for (const [group, ms] of Object.entries(cpu)) {
+      (rows[group] ??= {})[side] = perTask(ms);
+      if (ms !== undefined && !Number.isNaN(ms)) total += ms;
+    }
+    (rows.total ??= {})[side] = perTask(total);
+  }
+  return rows;
 }
 
 try {
@@ -140,14 +233,17 @@ try {
   );
   console.table({
     'tasks/s': {
-      fleet: fleet.toFixed(0),
-      bullmq: bull.toFixed(0),
-      'fleet/bullmq': (fleet / bull).toFixed(2),
+      fleet: fleet.rate.toFixed(0),
+      bullmq: bull.rate.toFixed(0),
+      'fleet/bullmq': (fleet.rate / bull.rate).toFixed(2),
       aim: '≥ 0.8',
     },
   });
+  console.log('CPU per task by process group (BullMQ: its Queue and Worker share the benchmark process)');
+  console.table(cpuTable({ fleet, bullmq: bull }));
 } finally {
   for (const p of procs) p.kill('SIGKILL');
+  agent.destroy();
   const r = new Redis(redisUrl);
   let cursor = '0';
   do {

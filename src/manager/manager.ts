@@ -331,18 +331,26 @@ export class WorkerManager {
     id: string,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<TaskRecord> {
-    const current = await this.getTask(id);
-    if (isFinal(current.state)) return current;
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: TimerHandle | undefined;
+      let done = false;
       const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
         unsubscribe();
         timer?.cancel();
         options.signal?.removeEventListener('abort', onAbort);
         fn();
       };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
+      // Subscribed before the read, so a task finishing in between is not missed and one read is enough.
       const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
+      this.getTask(id).then(
+        (t) => {
+          if (isFinal(t.state)) finish(() => resolve(t));
+        },
+        (err: Error) => finish(() => reject(err)),
+      );
       if (options.timeoutMs !== undefined) {
         timer = this.clock.setTimeout(() => {
           finish(() => {
@@ -350,13 +358,8 @@ export class WorkerManager {
           });
         }, options.timeoutMs);
       }
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      // The task may have finished between the first read and the subscription.
-      this.getTask(id)
-        .then((t) => {
-          if (isFinal(t.state)) finish(() => resolve(t));
-        })
-        .catch(() => undefined);
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

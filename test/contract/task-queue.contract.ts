@@ -191,6 +191,24 @@ export function describeTaskQueueContract(
         expect(await q.claim([cap], 'w')).toBeUndefined();
       });
 
+      it('puts a retried task ahead of fresh ones of its priority, behind higher priorities', async () => {
+        const q = await make({ backoffMs: 0, maxBackoffMs: 0 });
+        const cap = uid('cap');
+        const retried = (await q.submit({ capability: cap, id: uid('retried') })).task;
+        const first = await claimSoon(q, [cap], 'w1');
+        expect(first.id).toBe(retried.id);
+        const fresh = (await q.submit({ capability: cap, id: uid('fresh') })).task;
+        const urgent = (await q.submit({ capability: cap, priority: 5, id: uid('urgent') })).task;
+        await q.fail(retried.id, first.leaseToken as string, appError(true, 'worker_lost'), {
+          outcome: 'worker_lost',
+        });
+        await eventually(async () => expect((await q.get(retried.id))?.state).toBe('queued'));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const order: string[] = [];
+        for (let i = 0; i < 3; i++) order.push((await claimSoon(q, [cap], 'w2')).id);
+        expect(order).toEqual([urgent.id, retried.id, fresh.id]);
+      });
+
       it('claims only capabilities the worker has, the best across its set', async () => {
         const q = await make();
         const a = uid('a');

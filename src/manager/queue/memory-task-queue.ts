@@ -42,8 +42,17 @@ interface Entry extends HeapItem {
   queued: number;
 }
 
-const readyBefore = (a: Entry, b: Entry): boolean =>
-  a.task.priority !== b.task.priority ? a.task.priority > b.task.priority : a.queued < b.queued;
+/**
+ * Higher priority first; within a priority, a retried task (attempt > 0) before one that has never run —
+ * its earlier attempt was lost or failed, and making it wait behind the whole backlog again would stretch
+ * a worker's death into minutes under load — then the order tasks entered the queue.
+ */
+const readyBefore = (a: Entry, b: Entry): boolean => {
+  if (a.task.priority !== b.task.priority) return a.task.priority > b.task.priority;
+  const aRetried = a.task.attempt > 0;
+  if (aRetried !== b.task.attempt > 0) return aRetried;
+  return a.queued < b.queued;
+};
 const dueBefore = (a: Entry, b: Entry): boolean =>
   a.task.notBefore !== b.task.notBefore ? a.task.notBefore < b.task.notBefore : a.queued < b.queued;
 

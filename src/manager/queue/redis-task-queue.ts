@@ -74,6 +74,11 @@ export interface RedisTaskQueueOptions extends TaskQueueOptions {
 interface Stored {
   task: TaskRecord;
   rev: string;
+  /**
+   * The record's creation sequence number: revisions restart at 1 when a trimmed task id is submitted
+   * again, so a change is committed only if both still match.
+   */
+  seq: string;
 }
 
 interface Held {
@@ -82,6 +87,21 @@ interface Held {
   token: string;
   /** Kept so finishing the job needs no extra round trip to load it. */
   job: Job;
+  /**
+   * The record as this process last committed it: the next change of a held task is computed from it
+   * without reading first. The revision check of the commit still catches any change made elsewhere.
+   */
+  stored: Stored;
+  /** The change of this task in progress here, so the next waits for it instead of racing it. */
+  busy?: Promise<unknown>;
+}
+
+/** A BullMQ job's data: the task id and, when small, the record as submitted (see `SNAPSHOT_MAX_CHARS`). */
+interface JobData {
+  id: string;
+  r?: string;
+  q?: string;
+  t?: TaskRecord;
 }
 
 interface EventMessage {
@@ -91,14 +111,27 @@ interface EventMessage {
 }
 
 type CommitResult =
-  { kind: 'ok' } | { kind: 'stale' } | { kind: 'exists'; id: string } | { kind: 'full'; queued: number };
+  | { kind: 'ok'; rev: string; seq: string; json: string }
+  | { kind: 'stale' }
+  | { kind: 'exists'; id: string }
+  | { kind: 'full'; queued: number };
 
 const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,100}$/;
 const MAX_CAS_ROUNDS = 20;
 /** Queued tasks checked for a missing job per sweep round. */
 const ORPHAN_SLICE = 500;
-/** Fleet priority -1000..1000 (higher first) → BullMQ priority 1..2001 (lower first; 0 would bypass priority). */
-const bullPriority = (priority: number): number => 1001 - priority;
+/**
+ * A record up to this size rides in its job's data, so the first claim of a task reads it from the job
+ * that BullMQ hands out instead of asking Redis again. Bigger payloads are not stored twice.
+ */
+const SNAPSHOT_MAX_CHARS = 16 * 1024;
+/**
+ * Fleet priority -1000..1000 (higher first) → BullMQ priority 1..4002 (lower first; 0 would bypass
+ * priority). Each Fleet priority has two bands, a retried task's ahead of fresh ones, the same order as the
+ * memory store's.
+ */
+const bullPriority = (t: Pick<TaskRecord, 'priority' | 'attempt'>): number =>
+  2 * (1001 - t.priority) - (t.attempt > 0 ? 1 : 0);
 
 /** BullMQ refuses integer-looking ids and most ids with ':'; `t_` and `~` (never in a task id) avoid both. */
 export const jobIdFor = (taskId: string): string => `t_${taskId.replaceAll(':', '~')}`;
@@ -194,17 +227,17 @@ export class RedisTaskQueue implements TaskQueue {
         }
         if (result.kind === 'full') throw this.queueFull(result.queued);
         if (result.kind === 'stale') continue;
+        const data: JobData =
+          result.json.length <= SNAPSHOT_MAX_CHARS
+            ? { id: record.id, r: result.rev, q: result.seq, t: record }
+            : { id: record.id };
         try {
-          await this.bullQueue(queueName).add(
-            record.capability,
-            { id: record.id },
-            {
-              jobId: jobIdFor(record.id),
-              priority: bullPriority(record.priority),
-              removeOnComplete: true,
-              removeOnFail: true,
-            },
-          );
+          await this.bullQueue(queueName).add(record.capability, data, {
+            jobId: jobIdFor(record.id),
+            priority: bullPriority(record),
+            removeOnComplete: true,
+            removeOnFail: true,
+          });
         } catch (err) {
           await this.abandonSubmission(record.id, err);
           throw err;
@@ -284,17 +317,21 @@ export class RedisTaskQueue implements TaskQueue {
 
   async markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord> {
     this.assertOpen();
-    return this.guard('markRunning', async () => {
-      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-        const stored = await this.leased(id, leaseToken);
-        const t = copyTask(stored.task);
-        const event = markTaskRunning(t, progress, this.now());
-        if (!event) return t;
-        const result = await this.commit(t, stored, { event });
-        if (result.kind === 'ok') return t;
-      }
-      throw this.racing(id);
-    });
+    return this.guard('markRunning', () =>
+      this.serial(id, async () => {
+        for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+          const stored = await this.leased(id, leaseToken, round > 0);
+          const t = copyTask(stored.task);
+          const event = markTaskRunning(t, progress, this.now());
+          if (!event) return t;
+          const result = await this.commit(t, stored, { event });
+          if (result.kind !== 'ok') continue;
+          this.remember(t, leaseToken, result);
+          return copyTask(t);
+        }
+        throw this.racing(id);
+      }),
+    );
   }
 
   async complete(
@@ -304,38 +341,42 @@ export class RedisTaskQueue implements TaskQueue {
     artifacts?: ArtifactMeta[],
   ): Promise<TaskRecord> {
     this.assertOpen();
-    return this.guard('complete', async () => {
-      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-        const stored = await this.leased(id, leaseToken);
-        const t = copyTask(stored.task);
-        completeTask(t, output, artifacts, this.now());
-        const result = await this.commit(t, stored, { event: 'finished' });
-        if (result.kind !== 'ok') continue;
-        await this.finishJob(t.capability, id, leaseToken, 'completed');
-        return t;
-      }
-      throw this.racing(id);
-    });
+    return this.guard('complete', () =>
+      this.serial(id, async () => {
+        for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+          const stored = await this.leased(id, leaseToken, round > 0);
+          const t = copyTask(stored.task);
+          completeTask(t, output, artifacts, this.now());
+          const result = await this.commit(t, stored, { event: 'finished' });
+          if (result.kind !== 'ok') continue;
+          await this.finishJob(t.capability, id, leaseToken, 'completed');
+          return t;
+        }
+        throw this.racing(id);
+      }),
+    );
   }
 
   async fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord> {
     this.assertOpen();
-    return this.guard('fail', async () => {
-      for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-        const stored = await this.leased(id, leaseToken);
-        const t = copyTask(stored.task);
-        const now = this.now();
-        const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
-        const result = await this.commit(t, stored, {
-          event: decision.kind === 'retry' ? 'retrying' : 'finished',
-        });
-        if (result.kind !== 'ok') continue;
-        if (decision.kind === 'retry') await this.delayJob(t, leaseToken, now);
-        else await this.finishJob(t.capability, id, leaseToken, 'failed');
-        return t;
-      }
-      throw this.racing(id);
-    });
+    return this.guard('fail', () =>
+      this.serial(id, async () => {
+        for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+          const stored = await this.leased(id, leaseToken, round > 0);
+          const t = copyTask(stored.task);
+          const now = this.now();
+          const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
+          const result = await this.commit(t, stored, {
+            event: decision.kind === 'retry' ? 'retrying' : 'finished',
+          });
+          if (result.kind !== 'ok') continue;
+          if (decision.kind === 'retry') await this.delayJob(t, leaseToken, now);
+          else await this.finishJob(t.capability, id, leaseToken, 'failed');
+          return t;
+        }
+        throw this.racing(id);
+      }),
+    );
   }
 
   async cancel(id: string, reason?: string): Promise<TaskRecord> {
@@ -383,7 +424,7 @@ export class RedisTaskQueue implements TaskQueue {
           { id },
           {
             jobId: jobIdFor(id),
-            priority: bullPriority(t.priority),
+            priority: bullPriority(t),
             removeOnComplete: true,
             removeOnFail: true,
           },
@@ -492,6 +533,21 @@ export class RedisTaskQueue implements TaskQueue {
     return this.held.size;
   }
 
+  /** Runs a change of a task held here after the one in progress, so two changes of it never race. */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const held = this.held.get(id);
+    if (!held) return fn();
+    const run = (held.busy ?? Promise.resolve()).then(fn, fn);
+    held.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Keeps what was just committed for a held task, so its next change needs no read. */
+  private remember(t: TaskRecord, leaseToken: string, result: { rev: string; seq: string }): void {
+    const held = this.held.get(t.id);
+    if (held?.token === leaseToken) held.stored = { task: t, rev: result.rev, seq: result.seq };
+  }
+
   // ── claiming ───────────────────────────────────────────────────────────────────────────────────────
 
   /** Queues ordered by the job each would hand out next: best priority first, then oldest task. */
@@ -520,8 +576,14 @@ export class RedisTaskQueue implements TaskQueue {
     now: number,
   ): Promise<{ kind: 'claimed'; task: TaskRecord } | { kind: 'dropped' } | { kind: 'handed-back' }> {
     const taskId = taskIdOf(job.id ?? '');
+    const snapshot = job.data as JobData | undefined;
     for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const stored = await this.read(taskId);
+      // The record as submitted, carried by the job: right for every first attempt, and a commit computed
+      // from an outdated one is refused by the revision check and redone from a fresh read.
+      const stored =
+        round === 0 && snapshot?.t && snapshot.r && snapshot.q && snapshot.t.id === taskId
+          ? { task: snapshot.t, rev: snapshot.r, seq: snapshot.q }
+          : await this.read(taskId);
       if (!stored || isFinal(stored.task.state)) {
         await this.finishBullJob(job, token, 'completed');
         return { kind: 'dropped' };
@@ -551,8 +613,14 @@ export class RedisTaskQueue implements TaskQueue {
       assignTask(t, workerId, token, now);
       const result = await this.commit(t, stored, { event: 'claimed' });
       if (result.kind !== 'ok') continue;
-      this.held.set(taskId, { queue: queueName, jobId: job.id ?? '', token, job });
-      return { kind: 'claimed', task: t };
+      this.held.set(taskId, {
+        queue: queueName,
+        jobId: job.id ?? '',
+        token,
+        job,
+        stored: { task: t, rev: result.rev, seq: result.seq },
+      });
+      return { kind: 'claimed', task: copyTask(t) };
     }
     await job.moveToWait(token).catch(() => undefined);
     return { kind: 'handed-back' };
@@ -728,6 +796,10 @@ export class RedisTaskQueue implements TaskQueue {
   private async delayJob(t: TaskRecord, token: string, now: number): Promise<void> {
     const queueName = this.queueName(t.capability);
     this.held.delete(t.id);
+    // Into the retried band of its priority: BullMQ reads the job's priority when it promotes the job.
+    await this.redis
+      .hset(`${this.bullPrefix}:${queueName}:${jobIdFor(t.id)}`, 'priority', bullPriority(t))
+      .catch((err: unknown) => this.backgroundError(err));
     await this.bullQueue(queueName)
       .getBackend()
       .moveToDelayed(jobIdFor(t.id), Date.now(), Math.max(0, t.notBefore - now), token, { skipAttempt: true })
@@ -770,7 +842,7 @@ export class RedisTaskQueue implements TaskQueue {
       { id: t.id },
       {
         jobId: jobIdFor(t.id),
-        priority: bullPriority(t.priority),
+        priority: bullPriority(t),
         removeOnComplete: true,
         removeOnFail: true,
       },
@@ -823,14 +895,15 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   private async read(id: string): Promise<Stored | undefined> {
-    const [rev, json] = await this.redis.hmget(this.key(`task:${id}`), 'r', 'j');
-    if (!rev || !json) return undefined;
-    return { rev, task: JSON.parse(json) as TaskRecord };
+    const [rev, json, seq] = await this.redis.hmget(this.key(`task:${id}`), 'r', 'j', 'q');
+    if (!rev || !json || !seq) return undefined;
+    return { rev, seq, task: JSON.parse(json) as TaskRecord };
   }
 
   /** The record if `leaseToken` is its current lease; anything else is `stale_lease` and changes nothing. */
-  private async leased(id: string, leaseToken: string): Promise<Stored> {
-    const stored = await this.read(id);
+  private async leased(id: string, leaseToken: string, fresh = false): Promise<Stored> {
+    const held = this.held.get(id);
+    const stored = !fresh && held?.token === leaseToken ? held.stored : await this.read(id);
     if (!stored) throw new FleetError('not_found', `no task with id ${id}`);
     const t = stored.task;
     if (isFinal(t.state)) {
@@ -861,8 +934,10 @@ export class RedisTaskQueue implements TaskQueue {
     previous: Stored | undefined,
     opts: { create?: boolean; bound?: boolean; event?: TaskEvent['kind'] },
   ): Promise<CommitResult> {
+    const json = JSON.stringify(t);
+    // The event wraps the record's JSON as it is, rather than serialising the record a second time.
     const event = opts.event
-      ? JSON.stringify({ o: this.instanceId, k: opts.event, t } satisfies EventMessage)
+      ? `{"o":${JSON.stringify(this.instanceId)},"k":${JSON.stringify(opts.event)},"t":${json}}`
       : '';
     const now = this.now();
     const reply = (await COMMIT.run(
@@ -870,7 +945,7 @@ export class RedisTaskQueue implements TaskQueue {
       [this.key(`task:${t.id}`)],
       [
         opts.create ? '' : (previous?.rev ?? '0'),
-        JSON.stringify(t),
+        json,
         previous?.task.state ?? '',
         t.state,
         t.capability,
@@ -884,12 +959,13 @@ export class RedisTaskQueue implements TaskQueue {
         t.state === 'queued' && t.notBefore > now ? t.notBefore : '',
         this.channel,
         event,
+        opts.create ? '' : (previous?.seq ?? ''),
       ],
     )) as [string, string, string?];
     switch (reply[0]) {
       case 'ok':
         if (opts.event) this.emitLocal(opts.event, t);
-        return { kind: 'ok' };
+        return { kind: 'ok', rev: reply[1], seq: reply[2] ?? '', json };
       case 'exists':
         return { kind: 'exists', id: reply[1] };
       case 'full':

@@ -25,7 +25,8 @@ import { RedisScript } from '../../store/redis-connection.js';
  * ARGV: 1 expected revision ('' = create) · 2 record JSON · 3 old state ('' on create) · 4 new state ·
  * 5 capability · 6 notBefore · 7 idempotency key · 8 key prefix (`<prefix>:fleet:`) · 9 task id ·
  * 10 bound on queued tasks ('' = none) · 11 retained finished count · 12 finishedAt ('' = not final) ·
- * 13 backoff score ('' = not in backoff) · 14 event channel · 15 event payload ('' = none)
+ * 13 backoff score ('' = not in backoff) · 14 event channel · 15 event payload ('' = none) ·
+ * 16 expected creation seq ('' = not checked; revisions restart when a trimmed id is submitted again)
  * Returns {'ok', revision, seq} | {'stale', revision} | {'exists', id} | {'full', queued}.
  */
 export const COMMIT = new RedisScript(
@@ -46,7 +47,9 @@ if ARGV[1] == '' then
   seq = redis.call('INCR', p .. 'seq')
 else
   if cur ~= ARGV[1] then return {'stale', cur or ''} end
-  seq = tonumber(redis.call('HGET', key, 'q'))
+  local rawSeq = redis.call('HGET', key, 'q')
+  if ARGV[16] ~= '' and rawSeq ~= ARGV[16] then return {'stale', cur} end
+  seq = tonumber(rawSeq)
 end
 if ARGV[10] ~= '' and oldState ~= 'queued' and newState == 'queued' then
   local queued = redis.call('ZCARD', p .. 'queued')
