@@ -61,7 +61,11 @@ export interface RedisTaskQueueOptions extends TaskQueueOptions {
    * @default 10000
    */
   lockDurationMs?: number;
-  /** How often this manager looks for expired locks (BullMQ's stalled check). @default lockDurationMs / 2 */
+  /**
+   * How often this manager looks for expired locks (BullMQ's stalled check; one check per interval runs
+   * fleet-wide, whichever manager comes first). A dead manager's tasks return within lockDurationMs plus
+   * this. @default the smaller of lockDurationMs / 2 and 1 s
+   */
   stalledIntervalMs?: number;
   /** A queued task this old with no BullMQ job is re-given one (a manager died between the two writes). @default 5000 */
   orphanGraceMs?: number;
@@ -188,7 +192,8 @@ export class RedisTaskQueue implements TaskQueue {
         `manager.redis.lock_duration must be at least 100 ms, got ${this.lockDurationMs}`,
       );
     }
-    this.stalledIntervalMs = options.stalledIntervalMs ?? Math.max(50, Math.round(this.lockDurationMs / 2));
+    this.stalledIntervalMs =
+      options.stalledIntervalMs ?? Math.max(50, Math.min(1_000, Math.round(this.lockDurationMs / 2)));
     this.ownsConnections = !(options.redis instanceof RedisConnections);
     this.connections =
       options.redis instanceof RedisConnections ? options.redis : new RedisConnections(options.redis);
