@@ -252,6 +252,48 @@ describe('Redis connections', () => {
     expect(claimed.id).toBe(task.id);
   });
 
+  it("claims a reused id's new record, not the snapshot a leftover job carries from the old one", async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix);
+    const id = `reused-${randomUUID().slice(0, 8)}`;
+    await q.submit({ id, capability: 'reuse', payload: { version: 1 } });
+    // The old record trimmed while its job lingers: the new submission's add is then a no-op, and the job
+    // still carries revision 1 of the old record, the same revision the new record starts at.
+    const client = new Redis(redis.url);
+    try {
+      await client.del(`${prefix}:fleet:task:${id}`);
+      await client.zrem(`${prefix}:fleet:queued`, id);
+      await client.srem(`${prefix}:fleet:queued:reuse`, id);
+    } finally {
+      client.disconnect();
+    }
+    await q.submit({ id, capability: 'reuse', payload: { version: 2 } });
+    const claimed = await eventually(async () => {
+      const t = await q.claim(['reuse'], 'w1');
+      if (!t) throw new Error('not claimable yet');
+      return t;
+    });
+    expect(claimed.payload).toEqual({ version: 2 });
+    expect((await q.get(id))?.payload).toEqual({ version: 2 });
+  });
+
+  it('redoes a change from a fresh read when another manager changed the held task meanwhile', async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const { task } = await a.submit({ capability: 'held', payload: {} });
+    const claimed = await eventually(async () => {
+      const t = await a.claim(['held'], 'w1');
+      if (!t) throw new Error('not claimable yet');
+      return t;
+    });
+    // B writes progress under A's lease: A's remembered record is now one revision behind.
+    await b.markRunning(task.id, claimed.leaseToken as string, { percent: 40 });
+    const done = await a.complete(task.id, claimed.leaseToken as string, { ok: true });
+    expect(done).toMatchObject({ state: 'succeeded', output: { ok: true }, progress: { percent: 40 } });
+    expect(a.heldCount()).toBe(0);
+  });
+
   it('opens one connection per role per process, however many queues and operations', async () => {
     const prefix = newPrefix();
     const connections = new RedisConnections({ url: redis.url, prefix, clientName: `fleet-conn-${prefix}` });
