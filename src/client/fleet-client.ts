@@ -68,6 +68,10 @@ export interface FleetClientOptions {
   timeoutMs?: number;
 }
 
+/** Longest a single long-poll is held, well under the idle timeouts of common proxies. */
+const WAIT_SLICE_MS = 25_000;
+const FINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+
 export class FleetClient {
   private readonly base: string;
 
@@ -90,9 +94,18 @@ export class FleetClient {
     payload: unknown,
     options: SubmitOptions & { waitMs?: number } = {},
   ): Promise<ClientTask> {
-    const { waitMs, ...submit } = options;
-    const task = await this.submit(capability, payload, submit);
-    return this.wait(task.id, waitMs);
+    const { waitMs = 300_000, ...submit } = options;
+    const deadline = Date.now() + waitMs;
+    // One request for a task that finishes within a long-poll slice; a longer one goes on with wait().
+    const slice = Math.min(waitMs, WAIT_SLICE_MS);
+    const { task } = await this.request<{ task: ClientTask }>(
+      'POST',
+      `/api/tasks?wait=true&timeoutMs=${slice}`,
+      { capability, payload, ...submit },
+      slice + 10_000,
+    );
+    if (FINAL_STATES.includes(task.state)) return task;
+    return this.wait(task.id, Math.max(0, deadline - Date.now()));
   }
 
   async get(id: string): Promise<ClientTask> {
@@ -104,15 +117,14 @@ export class FleetClient {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = Math.max(0, deadline - Date.now());
-      const slice = Math.min(left, 25_000);
+      const slice = Math.min(left, WAIT_SLICE_MS);
       const r = await this.request<{ task: ClientTask }>(
         'GET',
         `/api/tasks/${encodeURIComponent(id)}/wait?timeoutMs=${slice}`,
         undefined,
         slice + 10_000,
       );
-      if (['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.task.state) || left <= slice)
-        return r.task;
+      if (FINAL_STATES.includes(r.task.state) || left <= slice) return r.task;
     }
   }
 

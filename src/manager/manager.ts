@@ -86,6 +86,9 @@ export function normalizeEndpoint(endpoint: string): string {
   return url.toString();
 }
 
+/** Long enough for every attempt the task may make, plus a margin for queueing. */
+const defaultWaitMs = (task: TaskRecord): number => task.timeoutMs * task.maxAttempts + 5000;
+
 export class WorkerManager {
   readonly id: string;
   readonly registry: WorkerRegistry;
@@ -361,6 +364,42 @@ export class WorkerManager {
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Submits and waits for the final state (`POST /api/tasks?wait=true`, the spec's executeTask). The waiter
+   * is in place before the task exists, so a new task needs no read to learn that it finished, however
+   * fast that happens. `timeoutMs` defaults to what the task's own attempts could take; when it passes,
+   * the task comes back in its current state.
+   */
+  async submitAndWait(
+    input: unknown,
+    options: { timeoutMs?: number } = {},
+  ): Promise<{ task: TaskRecord; created: boolean }> {
+    const given = typeof input === 'object' && input !== null && !Array.isArray(input);
+    const submission = given && !('id' in input) ? { ...input, id: randomUUID() } : input;
+    const id = given ? (submission as { id?: unknown }).id : undefined;
+    let final: ((task: TaskRecord) => void) | undefined;
+    const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
+    const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
+    let timer: TimerHandle | undefined;
+    try {
+      const { task, created } = await this.submit(submission);
+      if (!created || task.id !== id || isFinal(task.state)) {
+        unsubscribe();
+        const limit = options.timeoutMs ?? defaultWaitMs(task);
+        return { task: await this.waitForTask(task.id, { timeoutMs: limit }), created };
+      }
+      const limit = options.timeoutMs ?? defaultWaitMs(task);
+      const timedOut = new Promise<undefined>((resolve) => {
+        timer = this.clock.setTimeout(() => resolve(undefined), limit);
+      });
+      const done = await Promise.race([finished, timedOut]);
+      return { task: done ?? (await this.getTask(task.id)), created };
+    } finally {
+      timer?.cancel();
+      unsubscribe();
+    }
   }
 
   /**

@@ -179,13 +179,13 @@ export async function createApiServer(
 
   app.post('/api/tasks', { preHandler: guard('write') }, async (req, reply) => {
     const q = parse(WaitQuery, req.query, 'query');
-    const { task, created } = await manager.submit(req.body ?? {});
     if (q.wait === 'true' || q.wait === '1') {
-      const done = await manager.waitForTask(task.id, {
-        timeoutMs: q.timeoutMs ?? task.timeoutMs * task.maxAttempts + 5000,
+      const { task, created } = await manager.submitAndWait(req.body ?? {}, {
+        ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {}),
       });
-      return reply.code(200).send({ task: publicTask(done), created });
+      return reply.code(200).send({ task: publicTask(task), created });
     }
+    const { task, created } = await manager.submit(req.body ?? {});
     return reply.code(created ? 201 : 200).send({ task: publicTask(task), created });
   });
 

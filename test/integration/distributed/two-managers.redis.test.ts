@@ -189,6 +189,20 @@ describe('distributed mode: several manager processes on one Redis', () => {
     expect(new Set(tasks.map(ranOn))).toEqual(new Set([a.id, b.id]));
     expect(crossed.length).toBeGreaterThan(0);
 
+    // Submit-and-wait through A answers tasks that B's workers ran too (the final event crosses over).
+    const waited = await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const r = await fetch(`${a.url}/api/tasks?wait=true&timeoutMs=30000`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ capability: 'sleep', payload: { ms: 30 + i } }),
+        });
+        return ((await r.json()) as { task: ApiTask }).task;
+      }),
+    );
+    expect(waited.map((t) => t.state)).toEqual(waited.map(() => 'succeeded'));
+    expect(new Set(waited.map(ranOn))).toEqual(new Set([a.id, b.id]));
+
     // The shared queue's own figures are on each manager's /metrics.
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toMatch(/^fleet_queue_held_tasks 0$/m);

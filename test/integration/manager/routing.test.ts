@@ -120,6 +120,34 @@ describe('manager + echo workers over real WebSockets', () => {
     expect(b.id).toBe(a.id);
   });
 
+  it('submit-and-wait answers the final task, the existing one for a repeated key, or the current state when time is up', async () => {
+    const { client, url } = await fleet(1);
+    const post = async (body: unknown, query = 'wait=true') => {
+      const r = await fetch(`${url}/api/tasks?${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return {
+        status: r.status,
+        ...((await r.json()) as { task: { id: string; state: string }; created?: boolean }),
+      };
+    };
+    const first = await post({ capability: 'echo', payload: { n: 1 }, idempotencyKey: 'wait-key' });
+    expect(first).toMatchObject({ status: 200, created: true, task: { state: 'succeeded' } });
+    const again = await post({ capability: 'echo', payload: { n: 2 }, idempotencyKey: 'wait-key' });
+    expect(again).toMatchObject({ created: false, task: { id: first.task.id, state: 'succeeded' } });
+    const slow = await post({ capability: 'sleep', payload: { ms: 3000 } }, 'wait=true&timeoutMs=200');
+    expect(slow.created).toBe(true);
+    expect(['queued', 'assigned', 'running']).toContain(slow.task.state);
+    const bad = await post({ capability: 'echo', payload: {}, id: 42 });
+    expect(bad.status).toBe(400);
+    // The client's execute() rides on the same path and goes on waiting past its first slice.
+    const partial = await client.execute('sleep', { ms: 3000 }, { waitMs: 200 });
+    expect(['queued', 'assigned', 'running']).toContain(partial.state);
+    expect((await client.execute('sleep', { ms: 50 })).state).toBe('succeeded');
+  });
+
   it('cancels a running task on its worker', async () => {
     const { client } = await fleet(1);
     const t = await client.submit('sleep', { ms: 10_000 });
