@@ -1,7 +1,9 @@
 // Distributed mode: no-op echo throughput through two manager processes sharing the machine's Redis, side
 // by side with raw BullMQ no-op jobs (a Worker at concurrency 16) on the same Redis in the same run.
 // Tasks go in through both managers' HTTP APIs, as clients would send them: one `POST /api/tasks?wait=true`
-// per task (submit and wait for the result) over keep-alive connections, 128 in flight.
+// per task (submit and wait for the result) over keep-alive connections, 128 in flight. A second Fleet run
+// puts everything in one process, as the reference does: two WorkerManagers on Redis, four echo workers
+// over loopback WebSockets, tasks handed to `submitAndWait` directly.
 // Besides the rates it prints the CPU each side spent per task, by process group, read from /proc: on a
 // small machine every process of the Fleet side (load generator, managers, workers, Redis) competes for the
 // same cores, and the rate alone hides where they went.
@@ -16,6 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { parseConfig } from '../dist/config/load.js';
+import { WorkerManager } from '../dist/manager/manager.js';
+import { createManagerStores } from '../dist/manager/store-factory.js';
+import { WorkerServer } from '../dist/workers/common/server.js';
+import { createEchoKind } from '../dist/workers/echo/index.js';
 
 const tasks = Number(process.argv[2] ?? 2000);
 if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('tasks must be 1..200000');
@@ -176,6 +184,69 @@ async function fleetRun() {
   return { rate, cpu };
 }
 
+async function inProcessRun() {
+  const silent = pino({ level: 'silent' });
+  const config = (id) =>
+    parseConfig({
+      manager: {
+        id,
+        port: 0,
+        log_level: 'silent',
+        store: 'redis',
+        redis: { url: redisUrl, prefix: `${prefix}-one` },
+        queue: { max_size: 100_000 },
+      },
+      echo: { port: 0 },
+    });
+  const stops = [];
+  try {
+    const managers = [];
+    for (let i = 0; i < 2; i++) {
+      const cfg = config(`bench-manager-${i}`);
+      const stores = await createManagerStores(cfg);
+      const m = new WorkerManager(cfg, { logger: silent, ...stores.deps });
+      await m.start();
+      stops.push(async () => {
+        await m.stop();
+        await stores.close();
+      });
+      managers.push(m);
+    }
+    for (let i = 0; i < 4; i++) {
+      const section = config('x').echo;
+      const w = new WorkerServer({ kind: createEchoKind(section), config: section, logger: silent });
+      await w.start();
+      stops.push(() => w.stop());
+      await managers[i % 2].registerWorker({ endpoint: w.endpoint });
+    }
+    for (const m of managers) {
+      await until(
+        async () => m.registry.list().filter((w) => w.baseStatus === 'online').length === 2,
+        'two workers online per manager',
+      );
+    }
+    const ids = Array.from({ length: tasks }, (_, i) => `one-${i}`);
+    const redis = await redisPid();
+    const spent = cpuMeter({
+      'load generator': () => undefined,
+      // Managers, workers and the submitting code share this process.
+      managers: selfCpuMs,
+      workers: () => undefined,
+      redis: () => (redis ? cpuMs(redis) : undefined),
+    });
+    const t0 = performance.now();
+    await pool(128, ids, async (id) => {
+      const m = managers[Number(id.split('-')[1]) % 2];
+      const { task } = await m.submitAndWait({ id, capability: 'echo', payload: {} });
+      if (task.state !== 'succeeded') throw new Error(`${id} ended ${task.state}`);
+    });
+    const rate = tasks / ((performance.now() - t0) / 1000);
+    return { rate, cpu: spent() };
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  }
+}
+
 async function bullRun() {
   const connection = { url: redisUrl, maxRetriesPerRequest: null };
   const q = new Queue('raw', { connection, prefix });
@@ -227,27 +298,32 @@ function cpuTable(runs) {
 
 try {
   const fleet = await fleetRun();
+  const oneProcess = await inProcessRun();
   const bull = await bullRun();
   console.log(
     `\nDistributed no-op throughput, ${tasks} tasks (2 managers + 4 echo workers vs BullMQ at concurrency 16)\n`,
   );
+  const ratio = (r) => `${(r.rate / bull.rate).toFixed(2)}×`;
   console.table({
-    'tasks/s': {
-      fleet: fleet.rate.toFixed(0),
-      bullmq: bull.rate.toFixed(0),
-      'fleet/bullmq': (fleet.rate / bull.rate).toFixed(2),
-      aim: '≥ 0.8',
+    'fleet: processes, HTTP': { 'tasks/s': fleet.rate.toFixed(0), 'vs bullmq': ratio(fleet), aim: '≥ 0.8×' },
+    'fleet: one process': {
+      'tasks/s': oneProcess.rate.toFixed(0),
+      'vs bullmq': ratio(oneProcess),
+      aim: '≥ 0.8×',
     },
+    bullmq: { 'tasks/s': bull.rate.toFixed(0) },
   });
-  console.log('CPU per task by process group (BullMQ: its Queue and Worker share the benchmark process)');
-  console.table(cpuTable({ fleet, bullmq: bull }));
+  console.log(
+    'CPU per task by process group (one process: managers, workers and submitter together; BullMQ: its Queue and Worker)',
+  );
+  console.table(cpuTable({ 'fleet: processes': fleet, 'fleet: one process': oneProcess, bullmq: bull }));
 } finally {
   for (const p of procs) p.kill('SIGKILL');
   agent.destroy();
   const r = new Redis(redisUrl);
   let cursor = '0';
   do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     cursor = next;
     if (keys.length) await r.unlink(...keys);
   } while (cursor !== '0');

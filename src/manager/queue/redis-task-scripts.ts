@@ -25,7 +25,8 @@ import { RedisScript } from '../../store/redis-connection.js';
  * ARGV: 1 expected revision ('' = create) · 2 record JSON · 3 old state ('' on create) · 4 new state ·
  * 5 capability · 6 notBefore · 7 idempotency key · 8 key prefix (`<prefix>:fleet:`) · 9 task id ·
  * 10 bound on queued tasks ('' = none) · 11 retained finished count · 12 finishedAt ('' = not final) ·
- * 13 backoff score ('' = not in backoff) · 14 event channel · 15 event payload ('' = none) ·
+ * 13 backoff score ('' = not in backoff) · 14 event channel · 15 event head ('' = none): the event
+ * published is the head, the record JSON (ARGV 2) and a closing `}` ·
  * 16 expected creation seq ('' = not checked; revisions restart when a trimmed id is submitted again)
  * Returns {'ok', revision, seq} | {'stale', revision} | {'exists', id} | {'full', queued}.
  */
@@ -97,7 +98,7 @@ if ARGV[12] ~= '' then
 else
   redis.call('ZREM', p .. 'finished', id)
 end
-if ARGV[15] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
+if ARGV[15] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15] .. ARGV[2] .. '}') end
 return {'ok', tostring(rev), tostring(seq)}
 `,
 );
