@@ -25,13 +25,14 @@ import {
   resetForRetry,
 } from './task-transitions.js';
 import type { ArtifactMeta, TaskRecord, TaskState, TaskSubmission } from './task.js';
-import type {
-  FailOptions,
-  SubmitResult,
-  TaskEvent,
-  TaskFilter,
-  TaskQueue,
-  TaskQueueOptions,
+import {
+  validateTaskQueueOptions,
+  type FailOptions,
+  type SubmitResult,
+  type TaskEvent,
+  type TaskFilter,
+  type TaskQueue,
+  type TaskQueueOptions,
 } from './task-queue.js';
 
 interface Entry extends HeapItem {
@@ -73,22 +74,7 @@ export class MemoryTaskQueue implements TaskQueue {
   private closed = false;
 
   constructor(private readonly options: TaskQueueOptions) {
-    for (const key of ['maxQueued', 'defaultMaxAttempts'] as const) {
-      if (!Number.isInteger(options[key]) || options[key] < 1) {
-        throw new FleetError(
-          'config_invalid',
-          `task queue: ${key} must be a positive integer, got ${options[key]}`,
-        );
-      }
-    }
-    for (const key of ['retainFinished', 'backoffMs', 'maxBackoffMs'] as const) {
-      if (!Number.isFinite(options[key]) || options[key] < 0) {
-        throw new FleetError(
-          'config_invalid',
-          `task queue: ${key} must be a non-negative number, got ${options[key]}`,
-        );
-      }
-    }
+    validateTaskQueueOptions(options);
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
   }

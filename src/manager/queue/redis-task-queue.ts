@@ -38,13 +38,14 @@ import {
   resetForRetry,
 } from './task-transitions.js';
 import { isFinal, type ArtifactMeta, type TaskRecord, type TaskState, type TaskSubmission } from './task.js';
-import type {
-  FailOptions,
-  SubmitResult,
-  TaskEvent,
-  TaskFilter,
-  TaskQueue,
-  TaskQueueOptions,
+import {
+  validateTaskQueueOptions,
+  type FailOptions,
+  type SubmitResult,
+  type TaskEvent,
+  type TaskFilter,
+  type TaskQueue,
+  type TaskQueueOptions,
 } from './task-queue.js';
 
 export interface RedisTaskQueueOptions extends TaskQueueOptions {
@@ -171,22 +172,7 @@ export class RedisTaskQueue implements TaskQueue {
   staleLeaseCount = 0;
 
   constructor(private readonly options: RedisTaskQueueOptions) {
-    for (const key of ['maxQueued', 'defaultMaxAttempts'] as const) {
-      if (!Number.isInteger(options[key]) || options[key] < 1) {
-        throw new FleetError(
-          'config_invalid',
-          `task queue: ${key} must be a positive integer, got ${options[key]}`,
-        );
-      }
-    }
-    for (const key of ['retainFinished', 'backoffMs', 'maxBackoffMs'] as const) {
-      if (!Number.isFinite(options[key]) || options[key] < 0) {
-        throw new FleetError(
-          'config_invalid',
-          `task queue: ${key} must be a non-negative number, got ${options[key]}`,
-        );
-      }
-    }
+    validateTaskQueueOptions(options);
     this.lockDurationMs = options.lockDurationMs ?? 10_000;
     if (!Number.isFinite(this.lockDurationMs) || this.lockDurationMs < 100) {
       throw new FleetError(

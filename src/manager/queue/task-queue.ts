@@ -9,6 +9,7 @@
  * Retry policy lives here, so both stores apply the same one: `fail` with a retryable error re-queues the task
  * with exponential backoff and jitter until `maxAttempts` is used up; otherwise the task ends.
  */
+import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import type { ArtifactMeta, AttemptOutcome, TaskRecord, TaskState, TaskSubmission } from './task.js';
 
@@ -88,4 +89,24 @@ export function retryDelay(
 ): number {
   const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp * (0.5 + random() * 0.5));
+}
+
+/** The checks every store makes of its options, with the same `config_invalid` messages. */
+export function validateTaskQueueOptions(options: TaskQueueOptions): void {
+  for (const key of ['maxQueued', 'defaultMaxAttempts'] as const) {
+    if (!Number.isInteger(options[key]) || options[key] < 1) {
+      throw new FleetError(
+        'config_invalid',
+        `task queue: ${key} must be a positive integer, got ${options[key]}`,
+      );
+    }
+  }
+  for (const key of ['retainFinished', 'backoffMs', 'maxBackoffMs'] as const) {
+    if (!Number.isFinite(options[key]) || options[key] < 0) {
+      throw new FleetError(
+        'config_invalid',
+        `task queue: ${key} must be a non-negative number, got ${options[key]}`,
+      );
+    }
+  }
 }
