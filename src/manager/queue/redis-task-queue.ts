@@ -207,7 +207,8 @@ export class RedisTaskQueue implements TaskQueue {
     const now = this.now();
     const record = createTaskRecord(submission, this.options, now);
     return this.guard('submit', async () => {
-      const queueName = this.queueName(record.capability);
+      // A capability without a usable queue name is refused before anything is written.
+      this.queueName(record.capability);
       for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
         const result = await this.commit(record, undefined, { create: true, bound: true });
         if (result.kind === 'exists') {
@@ -226,12 +227,7 @@ export class RedisTaskQueue implements TaskQueue {
             ? { id: record.id, r: result.rev, q: result.seq, t: record }
             : { id: record.id };
         try {
-          await this.bullQueue(queueName).add(record.capability, data, {
-            jobId: jobIdFor(record.id),
-            priority: bullPriority(record),
-            removeOnComplete: true,
-            removeOnFail: true,
-          });
+          await this.addJob(record, data);
         } catch (err) {
           await this.abandonSubmission(record.id, err);
           throw err;
@@ -413,16 +409,7 @@ export class RedisTaskQueue implements TaskQueue {
         const queue = this.bullQueue(this.queueName(t.capability));
         // A leftover job of an earlier round (normally removed when it finished) would swallow the add.
         await queue.remove(jobIdFor(id)).catch(() => 0);
-        await queue.add(
-          t.capability,
-          { id },
-          {
-            jobId: jobIdFor(id),
-            priority: bullPriority(t),
-            removeOnComplete: true,
-            removeOnFail: true,
-          },
-        );
+        await this.addJob(t);
         this.publish('retrying', t);
         return t;
       }
@@ -831,17 +818,18 @@ export class RedisTaskQueue implements TaskQueue {
   private async ensureJob(t: TaskRecord): Promise<void> {
     const queue = this.bullQueue(this.queueName(t.capability));
     if (await queue.getJob(jobIdFor(t.id))) return;
-    await queue.add(
-      t.capability,
-      { id: t.id },
-      {
-        jobId: jobIdFor(t.id),
-        priority: bullPriority(t),
-        removeOnComplete: true,
-        removeOnFail: true,
-      },
-    );
+    await this.addJob(t);
     this.publish('submitted', t);
+  }
+
+  /** The BullMQ job of a queued task: its id derived from the task's, in its priority band, gone once done. */
+  private async addJob(t: TaskRecord, data: JobData = { id: t.id }): Promise<void> {
+    await this.bullQueue(this.queueName(t.capability)).add(t.capability, data, {
+      jobId: jobIdFor(t.id),
+      priority: bullPriority(t),
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
   }
 
   private async removeJob(capability: string, taskId: string): Promise<void> {
