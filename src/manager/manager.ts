@@ -385,12 +385,12 @@ export class WorkerManager {
     let timer: TimerHandle | undefined;
     try {
       const { task, created } = await this.submit(submission);
-      if (!created || task.id !== id || isFinal(task.state)) {
+      const limit = options.timeoutMs ?? defaultWaitMs(task);
+      if (!created || task.id !== id) {
+        // An existing task (same id or idempotency key) may have finished long ago: read it first.
         unsubscribe();
-        const limit = options.timeoutMs ?? defaultWaitMs(task);
         return { task: await this.waitForTask(task.id, { timeoutMs: limit }), created };
       }
-      const limit = options.timeoutMs ?? defaultWaitMs(task);
       const timedOut = new Promise<undefined>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(undefined), limit);
       });
