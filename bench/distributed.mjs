@@ -9,11 +9,9 @@
 // same cores, and the rate alone hides where they went.
 // Build first (`npm run build`); then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix,
 // deleted afterwards.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -24,6 +22,7 @@ import { WorkerManager } from '../dist/manager/manager.js';
 import { createManagerStores } from '../dist/manager/store-factory.js';
 import { WorkerServer } from '../dist/workers/common/server.js';
 import { createEchoKind } from '../dist/workers/echo/index.js';
+import { deleteKeys, fleetProcess, freePort, until } from './lib/support.mjs';
 
 const tasks = Number(process.argv[2] ?? 2000);
 if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('tasks must be 1..200000');
@@ -31,30 +30,11 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `fleet-bench-dist-${randomUUID().slice(0, 8)}`;
 const procs = [];
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const start = (args, env = {}) => {
-  const p = spawn(process.execPath, ['dist/cli/main.js', ...args], {
-    stdio: 'ignore',
-    env: { ...process.env, FLEET_LOG_LEVEL: 'error', ...env },
-  });
+  const p = fleetProcess(args, env);
   procs.push(p);
   return p;
 };
-async function until(check, what, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 async function pool(n, items, fn) {
   let next = 0;
   await Promise.all(
@@ -320,13 +300,6 @@ try {
 } finally {
   for (const p of procs) p.kill('SIGKILL');
   agent.destroy();
-  const r = new Redis(redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await r.unlink(...keys);
-  } while (cursor !== '0');
-  r.disconnect();
+  await deleteKeys(redisUrl, `${prefix}*`);
 }
 process.exit(0);

@@ -7,45 +7,24 @@
 //     until each of its tasks runs again.
 // Aims (issue 7): manager death ≤ 12 s, worker death ≤ 1 s. Build first (`npm run build`); then
 // `node bench/failover.mjs`. Keys live under a fresh prefix, deleted afterwards.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { deleteKeys, fleetProcess, freePort, until } from './lib/support.mjs';
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `fleet-bench-failover-${randomUUID().slice(0, 8)}`;
 const procs = [];
 const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const start = (args, env = {}) => {
-  const p = spawn(process.execPath, ['dist/cli/main.js', ...args], {
-    stdio: 'ignore',
-    env: { ...process.env, FLEET_LOG_LEVEL: 'error', ...env },
-  });
+  const p = fleetProcess(args, env);
   procs.push(p);
   return p;
 };
-async function until(check, what, ms = 60_000, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(every);
-  }
-}
+/** Polls every 20 ms for up to a minute: the timings below are read off these polls. */
+const watch = (check, what, ms = 60_000, every = 20) => until(check, what, ms, every);
 const getJson = async (url) => {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
@@ -62,14 +41,14 @@ async function startManager(file) {
   const port = await freePort();
   const proc = start(['manager', '-c', file], { FLEET_PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
-  await until(async () => (await fetch(`${url}/health`)).ok, `manager ${url}`);
+  await watch(async () => (await fetch(`${url}/health`)).ok, `manager ${url}`);
   return { proc, url };
 }
 async function startWorker() {
   const port = await freePort();
   const proc = start(['worker', 'echo', '--port', String(port)]);
   const endpoint = `ws://127.0.0.1:${port}/ws`;
-  await until(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, `worker ${endpoint}`);
+  await watch(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, `worker ${endpoint}`);
   return { proc, endpoint };
 }
 /** The manager's own workers (not the ones it only lists from the shared registry), by id. */
@@ -93,7 +72,7 @@ async function fillWith(managers, each) {
       if (!r.ok) throw new Error(`submit: HTTP ${r.status} ${await r.text()}`);
       ids.push(id);
     }
-    const tasks = await until(async () => {
+    const tasks = await watch(async () => {
       const all = await Promise.all(ids.map((id) => getJson(`${managers[0].url}/api/tasks/${id}`)));
       return all.every(({ task }) => task.state === 'running') && all.map(({ task }) => task);
     }, 'the sleeps to run');
@@ -111,7 +90,7 @@ async function fillWith(managers, each) {
 async function rerunTimes(manager, tasks, t0) {
   return Promise.all(
     tasks.map(async (t) => {
-      await until(async () => {
+      await watch(async () => {
         const { task } = await getJson(`${manager.url}/api/tasks/${t.id}`);
         return task.attempt > t.attempt && task.state === 'running';
       }, `task ${t.id} to run again`);
@@ -138,7 +117,7 @@ try {
     await post(`${managers[i % 2].url}/api/workers`, { endpoint: w.endpoint });
   }
   for (const m of managers) {
-    await until(async () => (await ownWorkers(m)).length === 2, `two workers owned by ${m.url}`);
+    await watch(async () => (await ownWorkers(m)).length === 2, `two workers owned by ${m.url}`);
   }
 
   // 1. A manager dies.
@@ -147,7 +126,7 @@ try {
   const victimWorkers = (await ownWorkers(victim)).map((w) => w.workerId);
   const t0 = Date.now();
   victim.proc.kill('SIGKILL');
-  const takeover = until(async () => {
+  const takeover = watch(async () => {
     const mine = new Set((await ownWorkers(survivor)).map((w) => w.workerId));
     return victimWorkers.every((id) => mine.has(id)) && Date.now() - t0;
   }, 'the dead manager’s workers to be taken over');
@@ -163,7 +142,7 @@ try {
   if (!proc) throw new Error(`no process for ${target.endpoint}`);
   const t1 = Date.now();
   proc.kill('SIGKILL');
-  const offline = until(
+  const offline = watch(
     async () => {
       const { workers: ws } = await getJson(`${survivor.url}/api/workers`);
       const w = ws.find((x) => x.workerId === target.workerId);
@@ -194,13 +173,6 @@ try {
 } finally {
   for (const p of procs) p.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
-  const r = new Redis(redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await r.unlink(...keys);
-  } while (cursor !== '0');
-  r.disconnect();
+  await deleteKeys(redisUrl, `${prefix}:*`);
 }
 process.exit(0);

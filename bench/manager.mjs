@@ -7,7 +7,6 @@
 // Build first (`npm run build`); then `node bench/manager.mjs [roundTrips] [throughputTasks] [rssTasks]`.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -15,6 +14,7 @@ import { parseConfig } from '../dist/config/load.js';
 import { WorkerManager } from '../dist/manager/manager.js';
 import { WorkerServer } from '../dist/workers/common/server.js';
 import { createEchoKind } from '../dist/workers/echo/index.js';
+import { freePort } from './lib/support.mjs';
 
 const [rounds = 2000, throughputTasks = 20000, rssTasks = 100000] = process.argv.slice(2).map(Number);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -117,16 +117,6 @@ async function bullThroughput(prefix, n) {
   await w.close();
   await q.close();
   return rate;
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function failureDetection() {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RedisTaskQueue } from '../dist/manager/queue/redis-task-queue.js';
+import { deleteKeys } from './lib/support.mjs';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const tasks = Number(process.argv[2] ?? 2000);
@@ -14,17 +15,6 @@ if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('t
 
 async function pool(n, fn) {
   await Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
-}
-
-async function deletePrefix(prefix) {
-  const client = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await client.unlink(...keys);
-  } while (cursor !== '0');
-  client.disconnect();
 }
 
 async function fleetRun() {
@@ -68,7 +58,7 @@ async function fleetRun() {
     };
   } finally {
     await q.close();
-    await deletePrefix(prefix);
+    await deleteKeys(url, `${prefix}:*`);
   }
 }
 
@@ -104,7 +94,7 @@ async function bullRun() {
     };
   } finally {
     await queue.close();
-    await deletePrefix(prefix);
+    await deleteKeys(url, `${prefix}:*`);
     connection.disconnect();
   }
 }
