@@ -354,7 +354,7 @@ export class FigmaClient {
       try {
         res = await this.fetchImpl(parsed, { signal: this.requestSignal(call), redirect: 'follow' });
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         if (await this.backoff(attempt, call)) continue;
         throw new FleetError('figma_upstream', `the asset download failed: ${(err as Error).message}`);
       }
@@ -488,6 +488,15 @@ export class FigmaClient {
     return token;
   }
 
+  /**
+   * After a failed fetch: the caller's cancel, or the deadline. The per-request timer is bounded by the
+   * deadline and may fire a moment before the deadline's own timer; that is a timeout, not a network error.
+   */
+  private throwIfOver(call: CallOptions): void {
+    if (call.signal.aborted) throw abortReason(call.signal);
+    if (this.now() >= call.deadline - 5) throw new FleetError('timeout', 'the call ran past its deadline');
+  }
+
   private authHeader(token: string): Record<string, string> {
     return this.options.auth === 'oauth' ? { authorization: `Bearer ${token}` } : { 'X-Figma-Token': token };
   }
@@ -520,7 +529,7 @@ export class FigmaClient {
           redirect: 'manual',
         });
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         const reason = redact((err as Error).message, token);
         this.logger?.warn({ endpoint, attempt, err: reason }, 'figma request failed');
         if (await this.backoff(attempt, call)) continue;
@@ -546,7 +555,7 @@ export class FigmaClient {
       try {
         text = await res.text();
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         if (await this.backoff(attempt, call)) continue;
         throw new FleetError(
           'figma_upstream',
