@@ -267,7 +267,9 @@ class Builder {
 
 function textDecls(ts: SimpleTextStyle): Decls {
   const decls: Decls = [];
-  if (ts.fontFamily) decls.push(['font-family', `'${ts.fontFamily.replace(/['\\;{}<>]/g, '')}', sans-serif`]);
+  // A family name from the design goes into CSS and a JSX class string: keep only what names fonts.
+  if (ts.fontFamily)
+    decls.push(['font-family', `'${ts.fontFamily.replace(/[^\p{L}\p{N} ._-]/gu, '')}', sans-serif`]);
   if (ts.fontSize) decls.push(['font-size', px(ts.fontSize)]);
   if (ts.fontWeight) decls.push(['font-weight', String(ts.fontWeight)]);
   if (ts.lineHeight) decls.push(['line-height', ts.lineHeight]);
@@ -543,7 +545,7 @@ function jsxText(e: Emitted, props: JsxProps | undefined): string {
         const cls = JSON.stringify(tailwindClasses(e.runs![seg.run]!.decls).join(' '));
         const { href, node } = hrefOf(e.node.runs![seg.run]!.style.link);
         if (href) return `<a className=${cls} href={${JSON.stringify(href)}}>${t}</a>`;
-        return `<span className=${cls}${node ? ` data-figma-link=${JSON.stringify(node)}` : ''}>${t}</span>`;
+        return `<span className=${cls}${node ? ` data-figma-link={${JSON.stringify(node)}}` : ''}>${t}</span>`;
       })
       .join('');
   const body =
@@ -562,12 +564,14 @@ function jsxText(e: Emitted, props: JsxProps | undefined): string {
 
 function jsxOf(e: Emitted, indent: string, props?: JsxProps): string {
   const cls = tailwindClasses(e.decls).join(' ');
-  const attrs = `className=${JSON.stringify(cls)} data-figma-id=${JSON.stringify(e.node.id)}`;
+  // Design-derived strings go in expression containers: a JSX "string" attribute knows no escapes, so a
+  // quote in a layer name would end it and let the rest become attributes.
+  const attrs = `className=${JSON.stringify(cls)} data-figma-id={${JSON.stringify(e.node.id)}}`;
   const shownBy = e.node.propertyRefs?.visible;
   const ident = props && shownBy ? props.idents.get(shownBy) : undefined;
   let own: string;
   if (e.tag === 'img')
-    own = `<img ${attrs} src=${JSON.stringify(e.src)} alt=${JSON.stringify(e.node.name)} />`;
+    own = `<img ${attrs} src={${JSON.stringify(e.src)}} alt={${JSON.stringify(e.node.name)}} />`;
   else if (e.node.text !== undefined) own = `<${e.tag} ${attrs}>${jsxText(e, props)}</${e.tag}>`;
   else if (!e.children.length) own = `<div ${attrs} />`;
   else
@@ -630,7 +634,7 @@ export function generateCode(
   const b = new Builder(design, opts.assetDir ?? 'assets');
   const tree = b.emit({ ...root, visible: undefined }, undefined)!;
   const componentName = pascal(root.name);
-  const header = `// Generated from Figma node ${root.id} ("${root.name.replace(/[\r\n]/g, ' ')}"). Tokens: include tokensCss once (for example in globals.css).\n`;
+  const header = `// Generated from Figma node ${root.id} ("${root.name.replace(/[\r\n\u2028\u2029]/g, ' ')}"). Tokens: include tokensCss once (for example in globals.css).\n`;
   // Props need their own builder: it keeps the layers a boolean property shows, which HTML leaves out.
   const pb = new Builder(design, opts.assetDir ?? 'assets', true);
   const withProps = opts.framework !== 'html' ? reactComponent(pb, root, componentName, header) : undefined;
