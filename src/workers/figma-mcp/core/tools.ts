@@ -172,7 +172,7 @@ const getOutline = tool({
   title: 'Outline a file or node',
   capability: 'figma-design',
   description:
-    'Cheap overview of a Figma file or node: one entry per layer (id, name, type, box [x, y, w, h], child count), depth-first, paged. Use it to find the node ids of the frames you care about before asking for their design.',
+    'Cheap overview of a Figma file or node: one entry per layer (id, name, type, box [x, y, w, h], child count), depth-first, paged; hidden layers left out unless include_hidden. Use it to find the node ids of the frames you care about before asking for their design.',
   input: z.object({
     file,
     node_id: nodeId
@@ -247,7 +247,7 @@ const getDesign = tool({
   title: 'Get the design of nodes',
   capability: 'figma-design',
   description:
-    'The design of Figma nodes as a compact tree made for reading and building UI: boxes, auto layout as CSS flex (direction, gap, padding, justify/align), sizing (fixed/hug/fill), text and text styles, fills, strokes, effects, radii, component and instance info. Repeated values are hoisted into `styles` and referenced as "$name". Answers are bounded; follow page.nextCursor for the rest. Prefer specific node ids (from figma_get_outline or the URL) over whole files.',
+    'The design of Figma nodes as a compact tree made for reading and building UI: boxes, auto layout as CSS flex (direction, gap, padding, justify/align), sizing (fixed/hug/fill), text with its base style plus `runs` (ranges styled differently: bold, colour, link…) and list `lines`, fills, strokes, effects, radii, components (property definitions of a set, the values of a variant or an instance). Style names ("$fill-brand-primary") appear only where the node uses that Figma style. Hidden layers are left out (count in hiddenOmitted) unless include_hidden. Repeated values are hoisted into `styles` and referenced as "$name". Answers are bounded; follow page.nextCursor for the rest. Prefer specific node ids (from figma_get_outline or the URL) over whole files.',
   input: z.object({
     file,
     node_ids: nodeIds
@@ -324,7 +324,7 @@ const generate = tool({
   title: 'Generate UI code from a node',
   capability: 'ui-generation',
   description:
-    'Deterministic front-end code for one Figma node (a frame or component): HTML + CSS and/or a React (TSX) component with Tailwind classes. Auto layout becomes flexbox, shared styles become CSS variables, text is kept, image fills and vectors become references to asset files (list in `assets`; fetch them with figma_export_assets / figma_export_image_fills). No AI involved: same design, same code.',
+    'Deterministic front-end code for one Figma node (a frame or component): HTML + CSS and/or a React (TSX) component with Tailwind classes. Auto layout becomes flexbox, shared styles become CSS variables, text keeps its style runs, links and lists, a component set becomes one class per variant (HTML) and one component with variant/boolean/text props (React), hidden layers are left out, image fills and vectors become references to asset files (list in `assets`; fetch them with figma_export_assets / figma_export_image_fills). No AI involved: same design, same code.',
   input: z.object({
     file,
     node_id: nodeId
@@ -554,7 +554,7 @@ const analyze = tool({
   title: 'Analyze a design',
   capability: 'design-analysis',
   description:
-    'Audit a Figma file or nodes: design-token inventory (colours, typography, spacing, radii, shadows, with named styles and bound variables; local variables when the plan allows), component and instance usage, WCAG contrast failures of text over its background, inconsistent spacing/radii/font sizes, and detached styles. Returns structured JSON plus a short `summary`.',
+    'Audit a Figma file or nodes (hidden layers not counted unless include_hidden): design-token inventory (colours incl. gradient stops and styled text runs, typography incl. run styles, gradients, spacing, radii, shadows, with named styles and bound variables; local variables when the plan allows), component and instance usage, WCAG contrast failures of text over its background, inconsistent spacing/radii/font sizes, and detached styles. Returns structured JSON plus a short `summary`.',
   input: z.object({
     file,
     node_ids: nodeIds

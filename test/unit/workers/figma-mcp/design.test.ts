@@ -110,3 +110,30 @@ describe('generated code from a hostile design', () => {
     expect(code.css).toContain("font-family: 'Interscriptxscript', sans-serif;");
   });
 });
+
+describe('paragraphs', () => {
+  it('puts paragraph spacing between paragraph blocks, with no whitespace a pre-wrap element would show', () => {
+    const node = textNode({
+      characters: 'One\nTwo',
+      style: { fontFamily: 'Inter', fontSize: 16, paragraphSpacing: 12, paragraphIndent: 8 },
+      lineTypes: ['NONE', 'NONE'],
+      lineIndentations: [0, 0],
+    });
+    const design = simplify([
+      {
+        id: '1:1',
+        name: 'F',
+        type: 'FRAME',
+        absoluteBoundingBox: { x: 0, y: 0, width: 200, height: 100 },
+        fills: [],
+        children: [node],
+      } as unknown as Node,
+    ]);
+    const code = generateCode(design, { framework: 'html' });
+    expect(code.html).toContain(
+      '<span class="fp" style="display: block">One</span><span class="fp" style="display: block">Two</span>',
+    );
+    expect(code.css).toMatch(/\.t-1-2 \.fp \+ \.fp[^{]*\{\s*margin-top: 12px;/);
+    expect(code.css).toMatch(/\.t-1-2 \{[^}]*text-indent: 8px;/);
+  });
+});
