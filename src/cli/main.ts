@@ -311,7 +311,8 @@ dev
       ...(opts.enterprise ? { enterprise: true } : {}),
     });
     process.stdout.write(
-      `fake Figma API on ${fake.url}\n  FIGMA_API_BASE_URL=${fake.url} FIGMA_API_TOKEN=${fake.token} FIGMA_TEAM_ID=${fake.teamId}\n`,
+      `fake Figma API on ${fake.url}\n  FIGMA_API_BASE_URL=${fake.url} FIGMA_API_TOKEN=${fake.token} FIGMA_TEAM_ID=${fake.teamId}\n` +
+        `  OAuth instead: FIGMA_AUTH=oauth FIGMA_API_TOKEN=${fake.oauthToken}\n`,
     );
     const stop = () => void fake.close().then(() => process.exit(0));
     process.once('SIGINT', stop);

@@ -97,6 +97,7 @@ export function applyEnv(raw: Obj, env: Env): Obj {
   set(envString(env, 'FIGMA_API_TOKEN'), 'figma_mcp', 'figma_config', 'api_token');
   set(envString(env, 'FIGMA_TEAM_ID'), 'figma_mcp', 'figma_config', 'team_id');
   set(envString(env, 'FIGMA_API_BASE_URL'), 'figma_mcp', 'figma_config', 'base_url');
+  set(envString(env, 'FIGMA_AUTH'), 'figma_mcp', 'figma_config', 'auth');
 
   set(envString(env, 'FLEET_HOST'), 'manager', 'host');
   set(envNumber(env, 'FLEET_PORT'), 'manager', 'port');

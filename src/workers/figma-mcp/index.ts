@@ -20,6 +20,7 @@ export const FIGMA_KIND_VERSION = '0.1.0';
 export {
   startFakeFigma,
   FAKE_TOKEN,
+  FAKE_OAUTH_TOKEN,
   type FakeFigma,
   type FakeFigmaOptions,
   type FakeMode,
@@ -53,6 +54,7 @@ export function createFigmaKind(config: WorkerSectionConfig): FigmaWorkerKind {
     core,
     handlers,
     async start(ctx) {
+      core.client.useLogger(ctx.logger.child({ component: 'figma-client' }));
       const snapshot = () => core.client.snapshot() as Record<string, number>;
       const gauges: [string, string, () => number][] = [
         ['figma_api_requests_total', 'Requests sent to the Figma API', () => snapshot().requests ?? 0],

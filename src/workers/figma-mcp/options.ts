@@ -53,8 +53,14 @@ const tierLimit = (perMinute: number) =>
 
 export const FigmaOptionsSchema = z
   .object({
-    /** Personal access token or OAuth token; sent as `X-Figma-Token`. Without it every Figma call fails with `figma_not_configured`. */
+    /** Personal access token or OAuth access token (see `auth`). Without it every Figma call fails with `figma_not_configured`. */
     api_token: z.string().min(1).optional(),
+    /**
+     * What `api_token` is: `personal` (a personal or plan access token, sent as `X-Figma-Token`) or `oauth`
+     * (an OAuth 2 access token, sent as `Authorization: Bearer`). Figma accepts each only in its own header.
+     * @default personal
+     */
+    auth: z.enum(['personal', 'oauth']).default('personal'),
     /** Default team for listing projects. */
     team_id: z.string().min(1).optional(),
     /** @default https://api.figma.com */

@@ -1,6 +1,7 @@
 /**
- * The Figma REST client. Written for the real API (https://api.figma.com, `X-Figma-Token`) and proven
- * against the loopback fake in `fake/`.
+ * The Figma REST client. Written for the real API (https://api.figma.com; a personal access token in
+ * `X-Figma-Token`, an OAuth access token in `Authorization: Bearer`) and proven against the loopback fake
+ * in `fake/`.
  *
  * Layers, outermost first: cache (LRU keyed by request + file version) → single-flight (identical
  * concurrent requests share one) → per-tier token bucket → HTTP with retries (429 honoured when
@@ -75,7 +76,7 @@ export class FigmaClient {
   private readonly fetchImpl: typeof fetch;
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly logger: Logger | undefined;
+  private logger: Logger | undefined;
   private readonly base: string;
   private readonly baseIsLoopback: boolean;
   private readonly limiter: TierRateLimiter;
@@ -106,6 +107,11 @@ export class FigmaClient {
     this.limiter = new TierRateLimiter(options.rate_limits, this.now);
     this.cache = new LruCache(options.cache.max_entries, options.cache.max_bytes, this.now);
     this.tiers = { ...DEFAULT_ENDPOINT_TIERS, ...options.endpoint_tiers };
+  }
+
+  /** Where retries, 429 waits and network failures are reported (the worker hands its logger over at start). */
+  useLogger(logger: Logger): void {
+    this.logger = logger;
   }
 
   get configured(): boolean {
@@ -348,7 +354,7 @@ export class FigmaClient {
       try {
         res = await this.fetchImpl(parsed, { signal: this.requestSignal(call), redirect: 'follow' });
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         if (await this.backoff(attempt, call)) continue;
         throw new FleetError('figma_upstream', `the asset download failed: ${(err as Error).message}`);
       }
@@ -482,6 +488,19 @@ export class FigmaClient {
     return token;
   }
 
+  /**
+   * After a failed fetch: the caller's cancel, or the deadline. The per-request timer is bounded by the
+   * deadline and may fire a moment before the deadline's own timer; that is a timeout, not a network error.
+   */
+  private throwIfOver(call: CallOptions): void {
+    if (call.signal.aborted) throw abortReason(call.signal);
+    if (this.now() >= call.deadline - 5) throw new FleetError('timeout', 'the call ran past its deadline');
+  }
+
+  private authHeader(token: string): Record<string, string> {
+    return this.options.auth === 'oauth' ? { authorization: `Bearer ${token}` } : { 'X-Figma-Token': token };
+  }
+
   private requestSignal(call: CallOptions): AbortSignal {
     const remaining = Math.max(1, Math.min(this.options.request_timeout, call.deadline - this.now()));
     return AbortSignal.any([call.signal, AbortSignal.timeout(remaining)]);
@@ -504,25 +523,39 @@ export class FigmaClient {
       let res: Response;
       try {
         res = await this.fetchImpl(url, {
-          headers: { 'X-Figma-Token': token, accept: 'application/json' },
+          headers: { ...this.authHeader(token), accept: 'application/json' },
           signal: this.requestSignal(call),
+          // A custom header survives a cross-origin redirect in fetch: never follow one with the token.
+          redirect: 'manual',
         });
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         const reason = redact((err as Error).message, token);
         this.logger?.warn({ endpoint, attempt, err: reason }, 'figma request failed');
         if (await this.backoff(attempt, call)) continue;
         this.stats.errors++;
+        this.logger?.error({ endpoint, attempts: attempt, err: reason }, 'figma unreachable: giving up');
         throw new FleetError('figma_upstream', `Figma could not be reached on ${endpoint}: ${reason}`, {
           details: { endpoint, attempts: attempt },
         });
       }
       this.stats.requests++;
+      if (res.status >= 300 && res.status < 400) {
+        this.stats.errors++;
+        await res.body?.cancel().catch(() => undefined);
+        const to = res.headers.get('location') ?? '?';
+        this.logger?.warn({ endpoint, status: res.status }, 'figma answered a redirect: not followed');
+        throw new FleetError(
+          'figma_upstream',
+          `Figma answered ${endpoint} with a redirect (HTTP ${res.status} to ${redact(to, token).slice(0, 200)}); the token goes to the configured base URL only, so it is not followed`,
+          { details: { endpoint, status: res.status } },
+        );
+      }
       let text: string;
       try {
         text = await res.text();
       } catch (err) {
-        if (call.signal.aborted) throw abortReason(call.signal);
+        this.throwIfOver(call);
         if (await this.backoff(attempt, call)) continue;
         throw new FleetError(
           'figma_upstream',
@@ -561,6 +594,10 @@ export class FigmaClient {
           continue;
         }
         this.stats.errors++;
+        this.logger?.warn(
+          { endpoint, tier, retryAfter },
+          'figma rate limit: Retry-After does not fit the deadline',
+        );
         throw new FleetError(
           'figma_rate_limited',
           `Figma's ${details.limitType ?? ''} rate limit on ${endpoint} (${tier}) was hit; retry after ${retryAfter ?? '?'} s`.replace(
@@ -570,9 +607,20 @@ export class FigmaClient {
           { details },
         );
       }
-      if (res.status >= 500 && (await this.backoff(attempt, call))) continue;
+      if (res.status >= 500) {
+        this.logger?.warn({ endpoint, status: res.status, attempt }, 'figma answered a server error');
+        if (await this.backoff(attempt, call)) continue;
+      }
       this.stats.errors++;
-      throw fleetErrorFromResponse({ status: res.status, body, endpoint, token });
+      const error = fleetErrorFromResponse({
+        status: res.status,
+        body,
+        endpoint,
+        token,
+        auth: this.options.auth,
+      });
+      this.logger?.warn({ endpoint, status: res.status, code: error.code }, 'figma request refused');
+      throw error;
     }
   }
 
@@ -584,6 +632,7 @@ export class FigmaClient {
     const delay = Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
     if (this.now() + delay >= call.deadline) return false;
     this.stats.retries++;
+    this.logger?.info({ attempt, delayMs: delay }, 'figma request: retrying after a backoff');
     await sleep(delay, call.signal);
     return true;
   }

@@ -23,6 +23,8 @@ export interface HttpFailure {
   body: unknown;
   endpoint: string;
   token: string | undefined;
+  /** How the token was sent, for a hint when Figma refuses it. */
+  auth?: 'personal' | 'oauth';
 }
 
 export function fleetErrorFromResponse(f: HttpFailure): FleetError {
@@ -30,7 +32,16 @@ export function fleetErrorFromResponse(f: HttpFailure): FleetError {
   const message = redact(raw, f.token).slice(0, 500);
   const details = { status: f.status, endpoint: f.endpoint, figmaMessage: message };
   if (f.status === 401 || (f.status === 403 && /token/i.test(message))) {
-    return new FleetError('figma_auth', `Figma refused the token on ${f.endpoint}: ${message}`, { details });
+    // The usual cause besides a revoked token: the wrong kind of token for the header it went in.
+    const hint =
+      f.auth === 'oauth'
+        ? ' (sent as an OAuth bearer token; a personal access token needs figma_config.auth: personal)'
+        : f.auth === 'personal'
+          ? ' (sent as a personal access token in X-Figma-Token; an OAuth token needs figma_config.auth: oauth)'
+          : '';
+    return new FleetError('figma_auth', `Figma refused the token on ${f.endpoint}: ${message}${hint}`, {
+      details: { ...details, ...(f.auth ? { auth: f.auth } : {}) },
+    });
   }
   if (f.status === 403)
     return new FleetError('figma_forbidden', `Figma refused access on ${f.endpoint}: ${message}`, {

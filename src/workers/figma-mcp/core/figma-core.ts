@@ -67,7 +67,12 @@ export class FigmaCore {
     const tool = this.tool(name);
     const parsed = tool.input.safeParse(rawArgs ?? {});
     if (!parsed.success)
-      throw new FleetError('invalid_payload', `${tool.name}: ${formatIssues(parsed.error)}`);
+      throw new FleetError('invalid_payload', `${tool.name}: ${formatIssues(parsed.error)}`, {
+        details: {
+          tool: tool.name,
+          fields: [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(arguments)'))],
+        },
+      });
     const deadline = call.deadline ?? Date.now() + this.cfg.timeoutMs;
     const guard = deadlineSignal(call.signal, deadline);
     this.calls++;

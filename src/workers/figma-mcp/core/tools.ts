@@ -15,7 +15,12 @@ import { analyzeDesign } from '../design/analyze.js';
 import { generateCode } from '../design/codegen.js';
 import { outline } from '../design/outline.js';
 import { decodeCursor, encodeCursor, paginate } from '../design/paginate.js';
-import { simplify, type SimplifiedDesign, type SimplifyContext } from '../design/simplify.js';
+import {
+  simplify,
+  type SimplifiedDesign,
+  type SimplifyContext,
+  type SimplifyOptions,
+} from '../design/simplify.js';
 import type { FigmaOptions } from '../options.js';
 import { guardedDir, safeFileName } from './path-guard.js';
 
@@ -40,6 +45,8 @@ export interface ToolDef<S extends z.ZodObject = z.ZodObject> {
   capability: Capability;
   description: string;
   input: S;
+  /** The shape of `output` (MCP `outputSchema`; clients validate `structuredContent` against it). */
+  output: z.ZodObject;
   run(args: z.output<S>, ctx: ToolContext): Promise<ToolResult>;
 }
 
@@ -59,6 +66,41 @@ const nodeId = z
   .describe('A node id, as 1:2 or 1-2 (instance sublayers: I1:2;3:4)');
 const nodeIds = z.array(nodeId).max(500);
 
+// ---- output shapes (loose: the documented fields are guaranteed, more may be added) ---------------------
+
+const fileInfo = z.looseObject({
+  key: z.string().describe('The file key'),
+  name: z.string(),
+  version: z.string().optional().describe('The file version the answer was read from'),
+});
+const box4 = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+const fleetPage = z.looseObject({
+  returnedNodes: z.number().int(),
+  totalNodes: z.number().int(),
+  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last one'),
+});
+const hiddenOmitted = z
+  .number()
+  .int()
+  .optional()
+  .describe('Hidden layers left out (ask again with include_hidden: true to see them)');
+const exported = {
+  assets: z
+    .array(z.looseObject({ name: z.string(), contentType: z.string(), bytes: z.number().int() }))
+    .optional()
+    .describe('What came back as content (MCP) or artifacts (task protocol)'),
+  directory: z.string().optional().describe('Where the files were written (with out_dir)'),
+  files: z
+    .array(z.looseObject({ file: z.string(), contentType: z.string(), bytes: z.number().int() }))
+    .optional(),
+};
+const includeHidden = z
+  .boolean()
+  .default(false)
+  .describe(
+    'Also return layers hidden in Figma (visible: false), marked `visible: false`. Default: they and their subtrees are left out, as nobody sees them',
+  );
+
 // ---- figma-design --------------------------------------------------------------------------------------
 
 const listProjects = tool({
@@ -67,7 +109,20 @@ const listProjects = tool({
   capability: 'figma-design',
   description:
     "List the projects of a Figma team (id and name). Use first when you do not know which file to look at; then list a project's files. team_id defaults to the configured team.",
-  input: z.object({ team_id: z.string().min(1).max(64).regex(/^\d+$/, 'a team id is digits').optional() }),
+  input: z.object({
+    team_id: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^\d+$/, 'a team id is digits')
+      .optional()
+      .describe('The team id (digits, from figma.com/files/team/<id>); default: the configured team'),
+  }),
+  output: z.looseObject({
+    team: z.string().optional(),
+    teamId: z.string(),
+    projects: z.array(z.looseObject({ id: z.string(), name: z.string() })),
+  }),
   async run(args, ctx) {
     const teamId = args.team_id ?? ctx.client.defaultTeamId;
     if (!teamId)
@@ -89,7 +144,18 @@ const listFiles = tool({
   capability: 'figma-design',
   description:
     'List the files of a Figma project (key, name, last modified). The key is what the other tools take as `file`.',
-  input: z.object({ project_id: z.string().min(1).max(64).regex(/^\d+$/, 'a project id is digits') }),
+  input: z.object({
+    project_id: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^\d+$/, 'a project id is digits')
+      .describe('The project id, as figma_list_projects returns it'),
+  }),
+  output: z.looseObject({
+    project: z.string().optional(),
+    files: z.array(z.looseObject({ key: z.string(), name: z.string(), lastModified: z.string().optional() })),
+  }),
   async run(args, ctx) {
     const res = await ctx.client.getProjectFiles(args.project_id, ctx);
     return {
@@ -106,7 +172,7 @@ const getOutline = tool({
   title: 'Outline a file or node',
   capability: 'figma-design',
   description:
-    'Cheap overview of a Figma file or node: one entry per layer (id, name, type, box [x, y, w, h], child count), depth-first, paged. Use it to find the node ids of the frames you care about before asking for their design.',
+    'Cheap overview of a Figma file or node: one entry per layer (id, name, type, box [x, y, w, h], child count), depth-first, paged; hidden layers left out unless include_hidden. Use it to find the node ids of the frames you care about before asking for their design.',
   input: z.object({
     file,
     node_id: nodeId
@@ -119,8 +185,29 @@ const getOutline = tool({
       .max(20)
       .default(2)
       .describe('Levels below the start to include (file: 1 = pages, 2 = top-level frames)'),
-    limit: z.number().int().min(1).max(2000).default(300),
+    limit: z.number().int().min(1).max(2000).default(300).describe('Layers per page, 1 to 2000'),
     cursor: z.string().max(200).optional().describe('nextCursor from the previous page'),
+    include_hidden: includeHidden,
+  }),
+  output: z.looseObject({
+    file: fileInfo,
+    nodes: z.array(
+      z.looseObject({
+        id: z.string(),
+        name: z.string(),
+        type: z.string(),
+        depth: z.number().int(),
+        box: box4.optional().describe('[x, y, width, height], absolute'),
+        children: z.number().int().optional(),
+        hidden: z.literal(true).optional(),
+      }),
+    ),
+    page: z.looseObject({
+      total: z.number().int(),
+      returned: z.number().int(),
+      nextCursor: z.string().nullable(),
+    }),
+    hiddenOmitted,
   }),
   async run(args, ctx) {
     const { fileKey, nodeIds: ids } = resolveTarget(args.file, args.node_id ? [args.node_id] : undefined);
@@ -138,7 +225,7 @@ const getOutline = tool({
       roots = [res.document];
       name = res.name;
     }
-    const all = outline(roots, ids.length ? args.depth : args.depth);
+    const all = outline(roots, args.depth, { includeHidden: args.include_hidden });
     const offset = args.cursor ? Number.parseInt(args.cursor, 10) : 0;
     if (!Number.isInteger(offset) || offset < 0 || offset > all.length)
       throw new FleetError('invalid_payload', 'cursor: not a cursor this tool issued');
@@ -149,6 +236,7 @@ const getOutline = tool({
         file: { key: fileKey, name },
         nodes: page,
         page: { total: all.length, returned: page.length, nextCursor: next },
+        ...(all.hiddenOmitted ? { hiddenOmitted: all.hiddenOmitted } : {}),
       },
     };
   },
@@ -159,7 +247,7 @@ const getDesign = tool({
   title: 'Get the design of nodes',
   capability: 'figma-design',
   description:
-    'The design of Figma nodes as a compact tree made for reading and building UI: boxes, auto layout as CSS flex (direction, gap, padding, justify/align), sizing (fixed/hug/fill), text and text styles, fills, strokes, effects, radii, component and instance info. Repeated values are hoisted into `styles` and referenced as "$name". Answers are bounded; follow page.nextCursor for the rest. Prefer specific node ids (from figma_get_outline or the URL) over whole files.',
+    'The design of Figma nodes as a compact tree made for reading and building UI: boxes, auto layout as CSS flex (direction, gap, padding, justify/align), sizing (fixed/hug/fill), text with its base style plus `runs` (ranges styled differently: bold, colour, link…) and list `lines`, fills, strokes, effects, radii, components (property definitions of a set, the values of a variant or an instance). Style names ("$fill-brand-primary") appear only where the node uses that Figma style. Hidden layers are left out (count in hiddenOmitted) unless include_hidden. Repeated values are hoisted into `styles` and referenced as "$name". Answers are bounded; follow page.nextCursor for the rest. Prefer specific node ids (from figma_get_outline or the URL) over whole files.',
   input: z.object({
     file,
     node_ids: nodeIds
@@ -180,10 +268,28 @@ const getDesign = tool({
       .optional()
       .describe('Size budget of this answer in characters'),
     cursor: z.string().max(500).optional().describe('nextCursor from the previous page'),
+    include_hidden: includeHidden,
+  }),
+  output: z.looseObject({
+    file: fileInfo,
+    missing: z.array(z.string()).optional().describe('Asked-for node ids the file does not have'),
+    nodes: z
+      .array(
+        z.looseObject({
+          id: z.string(),
+          name: z.string(),
+          type: z.string(),
+          parentId: z.string().optional(),
+        }),
+      )
+      .describe('Simplified subtrees; a fragment continuing from an earlier page names its parentId'),
+    styles: z.record(z.string(), z.unknown()).describe('Shared values the nodes refer to as "$name"'),
+    page: fleetPage,
+    hiddenOmitted,
   }),
   async run(args, ctx) {
     const { fileKey, nodeIds: ids } = resolveTarget(args.file, args.node_ids);
-    const fingerprint = `${fileKey}|${ids.join(',')}|${args.depth ?? ''}`;
+    const fingerprint = `${fileKey}|${ids.join(',')}|${args.depth ?? ''}|${args.include_hidden ? 'h' : ''}`;
     const state = args.cursor ? decodeCursor(args.cursor, fingerprint) : undefined;
     ctx.progress(10, 'fetching nodes');
     const loaded = await loadRoots(ctx, fileKey, ids, args.depth);
@@ -193,7 +299,7 @@ const getDesign = tool({
         'cursor: the file changed since this cursor was issued; start again without it',
       );
     ctx.progress(60, 'simplifying');
-    const design = simplifyCached(loaded, fingerprint);
+    const design = simplifyCached(loaded, fingerprint, { includeHidden: args.include_hidden });
     const budget = args.max_chars ?? ctx.options.max_output_chars;
     const page = paginate(design, state?.i ?? 0, budget, (i) =>
       encodeCursor({ i, v: loaded.version, f: fingerprint }),
@@ -205,6 +311,7 @@ const getDesign = tool({
         nodes: page.nodes,
         styles: page.styles,
         page: page.page,
+        ...(design.hiddenOmitted ? { hiddenOmitted: design.hiddenOmitted } : {}),
       },
     };
   },
@@ -217,19 +324,39 @@ const generate = tool({
   title: 'Generate UI code from a node',
   capability: 'ui-generation',
   description:
-    'Deterministic front-end code for one Figma node (a frame or component): HTML + CSS and/or a React (TSX) component with Tailwind classes. Auto layout becomes flexbox, shared styles become CSS variables, text is kept, image fills and vectors become references to asset files (list in `assets`; fetch them with figma_export_assets / figma_export_image_fills). No AI involved: same design, same code.',
+    'Deterministic front-end code for one Figma node (a frame or component): HTML + CSS and/or a React (TSX) component with Tailwind classes. Auto layout becomes flexbox, shared styles become CSS variables, text keeps its style runs, links and lists, a component set becomes one class per variant (HTML) and one component with variant/boolean/text props (React), hidden layers are left out, image fills and vectors become references to asset files (list in `assets`; fetch them with figma_export_assets / figma_export_image_fills). No AI involved: same design, same code.',
   input: z.object({
     file,
     node_id: nodeId
       .optional()
       .describe('The frame or component to generate (default: the node-id in the URL)'),
-    framework: z.enum(['html', 'react', 'both']).default('both'),
+    framework: z
+      .enum(['html', 'react', 'both'])
+      .default('both')
+      .describe('html: a standalone HTML page with CSS; react: a TSX component with Tailwind classes; both'),
     asset_dir: z
       .string()
       .max(200)
       .regex(/^[A-Za-z0-9_./-]+$/, 'letters, digits, _ . / - only')
       .default('assets')
       .describe('Relative path the generated code uses for asset files'),
+  }),
+  output: z.looseObject({
+    file: fileInfo,
+    nodeId: z.string(),
+    html: z.string().optional(),
+    css: z.string().optional(),
+    react: z.string().optional(),
+    tokensCss: z.string().describe('CSS custom properties for the shared styles, to include once'),
+    assets: z.array(
+      z.looseObject({
+        file: z.string(),
+        kind: z.enum(['image-fill', 'vector']),
+        ref: z.string().describe('imageRef (figma_export_image_fills) or node id (figma_export_assets)'),
+        format: z.enum(['png', 'svg']),
+      }),
+    ),
+    componentName: z.string(),
   }),
   async run(args, ctx) {
     const { fileKey, nodeIds: ids } = resolveTarget(args.file, args.node_id ? [args.node_id] : undefined);
@@ -240,7 +367,8 @@ const generate = tool({
     if (!loaded.roots.length)
       throw new FleetError('figma_not_found', `file ${fileKey} has no node ${ids[0]}`);
     ctx.progress(60, 'generating code');
-    const design = simplifyCached(loaded, `${fileKey}|${ids[0]}|`);
+    // Hidden layers come along so a boolean property can show them in React; the emitter drops the rest.
+    const design = simplifyCached(loaded, `${fileKey}|${ids[0]}||h`, { includeHidden: true });
     const code = generateCode(design, { framework: args.framework, assetDir: args.asset_dir });
     return {
       output: { file: { key: fileKey, name: loaded.name, version: loaded.version }, nodeId: ids[0], ...code },
@@ -313,7 +441,7 @@ const exportAssets = tool({
   input: z.object({
     file,
     node_ids: nodeIds.optional().describe('Nodes to render (default: the node-id in the URL)'),
-    format: z.enum(['png', 'jpg', 'svg', 'pdf']).default('png'),
+    format: z.enum(['png', 'jpg', 'svg', 'pdf']).default('png').describe('Image format of the renders'),
     scale: z.number().min(0.01).max(4).default(1).describe('Raster scale, 0.01 to 4 (png/jpg only)'),
     out_dir: z
       .string()
@@ -321,6 +449,10 @@ const exportAssets = tool({
       .max(500)
       .optional()
       .describe('Write files here (relative to the workspace) instead of returning bytes'),
+  }),
+  output: z.looseObject({
+    ...exported,
+    failed: z.array(z.string()).optional().describe('Nodes Figma could not render (hidden, empty)'),
   }),
   async run(args, ctx) {
     const { fileKey, nodeIds: ids } = resolveTarget(args.file, args.node_ids);
@@ -374,7 +506,16 @@ const exportFills = tool({
       .max(500)
       .optional()
       .describe('Only these imageRefs (default: all in the file)'),
-    out_dir: z.string().min(1).max(500).optional(),
+    out_dir: z
+      .string()
+      .min(1)
+      .max(500)
+      .optional()
+      .describe('Write files here (relative to the workspace) instead of returning bytes'),
+  }),
+  output: z.looseObject({
+    ...exported,
+    missing: z.array(z.string()).optional().describe('Asked-for imageRefs the file does not have'),
   }),
   async run(args, ctx) {
     const { fileKey } = parseFigmaRef(args.file);
@@ -413,7 +554,7 @@ const analyze = tool({
   title: 'Analyze a design',
   capability: 'design-analysis',
   description:
-    'Audit a Figma file or nodes: design-token inventory (colours, typography, spacing, radii, shadows, with named styles and bound variables; local variables when the plan allows), component and instance usage, WCAG contrast failures of text over its background, inconsistent spacing/radii/font sizes, and detached styles. Returns structured JSON plus a short `summary`.',
+    'Audit a Figma file or nodes (hidden layers not counted unless include_hidden): design-token inventory (colours incl. gradient stops and styled text runs, typography incl. run styles, gradients, spacing, radii, shadows, with named styles and bound variables; local variables when the plan allows), component and instance usage, WCAG contrast failures of text over its background, inconsistent spacing/radii/font sizes, and detached styles. Returns structured JSON plus a short `summary`.',
   input: z.object({
     file,
     node_ids: nodeIds
@@ -430,6 +571,26 @@ const analyze = tool({
       .max(64)
       .default(4)
       .describe('Spacing grid in px; spacing off this grid is flagged'),
+    include_hidden: includeHidden,
+  }),
+  output: z.looseObject({
+    file: fileInfo,
+    missing: z.array(z.string()).optional(),
+    tokens: z.looseObject({
+      colors: z.array(z.looseObject({ value: z.union([z.string(), z.number()]), count: z.number().int() })),
+      typography: z.array(
+        z.looseObject({ value: z.union([z.string(), z.number()]), count: z.number().int() }),
+      ),
+      gradients: z.array(
+        z.looseObject({ value: z.union([z.string(), z.number()]), count: z.number().int() }),
+      ),
+    }),
+    variables: z.looseObject({ available: z.boolean() }),
+    components: z.looseObject({ defined: z.array(z.looseObject({})), usage: z.array(z.looseObject({})) }),
+    contrast: z.looseObject({ checked: z.number().int(), failing: z.array(z.looseObject({})) }),
+    inconsistencies: z.looseObject({}),
+    detachedStyles: z.array(z.looseObject({ nodeId: z.string(), matchesStyle: z.string() })),
+    summary: z.string().describe('A few lines for a human'),
   }),
   async run(args, ctx) {
     const { fileKey, nodeIds: ids } = resolveTarget(args.file, args.node_ids);
@@ -454,6 +615,7 @@ const analyze = tool({
           }
         : { available: false, reason: variables.reason },
       grid: args.grid,
+      includeHidden: args.include_hidden,
     });
     return {
       output: {
@@ -472,12 +634,12 @@ const analyze = tool({
  */
 const simplified = new WeakMap<object, Map<string, SimplifiedDesign>>();
 
-function simplifyCached(loaded: Loaded, key: string): SimplifiedDesign {
+function simplifyCached(loaded: Loaded, key: string, options: SimplifyOptions = {}): SimplifiedDesign {
   let perAnswer = simplified.get(loaded.answer);
   if (!perAnswer) simplified.set(loaded.answer, (perAnswer = new Map()));
   let design = perAnswer.get(key);
   if (!design) {
-    design = simplify(loaded.roots, loaded.context);
+    design = simplify(loaded.roots, loaded.context, options);
     perAnswer.set(key, design);
   }
   return design;

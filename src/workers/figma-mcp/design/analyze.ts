@@ -1,8 +1,11 @@
 /**
- * Design analysis over raw nodes: the token inventory (colours, typography, spacing, radii, shadows, with
- * the named styles and bound variables behind them), component and instance usage, WCAG contrast of text
- * over the fill behind it, inconsistencies (off-grid spacing, near-duplicate font sizes and radii), and
- * detached styles (a raw value equal to a named style's value without the style applied).
+ * Design analysis over raw nodes: the token inventory (colours — solid fills, strokes, gradient stops and
+ * the colours of styled text runs —, typography including each text run's override style, gradients,
+ * spacing, radii, shadows, with the named styles and bound variables behind them), component and instance
+ * usage, WCAG contrast of text (and of each differently coloured run) over the fill behind it,
+ * inconsistencies (off-grid spacing, near-duplicate font sizes and radii), and detached styles (a raw value
+ * equal to a named style's value without the style applied). Hidden layers and their subtrees count for
+ * nothing unless `includeHidden`: nobody sees them.
  */
 import type {
   Component,
@@ -13,8 +16,9 @@ import type {
   Paint,
   RGBA,
   Style,
+  TypeStyle,
 } from '@figma/rest-api-spec';
-import { blend, colorCss, contrastRatio, effectCss, round } from './css-values.js';
+import { blend, colorCss, contrastRatio, effectCss, paintCss, round } from './css-values.js';
 import { traits } from './simplify.js';
 
 export interface AnalysisInput {
@@ -31,6 +35,8 @@ export interface AnalysisInput {
     | { available: false; reason: string };
   /** Spacing grid the analysis expects (px). */
   grid?: number;
+  /** Count hidden layers too. */
+  includeHidden?: boolean;
 }
 
 interface Counted {
@@ -77,6 +83,7 @@ export function analyzeDesign(input: AnalysisInput) {
   const spacing = new Tally();
   const radii = new Tally();
   const shadows = new Tally();
+  const gradients = new Tally();
   const instances = new Map<string, { count: number; sampleNodes: string[] }>();
   const definedComponents: { id: string; name: string; set?: string }[] = [];
   const contrastIssues: ContrastIssue[] = [];
@@ -107,9 +114,62 @@ export function analyzeDesign(input: AnalysisInput) {
     return undefined;
   };
 
+  /** Every colour a paint list shows: solid fills and each gradient stop; gradients also as a whole. */
+  const addPaintColors = (paints: Paint[] | undefined, nodeId: string, style?: string) => {
+    for (const p of paints ?? []) {
+      if (p.visible === false) continue;
+      if (p.type === 'SOLID') continue; // counted by the caller, with its variable
+      if (
+        p.type === 'GRADIENT_LINEAR' ||
+        p.type === 'GRADIENT_RADIAL' ||
+        p.type === 'GRADIENT_ANGULAR' ||
+        p.type === 'GRADIENT_DIAMOND'
+      ) {
+        const css = paintCss(p);
+        if (typeof css === 'string') gradients.add(css, nodeId, style);
+        for (const stop of p.gradientStops)
+          colors.add(
+            colorCss(stop.color, p.opacity ?? 1),
+            nodeId,
+            style,
+            varName(stop.boundVariables?.color?.id),
+          );
+      }
+    }
+  };
+
+  const checkContrast = (
+    n: Node & { characters: string },
+    text: string,
+    s: TypeStyle,
+    fg: { color: RGBA; opacity: number },
+    bg: { r: number; g: number; b: number },
+  ) => {
+    contrastChecked++;
+    const fgColor = blend(fg.color, fg.opacity, bg);
+    const ratio = round(contrastRatio(fgColor, bg), 2);
+    const size = s.fontSize ?? 16;
+    const largeText = size >= 24 || (size >= 18.66 && (s.fontWeight ?? 400) >= 700);
+    const required = largeText ? 3 : 4.5;
+    if (ratio < required) {
+      contrastIssues.push({
+        nodeId: n.id,
+        name: n.name,
+        text: text.slice(0, 60),
+        foreground: colorCss(fg.color, fg.opacity),
+        background: colorCss({ ...bg, a: 1 }),
+        ratio,
+        largeText,
+        required,
+      });
+    }
+  };
+
   const walk = (n: Node, bgStack: ({ r: number; g: number; b: number } | null)[], hidden: boolean) => {
     const t = traits(n);
     const isHidden = hidden || n.visible === false;
+    // Nobody sees a hidden layer: its colours, instances, spacing and text are not part of the design.
+    if (isHidden && !input.includeHidden) return;
     if (t.boundVariables) {
       for (const v of Object.values(t.boundVariables)) {
         const aliases = Array.isArray(v)
@@ -123,7 +183,8 @@ export function analyzeDesign(input: AnalysisInput) {
     }
     const fillStyle = t.styles?.fill ?? t.styles?.fills;
     const fill = solidOf(t.fills);
-    if (fill && !isHidden) {
+    addPaintColors(t.fills, n.id, styleName(fillStyle));
+    if (fill) {
       const css = colorCss(fill.color, fill.opacity);
       colors.add(css, n.id, styleName(fillStyle), varName(fill.variable));
       const key = `fill:${css}`;
@@ -131,7 +192,7 @@ export function analyzeDesign(input: AnalysisInput) {
       rawUses.push({ nodeId: n.id, name: n.name, kind: 'fill', key, styled: !!fillStyle || !!fill.variable });
     }
     const stroke = solidOf(t.strokes);
-    if (stroke && !isHidden)
+    if (stroke)
       colors.add(
         colorCss(stroke.color, stroke.opacity),
         n.id,
@@ -182,7 +243,7 @@ export function analyzeDesign(input: AnalysisInput) {
         ...(setId && input.componentSets[setId] ? { set: input.componentSets[setId].name } : {}),
       });
     }
-    if (n.type === 'TEXT' && !isHidden) {
+    if (n.type === 'TEXT') {
       const s = n.style;
       const typo = `${s.fontFamily ?? '?'} ${s.fontWeight ?? 400} ${round(s.fontSize ?? 0)}/${round(s.lineHeightPx ?? 0)}`;
       typography.add(typo, n.id, styleName(t.styles?.text));
@@ -191,26 +252,27 @@ export function analyzeDesign(input: AnalysisInput) {
       rawUses.push({ nodeId: n.id, name: n.name, kind: 'text', key, styled: !!t.styles?.text });
       const fg = solidOf(n.fills);
       const bg = [...bgStack].reverse().find((b) => b !== undefined);
-      if (fg && bg) {
-        contrastChecked++;
-        const fgColor = blend(fg.color, fg.opacity, bg);
-        const ratio = round(contrastRatio(fgColor, bg), 2);
-        const size = s.fontSize ?? 16;
-        const largeText = size >= 24 || (size >= 18.66 && (s.fontWeight ?? 400) >= 700);
-        const required = largeText ? 3 : 4.5;
-        if (ratio < required) {
-          contrastIssues.push({
-            nodeId: n.id,
-            name: n.name,
-            text: n.characters.slice(0, 60),
-            foreground: colorCss(fg.color, fg.opacity),
-            background: colorCss({ ...bg, a: 1 }),
-            ratio,
-            largeText,
-            required,
-          });
+      if (fg && bg) checkContrast(n, n.characters, s, fg, bg);
+      else contrastUnknown++;
+      // Style runs: each override style actually used is a type style and maybe a colour of its own.
+      const used = new Map<number, { start: number; end: number }>();
+      n.characterStyleOverrides.forEach((id, i) => {
+        if (id && !used.has(id)) used.set(id, { start: i, end: i + 1 });
+        else if (id) used.get(id)!.end = i + 1;
+      });
+      for (const [id, range] of used) {
+        const o = n.styleOverrideTable[String(id)];
+        if (!o) continue;
+        const merged: TypeStyle = { ...s, ...o };
+        const runTypo = `${merged.fontFamily ?? '?'} ${merged.fontWeight ?? 400} ${round(merged.fontSize ?? 0)}/${round(merged.lineHeightPx ?? 0)}`;
+        if (runTypo !== typo) typography.add(runTypo, n.id);
+        const runFg = o.fills ? solidOf(o.fills) : undefined;
+        if (runFg) {
+          colors.add(colorCss(runFg.color, runFg.opacity), n.id, undefined, varName(runFg.variable));
+          if (bg) checkContrast(n, n.characters.slice(range.start, range.end), merged, runFg, bg);
         }
-      } else contrastUnknown++;
+        addPaintColors(o.fills, n.id);
+      }
     }
     // What paints behind the children: an opaque solid fill, or "unknown" (image, gradient) which stops the search.
     let behind: { r: number; g: number; b: number } | null | undefined;
@@ -312,6 +374,7 @@ export function analyzeDesign(input: AnalysisInput) {
       spacing: spacing.list(),
       radii: radii.list(),
       shadows: shadows.list(),
+      gradients: gradients.list(),
       namedStyles: Object.entries(input.styles).map(([id, s]) => ({
         id,
         name: s.name,
@@ -332,7 +395,7 @@ export function analyzeDesign(input: AnalysisInput) {
   };
   const r = report;
   const lines = [
-    `Tokens: ${r.tokens.colors.length} colours, ${r.tokens.typography.length} text styles in use, ${r.tokens.spacing.length} spacing values, ${r.tokens.radii.length} radii, ${r.tokens.shadows.length} shadows; ${r.tokens.namedStyles.length} named styles, ${r.tokens.boundVariables.length} bound variables.`,
+    `Tokens: ${r.tokens.colors.length} colours, ${r.tokens.typography.length} text styles in use, ${r.tokens.spacing.length} spacing values, ${r.tokens.radii.length} radii, ${r.tokens.shadows.length} shadows, ${r.tokens.gradients.length} gradients; ${r.tokens.namedStyles.length} named styles, ${r.tokens.boundVariables.length} bound variables.`,
     r.variables.available
       ? `Variables: ${r.variables.variables.length} in ${r.variables.collections.length} collection(s).`
       : `Variables: not available (${r.variables.reason}).`,

@@ -76,6 +76,16 @@ export interface SimpleTextStyle {
   textTransform?: string;
   textDecoration?: string;
   fontStyle?: string;
+  /** `small-caps` / `all-small-caps` (Figma's SMALL_CAPS / SMALL_CAPS_FORCED). */
+  fontVariant?: string;
+  /** px between paragraphs. */
+  paragraphSpacing?: number;
+  /** px of first-line indent. */
+  paragraphIndent?: number;
+  /** px between list items. */
+  listSpacing?: number;
+  /** Truncated with an ellipsis after this many lines. */
+  maxLines?: number;
 }
 
 export function textStyleCss(s: TypeStyle): SimpleTextStyle {
@@ -93,9 +103,39 @@ export function textStyleCss(s: TypeStyle): SimpleTextStyle {
   if (s.textCase === 'UPPER') out.textTransform = 'uppercase';
   else if (s.textCase === 'LOWER') out.textTransform = 'lowercase';
   else if (s.textCase === 'TITLE') out.textTransform = 'capitalize';
+  else if (s.textCase === 'SMALL_CAPS') out.fontVariant = 'small-caps';
+  else if (s.textCase === 'SMALL_CAPS_FORCED') out.fontVariant = 'all-small-caps';
   if (s.textDecoration && s.textDecoration !== 'NONE')
     out.textDecoration = s.textDecoration === 'STRIKETHROUGH' ? 'line-through' : 'underline';
   if (s.italic) out.fontStyle = 'italic';
+  if (s.paragraphSpacing) out.paragraphSpacing = round(s.paragraphSpacing);
+  if (s.paragraphIndent) out.paragraphIndent = round(s.paragraphIndent);
+  if (s.listSpacing) out.listSpacing = round(s.listSpacing);
+  if (s.textTruncation === 'ENDING' || s.textAutoResize === 'TRUNCATE') out.maxLines = s.maxLines ?? 1;
+  return out;
+}
+
+/**
+ * The CSS of an override style (from `styleOverrideTable`) relative to the base: only what differs, with
+ * explicit resets where the override switches a base decoration, case or italic off.
+ */
+export function overrideCss(o: TypeStyle, base: SimpleTextStyle): SimpleTextStyle {
+  const css = textStyleCss(o);
+  // Line height, alignment and paragraph settings belong to paragraphs, not to a run of characters.
+  delete css.lineHeight;
+  delete css.textAlign;
+  delete css.paragraphSpacing;
+  delete css.paragraphIndent;
+  delete css.listSpacing;
+  delete css.maxLines;
+  if (o.textDecoration === 'NONE' && base.textDecoration) css.textDecoration = 'none';
+  if (o.textCase === 'ORIGINAL' && base.textTransform) css.textTransform = 'none';
+  if (o.textCase === 'ORIGINAL' && base.fontVariant) css.fontVariant = 'normal';
+  if (o.italic === false && base.fontStyle) css.fontStyle = 'normal';
+  if (o.letterSpacing === 0 && base.letterSpacing) css.letterSpacing = '0px';
+  const out: SimpleTextStyle = {};
+  for (const [k, v] of Object.entries(css) as [keyof SimpleTextStyle, never][])
+    if (base[k] !== v) (out as Record<string, unknown>)[k] = v;
   return out;
 }
 

@@ -13,9 +13,18 @@ export interface OutlineEntry {
   hidden?: true;
 }
 
-export function outline(roots: Node[], maxDepth: number): OutlineEntry[] {
-  const out: OutlineEntry[] = [];
+/** The entries, plus how many hidden layers were left out (each with its subtree). */
+export function outline(
+  roots: Node[],
+  maxDepth: number,
+  options: { includeHidden?: boolean } = {},
+): OutlineEntry[] & { hiddenOmitted: number } {
+  const out = Object.assign([] as OutlineEntry[], { hiddenOmitted: 0 });
   const walk = (n: Node, depth: number) => {
+    if (n.visible === false && depth > 0 && !options.includeHidden) {
+      out.hiddenOmitted++;
+      return;
+    }
     const t = traits(n);
     const b = t.absoluteBoundingBox;
     const kids = Array.isArray(t.children) ? (t.children as Node[]) : [];

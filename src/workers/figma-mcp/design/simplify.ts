@@ -5,7 +5,15 @@
  * hoists every style value used more than once (or named by a Figma style) into a shared `styles` table
  * the nodes refer to by name, which is where most of the size goes.
  */
-import type { Node, Rectangle, Style, Component, ComponentSet, FrameNode } from '@figma/rest-api-spec';
+import type {
+  Node,
+  Rectangle,
+  Style,
+  Component,
+  ComponentSet,
+  ComponentPropertyDefinition,
+  FrameNode,
+} from '@figma/rest-api-spec';
 
 /** The layout and paint traits read here, whichever node type carries them. */
 export type LooseTraits = Partial<
@@ -37,6 +45,7 @@ export type LooseTraits = Partial<
     | 'styles'
     | 'children'
     | 'boundVariables'
+    | 'componentPropertyReferences'
   >
 >;
 
@@ -52,6 +61,7 @@ import {
   type SimpleFill,
   type SimpleTextStyle,
 } from './css-values.js';
+import { textDetails, type SimpleLine, type SimpleLink, type SimpleTextRun } from './text-runs.js';
 
 export interface SimpleLayout {
   display: 'flex';
@@ -91,12 +101,44 @@ export interface SimpleNode {
   clip?: true;
   text?: string;
   textStyle?: SimpleTextStyle | string;
-  component?: { id: string; name?: string; set?: string; properties?: Record<string, string | boolean> };
+  /** Ranges of `text` styled unlike the base `textStyle` (only what differs), `end` exclusive. */
+  runs?: SimpleTextRun[];
+  /** Per line of `text` (split at newlines), when any line is a list item. */
+  lines?: SimpleLine[];
+  /** A hyperlink on the whole text. */
+  link?: SimpleLink;
+  component?: SimpleComponent;
+  /** Fields driven by a component property, by property name (`{ visible: 'Has icon' }`). */
+  propertyRefs?: Record<string, string>;
   /** Vectors and boolean shapes: best exported as SVG, not rebuilt in CSS. */
   vector?: true;
   children?: SimpleNode[];
   /** Set when `depth` cut the subtree here: how many children were left out. */
   omittedChildren?: number;
+}
+
+export interface SimplePropertyDef {
+  type: ComponentPropertyDefinition['type'];
+  default: string | boolean;
+  /** The values a VARIANT property can take. */
+  options?: string[];
+}
+
+export interface SimpleComponent {
+  id: string;
+  name?: string;
+  set?: string;
+  /** An instance's property values, by property name. */
+  properties?: Record<string, string | boolean>;
+  /** A component set's (or component's) properties: variant axes with their options, booleans, texts, instance swaps. */
+  definitions?: Record<string, SimplePropertyDef>;
+  /** A variant's values on its set's axes (`{ Type: 'Primary', State: 'Hover' }`). */
+  variant?: Record<string, string>;
+}
+
+export interface SimplifyOptions {
+  /** Keep layers with `visible: false` (marked so) instead of dropping them with their subtree. */
+  includeHidden?: boolean;
 }
 
 export type StyleKind = 'fill' | 'stroke' | 'effect' | 'text' | 'layout';
@@ -111,6 +153,8 @@ export interface SimplifiedDesign {
   nodes: SimpleNode[];
   /** Shared values by name; nodes refer to them as `"$name"`. */
   styles: Record<string, unknown>;
+  /** Hidden layers left out (each counted with its subtree's root only). */
+  hiddenOmitted: number;
 }
 
 const STYLE_KEY_FOR: Record<StyleKind, string> = {
@@ -121,20 +165,27 @@ const STYLE_KEY_FOR: Record<StyleKind, string> = {
   layout: '',
 };
 
+/**
+ * Shared values. A Figma style's name is attached only to the nodes that reference that style: the key is
+ * the style id plus the value, so a node that merely has the same colour as "Brand/Primary" shares an
+ * unnamed entry with its look-alikes instead of claiming the style.
+ */
 class StyleRegistry {
   private readonly entries = new Map<
     string,
     { kind: StyleKind; value: unknown; count: number; named?: string }
   >();
 
-  register(kind: StyleKind, value: unknown, figmaName: string | undefined): string {
-    const key = `${kind}:${JSON.stringify(value)}`;
+  register(kind: StyleKind, value: unknown, style: { id: string; name: string } | undefined): string {
+    const key = `${kind}|${style?.id ?? ''}|${JSON.stringify(value)}`;
     const e = this.entries.get(key);
-    if (e) {
-      e.count++;
-      if (!e.named && figmaName) e.named = figmaName;
-    } else this.entries.set(key, { kind, value, count: 1, ...(figmaName ? { named: figmaName } : {}) });
+    if (e) e.count++;
+    else this.entries.set(key, { kind, value, count: 1, ...(style ? { named: style.name } : {}) });
     return key;
+  }
+
+  value(key: string): unknown {
+    return this.entries.get(key)?.value;
   }
 
   /** Names for the values worth sharing; single-use unnamed values stay inline. */
@@ -172,19 +223,63 @@ interface Pending {
   refs: { field: 'layout' | 'fills' | 'strokes' | 'effects' | 'textStyle'; key: string }[];
 }
 
+/** A component property key without Figma's `#<id>` suffix (variant axes have none). */
+export function propertyName(key: string): string {
+  const hash = key.lastIndexOf('#');
+  return hash > 0 ? key.slice(0, hash) : key;
+}
+
+function definitionsOf(
+  defs: Record<string, ComponentPropertyDefinition> | undefined,
+): Record<string, SimplePropertyDef> | undefined {
+  if (!defs || !Object.keys(defs).length) return undefined;
+  return Object.fromEntries(
+    Object.entries(defs).map(([k, d]) => [
+      propertyName(k),
+      { type: d.type, default: d.defaultValue, ...(d.variantOptions ? { options: d.variantOptions } : {}) },
+    ]),
+  );
+}
+
+/** `Type=Primary, State=Hover` → `{ Type: 'Primary', State: 'Hover' }` (how Figma names variants). */
+export function variantValues(name: string): Record<string, string> | undefined {
+  const pairs = name.split(',').map((p) => p.split('='));
+  if (!pairs.every((p) => p.length === 2 && p[0]!.trim() && p[1]!.trim())) return undefined;
+  return Object.fromEntries(pairs.map(([k, v]) => [k!.trim(), v!.trim()]));
+}
+
 /** Simplifies each root (a raw node from the files or nodes endpoint) into one shared-styles design. */
-export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDesign {
+export function simplify(
+  roots: Node[],
+  ctx: SimplifyContext = {},
+  options: SimplifyOptions = {},
+): SimplifiedDesign {
   const registry = new StyleRegistry();
   const pending: Pending[] = [];
-  const styleName = (node: Node, kind: StyleKind): string | undefined => {
+  let hiddenOmitted = 0;
+  const styleOf = (node: Node, kind: StyleKind): { id: string; name: string } | undefined => {
     const k = STYLE_KEY_FOR[kind];
     const st = traits(node).styles;
     if (!k || !st) return undefined;
     const id = st[k] ?? (kind === 'fill' ? st.fills : undefined);
-    return id ? ctx.styles?.[id]?.name : undefined;
+    const name = id ? ctx.styles?.[id]?.name : undefined;
+    return id && name ? { id, name } : undefined;
   };
 
-  const visit = (raw: Node, parentBox: Rectangle | undefined, parentAutoLayout: boolean): SimpleNode => {
+  const visit = (
+    raw: Node,
+    parentBox: Rectangle | undefined,
+    parentAutoLayout: boolean,
+    isRoot = false,
+    /** The component set this node is a direct child of (a variant), whatever the components map says. */
+    parentSet?: string,
+  ): SimpleNode | undefined => {
+    // A hidden layer is not part of what anyone sees; its text must not reach a reader unless asked for.
+    // A root asked for by id is kept (marked) so the answer is not silently empty.
+    if (raw.visible === false && !options.includeHidden && !isRoot) {
+      hiddenOmitted++;
+      return undefined;
+    }
     const abs = traits(raw).absoluteBoundingBox ?? null;
     const box = abs
       ? {
@@ -234,7 +329,7 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
     if (Array.isArray(n.fills) && raw.type !== 'TEXT') {
       const fills = n.fills.map(paintCss).filter((f): f is SimpleFill => f !== undefined);
       if (fills.length)
-        p.refs.push({ field: 'fills', key: registry.register('fill', fills, styleName(raw, 'fill')) });
+        p.refs.push({ field: 'fills', key: registry.register('fill', fills, styleOf(raw, 'fill')) });
     }
     if (Array.isArray(n.strokes) && n.strokes.length && (n.strokeWeight ?? 1) > 0) {
       const color = n.strokes.map(paintCss).find((f): f is SimpleFill => f !== undefined);
@@ -245,7 +340,7 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
           key: registry.register(
             'stroke',
             { color, weight: round(n.strokeWeight ?? 1), align },
-            styleName(raw, 'stroke'),
+            styleOf(raw, 'stroke'),
           ),
         });
       }
@@ -261,7 +356,7 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
       }
       if (shadows.length) fx.boxShadow = shadows.join(', ');
       if (Object.keys(fx).length)
-        p.refs.push({ field: 'effects', key: registry.register('effect', fx, styleName(raw, 'effect')) });
+        p.refs.push({ field: 'effects', key: registry.register('effect', fx, styleOf(raw, 'effect')) });
     }
     if (Array.isArray(n.rectangleCornerRadii) && n.rectangleCornerRadii.length === 4) {
       const [a, b, c, d] = n.rectangleCornerRadii.map((v) => round(v)) as [number, number, number, number];
@@ -274,10 +369,18 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
       out.text = raw.characters;
       const style = textStyleCss(raw.style);
       const color = raw.fills.map(paintCss).find((f): f is string => typeof f === 'string');
-      p.refs.push({ field: 'textStyle', key: registry.register('text', style, styleName(raw, 'text')) });
+      p.refs.push({ field: 'textStyle', key: registry.register('text', style, styleOf(raw, 'text')) });
       if (color)
-        p.refs.push({ field: 'fills', key: registry.register('fill', [color], styleName(raw, 'fill')) });
+        p.refs.push({ field: 'fills', key: registry.register('fill', [color], styleOf(raw, 'fill')) });
+      const details = textDetails(raw, style, color);
+      if (details.runs.length) out.runs = details.runs;
+      if (details.lines) out.lines = details.lines;
+      if (details.link) out.link = details.link;
     }
+    if (n.componentPropertyReferences && Object.keys(n.componentPropertyReferences).length)
+      out.propertyRefs = Object.fromEntries(
+        Object.entries(n.componentPropertyReferences).map(([field, key]) => [field, propertyName(key)]),
+      );
     const t = raw.type;
     if (
       t === 'VECTOR' ||
@@ -291,7 +394,9 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
       const comp = ctx.components?.[raw.componentId];
       const set = comp?.componentSetId ? ctx.componentSets?.[comp.componentSetId]?.name : undefined;
       const properties = raw.componentProperties
-        ? Object.fromEntries(Object.entries(raw.componentProperties).map(([k, v]) => [k, v.value]))
+        ? Object.fromEntries(
+            Object.entries(raw.componentProperties).map(([k, v]) => [propertyName(k), v.value]),
+          )
         : undefined;
       out.component = {
         id: raw.componentId,
@@ -301,29 +406,53 @@ export function simplify(roots: Node[], ctx: SimplifyContext = {}): SimplifiedDe
       };
     } else if (raw.type === 'COMPONENT') {
       const comp = ctx.components?.[raw.id];
-      const set = comp?.componentSetId ? ctx.componentSets?.[comp.componentSetId]?.name : undefined;
-      out.component = { id: raw.id, name: raw.name, ...(set ? { set } : {}) };
+      const set =
+        parentSet ?? (comp?.componentSetId ? ctx.componentSets?.[comp.componentSetId]?.name : undefined);
+      const variant = set ? variantValues(raw.name) : undefined;
+      const definitions = definitionsOf(raw.componentPropertyDefinitions);
+      out.component = {
+        id: raw.id,
+        name: raw.name,
+        ...(set ? { set } : {}),
+        ...(variant ? { variant } : {}),
+        ...(definitions ? { definitions } : {}),
+      };
+    } else if (raw.type === 'COMPONENT_SET') {
+      const definitions = definitionsOf(raw.componentPropertyDefinitions);
+      out.component = { id: raw.id, name: raw.name, ...(definitions ? { definitions } : {}) };
     }
 
     if (Array.isArray(n.children)) {
-      const kids = (n.children as Node[]).map((c) => visit(c, abs ?? parentBox, hasAutoLayout));
+      const kids = (n.children as Node[])
+        .map((c) =>
+          visit(
+            c,
+            abs ?? parentBox,
+            hasAutoLayout,
+            false,
+            raw.type === 'COMPONENT_SET' ? raw.name : undefined,
+          ),
+        )
+        .filter((c): c is SimpleNode => c !== undefined);
       if (kids.length) out.children = kids;
     }
     return out;
   };
 
-  const nodes = roots.map((r) => visit(r, undefined, false));
+  const nodes = roots
+    .map((r) => visit(r, undefined, false, true))
+    .filter((r): r is SimpleNode => r !== undefined);
   const names = registry.resolve();
   const styles: Record<string, unknown> = {};
   for (const { node, refs } of pending) {
     for (const ref of refs) {
       const named = names.get(ref.key);
-      const value = named ? `$${named.name}` : JSON.parse(ref.key.slice(ref.key.indexOf(':') + 1));
+      const value = named ? `$${named.name}` : registry.value(ref.key);
       if (named) styles[named.name] = named.value;
       (node as unknown as Record<string, unknown>)[ref.field] = value;
     }
   }
-  return { nodes, styles };
+  return { nodes, styles, hiddenOmitted };
 }
 
 function lower(v: 'FIXED' | 'HUG' | 'FILL'): 'fixed' | 'hug' | 'fill' {

@@ -21,7 +21,9 @@ export type FakeMode =
   | { kind: 'server_error' }
   | { kind: 'network_error' }
   | { kind: 'too_large'; maxIds: number }
-  | { kind: 'slow'; delayMs: number };
+  | { kind: 'slow'; delayMs: number }
+  /** Answers 302 to `location` (to prove the client never carries the token along). */
+  | { kind: 'redirect'; location: string };
 
 export interface FakeModeOptions {
   /** Apply to this many matching requests, then return to normal. @default unlimited */
@@ -37,10 +39,15 @@ export interface FakeRequestLogEntry {
   query: string;
   endpoint: string;
   status: number;
+  /** How the request authenticated (the scheme only, never the secret). */
+  auth: 'bearer' | 'x-figma-token' | 'none';
 }
 
 export interface FakeFigmaOptions {
+  /** The personal access token, accepted only in `X-Figma-Token`. */
   token?: string;
+  /** The OAuth access token, accepted only as `Authorization: Bearer`. */
+  oauthToken?: string;
   host?: string;
   port?: number;
   /** Plays an Enterprise plan: the Variables API answers instead of 403. */
@@ -62,6 +69,7 @@ export interface FakeFigma {
   url: string;
   port: number;
   token: string;
+  oauthToken: string;
   teamId: string;
   requests: FakeRequests;
   setMode(mode: FakeMode, options?: FakeModeOptions): void;
@@ -71,11 +79,19 @@ export interface FakeFigma {
 }
 
 export const FAKE_TOKEN = 'figd_fake-token-for-loopback-tests';
+export const FAKE_OAUTH_TOKEN = 'figu_fake-oauth-token-for-loopback-tests';
 
 type Json = Record<string, unknown>;
 
 export async function startFakeFigma(options: FakeFigmaOptions = {}): Promise<FakeFigma> {
   const token = options.token ?? FAKE_TOKEN;
+  const oauthToken = options.oauthToken ?? FAKE_OAUTH_TOKEN;
+  /** Like Figma: a personal token only in X-Figma-Token, an OAuth token only as a bearer token. */
+  const authorized = (req: IncomingMessage): boolean => {
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer !== undefined) return bearer === oauthToken;
+    return req.headers['x-figma-token'] === token;
+  };
   const fixtures =
     options.files && options.team ? { files: options.files, team: options.team } : defaultFixtures();
   const files = new Map(fixtures.files.map((f) => [f.key, f]));
@@ -143,7 +159,7 @@ export async function startFakeFigma(options: FakeFigmaOptions = {}): Promise<Fa
     }
 
     entry.endpoint = endpointName(path);
-    if (req.headers['x-figma-token'] !== token) return fail(res, 403, 'Invalid token', 'err');
+    if (!authorized(req)) return fail(res, 403, 'Invalid token', 'err');
     if (req.method !== 'GET') return fail(res, 405, 'Method not allowed', 'err');
 
     if (mode.kind !== 'normal' && modeLeft > 0 && (!modeMatch || path.includes(modeMatch))) {
@@ -176,6 +192,10 @@ export async function startFakeFigma(options: FakeFigmaOptions = {}): Promise<Fa
             return;
           case 'too_large':
             return fail(res, 400, 'Request too large', 'err');
+          case 'redirect':
+            res.writeHead(302, { location: active.location, 'content-length': 0 });
+            res.end();
+            return;
           case 'slow':
             await delay(active.delayMs, res);
             if (res.destroyed || res.writableEnded) return;
@@ -346,6 +366,11 @@ export async function startFakeFigma(options: FakeFigmaOptions = {}): Promise<Fa
       query: url.search,
       endpoint: 'unknown',
       status: 0,
+      auth: /^Bearer /i.test(req.headers.authorization ?? '')
+        ? 'bearer'
+        : req.headers['x-figma-token'] !== undefined
+          ? 'x-figma-token'
+          : 'none',
     };
     log.push(entry);
     if (log.length > 10_000) log.splice(0, log.length - 10_000);
@@ -382,6 +407,7 @@ export async function startFakeFigma(options: FakeFigmaOptions = {}): Promise<Fa
     url: origin,
     port,
     token,
+    oauthToken,
     teamId: team.id,
     requests,
     setMode(next, opts = {}) {

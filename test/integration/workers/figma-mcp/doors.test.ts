@@ -157,6 +157,46 @@ describe('MCP doors', () => {
     expect(design.inputSchema.required).toEqual(['file']);
   });
 
+  it.each(['http', 'stdio'] as const)(
+    '%s: every tool declares an outputSchema and describes every argument',
+    async (door) => {
+      const { tools } = await (door === 'http' ? http : stdio).listTools();
+      for (const t of tools) {
+        expect(t.outputSchema, t.name).toMatchObject({ type: 'object' });
+        expect(Object.keys(t.outputSchema?.properties ?? {}).length, t.name).toBeGreaterThan(0);
+        for (const [arg, schema] of Object.entries(t.inputSchema.properties ?? {}))
+          expect((schema as { description?: string }).description, `${t.name}.${arg}`).toMatch(/\w{3}/);
+      }
+    },
+  );
+
+  it.each(['http', 'stdio'] as const)(
+    '%s: a wrong argument type answers invalid_payload naming the field, not a raw -32602',
+    async (door) => {
+      const client = door === 'http' ? http : stdio;
+      for (const [name, args, field] of [
+        ['figma_analyze_design', { file: MARKETING_KEY, grid: 'x' }, 'grid'],
+        ['figma_get_outline', { file: MARKETING_KEY, limit: '10' }, 'limit'],
+        ['figma_generate_code', { file: MARKETING_KEY, node_id: '1:1', framework: 'vue' }, 'framework'],
+        ['figma_get_design', {}, 'file'],
+      ] as const) {
+        const res = (await client.callTool({ name, arguments: args })) as CallToolResult;
+        expect(res.isError, name).toBe(true);
+        const text = (res.content[0] as { text: string }).text;
+        expect(text).not.toContain('-32602');
+        const { error } = JSON.parse(text) as {
+          error: { code: string; message: string; retryable: boolean; details: { fields: string[] } };
+        };
+        expect(error).toMatchObject({
+          code: 'invalid_payload',
+          retryable: false,
+          details: { fields: [field] },
+        });
+        expect(error.message).toContain(field);
+      }
+    },
+  );
+
   it.each(CASES)('HTTP: $tool', async ({ tool, args, check }) => {
     const res = (await http.callTool({ name: tool, arguments: args })) as CallToolResult;
     check(structured(res));
