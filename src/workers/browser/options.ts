@@ -35,11 +35,26 @@ export const GPU_FLAGS = [
   '--ignore-gpu-blocklist',
 ] as const;
 
+/** Close every transport around the task's proxy; why each one is here: `transport-guard.ts`. */
+export const TRANSPORT_GUARD_FLAGS = [
+  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+  '--disable-quic',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  '--dns-prefetch-disable',
+  '--disable-domain-reliability',
+  '--disable-client-side-phishing-detection',
+  '--no-pings',
+] as const;
+
+/** Switches a configuration may not pass: they reopen a transport above or move the proxy. */
+const TRANSPORT_FORBIDDEN_FLAG_RE =
+  /^--(force-webrtc-ip-handling-policy|webrtc-|enforce-webrtc-ip-permission-check|enable-quic|origin-to-force-quic-on|quic-|proxy-pac-url|winhttp-proxy-resolver|dns-over-https|enable-dns-over-https|host-rules|enable-webtransport)/;
+
 /** Always on: measured to work with Debian's Chromium, and they keep the browser from phoning home. */
 export const BASE_FLAGS = [
   '--no-sandbox',
   '--disable-setuid-sandbox',
-  '--disable-quic',
+  ...TRANSPORT_GUARD_FLAGS,
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
@@ -223,7 +238,7 @@ export function parseBrowserOptions(raw: unknown): BrowserOptions {
     ['extra_flags', rest.extra_flags],
   ];
   for (const [field, list] of flagLists) {
-    const bad = list.find((f) => FORBIDDEN_FLAG_RE.test(f));
+    const bad = list.find((f) => FORBIDDEN_FLAG_RE.test(f) || TRANSPORT_FORBIDDEN_FLAG_RE.test(f));
     if (bad) {
       throw new FleetError(
         'config_invalid',

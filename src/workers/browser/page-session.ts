@@ -14,6 +14,7 @@ import type { BrowserManager, ChromeInstance } from './browser-pool.js';
 import { DownloadCollector, downloadLimit, type DownloadsOption } from './downloads.js';
 import type { BrowserLimits } from './options.js';
 import { BLOCKED_HEADER, CONTENT_URL, PolicyProxy, type BlockedRequest } from './policy-proxy.js';
+import { installTransportReporter } from './transport-guard.js';
 import { isAllowedFrameUrl, truncate, type UrlPolicy } from './url-policy.js';
 
 export interface BrowserKindDeps {
@@ -402,6 +403,7 @@ export async function withPage<T>(
       (err) => abortWith(err),
       options.downloads,
     );
+    await raceAbort(installTransportReporter(context, session.schemeBlocked), task.signal);
     const work = fn(session);
     work.catch(() => undefined);
     return await raceAbort(work, task.signal);
