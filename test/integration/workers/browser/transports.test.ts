@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostname } from 'node:os';
 import { HEADLESS_SHELL } from '../../../fixtures/browser/kind.js';
 
 interface CaseReport {
@@ -94,6 +95,40 @@ const CASES = [
     html: `<script>fetch('https://127.0.0.1:{{PORT}}/', { mode: 'no-cors' }).catch(() => {});</script>`,
     expect: 'address',
   },
+  // IPv6 forms that embed or route to IPv4 (issue 13, point 2): the proxy refuses each by the IANA tables.
+  {
+    name: 'ipv6-forms',
+    html: [
+      '::127.0.0.1',
+      '::7f00:1',
+      '2002:7f00:1::1',
+      '64:ff9b:1::7f00:1',
+      '64:ff9b::7f00:1',
+      '::ffff:0:7f00:1',
+      '2001:0:4136:e378:8000:63bf:80ff:fffe',
+      '::ffff:10.99.0.1',
+    ]
+      .map((a) => `<img src="http://[${a}]:{{PORT}}/x.png">`)
+      .join(''),
+    expect: 'address',
+  },
+  // Special-use names (point 3): refused by name, so not even the worker's resolver is asked (dns stays 0).
+  {
+    name: 'special-names',
+    html: [
+      'localhost.',
+      'a.localhost',
+      'x.invalid',
+      'x.test',
+      'printer.local',
+      'metadata.google.internal',
+      'intranet',
+      '{{HOSTNAME}}',
+    ]
+      .map((h) => `<img src="http://${h}:{{PORT}}/x.png">`)
+      .join(''),
+    expect: 'special-name',
+  },
 ] as const;
 
 let report: Report;
@@ -147,7 +182,7 @@ beforeAll(async () => {
     control: 'stun-udp',
     caseMs: 2000,
     settleMs: 800,
-    cases: CASES.map(({ name, html }) => ({ name, html })),
+    cases: CASES.map(({ name, html }) => ({ name, html: html.replaceAll('{{HOSTNAME}}', hostname()) })),
   });
 }, 180_000);
 
