@@ -407,6 +407,11 @@ export class BrowserManager {
     if (this.wrapper) await rm(this.wrapper, { force: true }).catch(() => undefined);
   }
 
+  /** Facts about an instance for a page-crash report. */
+  crashDetails(_instance: ChromeInstance): Record<string, unknown> {
+    return {};
+  }
+
   /** Pids of live browser groups (tests count leftovers against these). */
   pids(): number[] {
     return this.instances.map((i) => i.process.pid).filter((p) => p > 0);

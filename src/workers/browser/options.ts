@@ -171,6 +171,8 @@ export const BrowserConfigSchema = z
     /** How long a graceful close (context or browser) may take before the process group is killed. */
     close_timeout: duration.prefault('3s'),
     memory_check_interval: duration.prefault('5s'),
+    /** A page whose main thread answers no probe this long fails its task with `page_unresponsive`. */
+    unresponsive_timeout: duration.prefault('10s'),
     /** Kill the browser if the worker dies, even by SIGKILL (PR_SET_PDEATHSIG through setpriv when present). */
     die_with_worker: z.boolean().default(true),
     /** Root of per-browser profile and temp dirs (default: <os tmp>/fleet-browser). */

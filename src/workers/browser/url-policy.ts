@@ -314,9 +314,14 @@ export class UrlPolicy {
   }
 }
 
-/** Frame URLs a page may end up showing; anything else means the policy was side-stepped. */
-export function isAllowedFrameUrl(raw: string): boolean {
+/**
+ * Frame URLs a page may end up showing; anything else means the policy was side-stepped. `data:` and `blob:`
+ * documents are fine in subframes (ordinary sites use them; everything they load still goes through the proxy),
+ * never as the top-level document, which the task's own URL must be.
+ */
+export function isAllowedFrameUrl(raw: string, mainFrame = true): boolean {
   if (raw === '' || raw === 'about:blank' || raw === 'about:srcdoc') return true;
+  if (!mainFrame && /^(data|blob):/i.test(raw)) return true;
   return /^(https?):/i.test(raw) || raw.startsWith('chrome-error://chromewebdata');
 }
 

@@ -46,7 +46,9 @@ describe('browser pool', () => {
     );
     expect(others.every((r) => (r.output as { status: number }).status === 200)).toBe(true);
     const cut = await hung;
-    expect(cut?.err.code).toBe('timeout');
+    // Its own page hung: not an infrastructure failure, so not retried (issue 13, point 7).
+    expect(cut?.err.code).toBe('page_unresponsive');
+    expect(cut?.err.retryable).toBe(false);
     expect(cut!.at).toBeLessThan(8000);
     // Closing the context killed the hung renderer: the same browser serves the next task.
     const after = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
