@@ -171,6 +171,11 @@ export const BrowserConfigSchema = z
     /** How long a graceful close (context or browser) may take before the process group is killed. */
     close_timeout: duration.prefault('3s'),
     memory_check_interval: duration.prefault('5s'),
+    /**
+     * Hold `memory_limit_mb` in the kernel: each browser in its own memory cgroup (v1 or v2), so the renderer
+     * that goes over is OOM-killed alone. Without a writable cgroup the worker warns and only samples PSS.
+     */
+    memory_cgroup: z.boolean().default(true),
     /** A page whose main thread answers no probe this long fails its task with `page_unresponsive`. */
     unresponsive_timeout: duration.prefault('10s'),
     /** Kill the browser if the worker dies, even by SIGKILL (PR_SET_PDEATHSIG through setpriv when present). */
