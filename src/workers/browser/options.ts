@@ -70,6 +70,9 @@ export const BASE_FLAGS = [
 const FORBIDDEN_FLAG_RE =
   /^--(user-data-dir|remote-debugging|proxy-|no-proxy-server|proxy-server|host-resolver-rules|disable-web-security|allow-file-access)/;
 
+/** 4 bytes of RGBA per pixel, held about four times over (renderer, browser, encoder input and output). */
+const SCREENSHOT_BYTES_PER_PIXEL = 16;
+
 const MEMORY_RE = /^(\d+(?:\.\d+)?)\s*(kb|mb|gb|k|m|g)?$/i;
 
 /** "512MB", "1g", 512 → megabytes. */
@@ -142,6 +145,12 @@ export const LimitsSchema = z
       .positive()
       .default(10 * 1024 * 1024),
     max_steps: z.number().int().positive().default(200),
+    /**
+     * Device pixels one screenshot may have (width × height × deviceScaleFactor²), checked before the capture:
+     * the renderer and the browser each hold the raw RGBA bitmap, so a huge one takes the instance down.
+     * Default: the instance's memory limit / 16 (32 Mpx for 512 MB: 1280 × 26 000 at scale 1).
+     */
+    max_screenshot_pixels: z.number().int().positive().optional(),
     /** Characters of scraped text/HTML per field before truncation. */
     max_text_chars: z.number().int().positive().default(1_000_000),
   })
@@ -198,13 +207,16 @@ export const BrowserConfigSchema = z
 export type BrowserConfigInput = z.input<typeof BrowserConfigSchema>;
 type Parsed = z.output<typeof BrowserConfigSchema>;
 export type UrlPolicyOptions = Parsed['url_policy'];
-export type BrowserLimits = Parsed['limits'];
+export type BrowserLimits = Omit<Parsed['limits'], 'max_screenshot_pixels'> & {
+  max_screenshot_pixels: number;
+};
 
 export interface BrowserOptions extends Omit<
   Parsed,
-  'memory_limit' | 'memory_limit_mb' | 'performance_mode'
+  'memory_limit' | 'memory_limit_mb' | 'performance_mode' | 'limits'
 > {
   memory_limit_mb: number;
+  limits: BrowserLimits;
   performance_mode: 'cpu_optimized' | 'gpu' | 'balanced';
   /** The flags passed to Chromium, resolved from the switches above. */
   flags: string[];
@@ -261,9 +273,15 @@ export function parseBrowserOptions(raw: unknown): BrowserOptions {
       );
     }
   }
+  const limitMb = memory_limit_mb ?? memory_limit ?? 512;
   return {
     ...rest,
-    memory_limit_mb: memory_limit_mb ?? memory_limit ?? 512,
+    limits: {
+      ...rest.limits,
+      max_screenshot_pixels:
+        rest.limits.max_screenshot_pixels ?? Math.floor((limitMb * 1024 * 1024) / SCREENSHOT_BYTES_PER_PIXEL),
+    },
+    memory_limit_mb: limitMb,
     performance_mode: mode,
     flags: resolveFlags(rest, mode),
   };

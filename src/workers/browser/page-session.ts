@@ -70,6 +70,8 @@ export class PageSession {
     private readonly onViolation: (err: FleetError) => void,
     downloads: DownloadsOption | undefined = undefined,
     readonly retryPageFailures = false,
+    /** The context's device scale factor (screenshots are capped in device pixels). */
+    readonly deviceScaleFactor = 1,
   ) {
     this.downloads = new DownloadCollector(
       downloads?.accept ?? false,
@@ -422,6 +424,7 @@ export async function withPage<T>(
       (err) => abortWith(err),
       options.downloads,
       options.retryPageFailures ?? false,
+      options.deviceScaleFactor ?? 1,
     );
     const own = session;
     page.on('crash', () => abortWith(own.crashed()));
