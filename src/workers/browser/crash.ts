@@ -60,6 +60,8 @@ export function watchPage(
   let stopped = false;
   let fired = false;
   const probe = async () => {
+    // The first probe after one interval: a short task never pays for the watchdog.
+    await new Promise((r) => setTimeout(r, interval).unref());
     while (!stopped) {
       pendingSince = Date.now();
       await page.evaluate('0').catch(() => undefined);

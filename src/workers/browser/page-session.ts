@@ -15,7 +15,7 @@ import { CLOSED_RE, PAGE_CRASH_RE, pageCrashedError, pageUnresponsiveError, watc
 import { DownloadCollector, downloadLimit, type DownloadsOption } from './downloads.js';
 import type { BrowserLimits } from './options.js';
 import { BLOCKED_HEADER, CONTENT_URL, PolicyProxy, type BlockedRequest } from './policy-proxy.js';
-import { installTransportReporter } from './transport-guard.js';
+import { installTransportReporter, type TransportReporter } from './transport-guard.js';
 import { isAllowedFrameUrl, truncate, type UrlPolicy } from './url-policy.js';
 
 export interface BrowserKindDeps {
@@ -56,6 +56,8 @@ export class PageSession {
   lastNavigation: NavigationRecord | undefined;
   readonly downloads: DownloadCollector;
   private violation: FleetError | undefined;
+  /** Reads the transport reporter's console messages (set before the page loads anything). */
+  transportReporter: TransportReporter | undefined;
   /** Set when this task's own page crashed or hung: every later failure is reported as that. */
   pageFailure: FleetError | undefined;
 
@@ -86,6 +88,7 @@ export class PageSession {
     this.downloads.attach(page);
     page.on('console', (msg) => {
       const text = msg.text();
+      if (this.transportReporter?.read(text, this.schemeBlocked)) return;
       if (this.consoleMessages.length < 500)
         this.consoleMessages.push({ type: msg.type(), text: truncate(text, 2000) });
       // Chromium's own refusal of file:/chrome: loads from a web page; the policy reports it like its own.
@@ -405,6 +408,7 @@ export async function withPage<T>(
       }),
       task.signal,
     );
+    const reporter = await raceAbort(installTransportReporter(context), task.signal);
     const page = await raceAbort(context.newPage(), task.signal);
     const left = Math.max(1, ctx.deadline - Date.now());
     page.setDefaultTimeout(left);
@@ -426,13 +430,13 @@ export async function withPage<T>(
       options.retryPageFailures ?? false,
       options.deviceScaleFactor ?? 1,
     );
+    session.transportReporter = reporter;
     const own = session;
     page.on('crash', () => abortWith(own.crashed()));
     watchdog = watchPage(page, { unresponsiveMs: deps.unresponsiveMs, deadline: ctx.deadline }, (stuck) => {
       own.pageFailure ??= pageUnresponsiveError(options.retryPageFailures ?? false, stuck);
       abortWith(own.pageFailure);
     });
-    await raceAbort(installTransportReporter(context, session.schemeBlocked), task.signal);
     const work = fn(session);
     work.catch(() => undefined);
     return await raceAbort(work, task.signal);

@@ -21,19 +21,22 @@
  * It lists each STUN/TURN server a page hands to RTCPeerConnection and each WebTransport it opens, and removes
  * the ICE servers (the switch above already keeps them from being reached).
  */
+import { randomBytes } from 'node:crypto';
 import type { BrowserContext } from 'playwright-core';
 import type { BlockedRequest } from './policy-proxy.js';
 import { truncate } from './url-policy.js';
 
-const BINDING = '__fleetTransportBlocked';
 const MAX_REPORTS = 50;
 
-/** Runs in every frame before the page's scripts. */
-const REPORTER = `(() => {
-  const report = globalThis[${JSON.stringify(BINDING)}];
-  if (typeof report !== 'function') return;
-  try { delete globalThis[${JSON.stringify(BINDING)}]; } catch {}
-  const send = (kind, url) => { try { report(kind, String(url)); } catch {} };
+/**
+ * Runs in every frame before the page's scripts. Reports go out as console messages carrying the context's
+ * token through the `console.debug` captured here (a page that replaces console.debug later changes nothing);
+ * a console message costs no extra round trip per context, unlike a binding.
+ */
+function reporterScript(token: string): string {
+  return `(() => {
+  const log = console.debug.bind(console);
+  const send = (kind, url) => { try { log(${JSON.stringify(token)} + ' ' + kind + ' ' + String(url)); } catch {} };
   const strip = (config) => {
     if (!config || !config.iceServers) return config;
     for (const server of [].concat(config.iceServers)) {
@@ -68,14 +71,25 @@ const REPORTER = `(() => {
     globalThis.WebTransport = Wrapped;
   }
 })();`;
+}
 
-/** Lists the page's non-proxied transport attempts in `blocked` (reason `webrtc` / `webtransport`). */
-export async function installTransportReporter(
-  context: BrowserContext,
-  blocked: BlockedRequest[],
-): Promise<void> {
-  await context.exposeBinding(BINDING, (_source, kind: unknown, url: unknown) => {
-    if (blocked.length >= MAX_REPORTS || typeof url !== 'string') return;
+/** Installs the reporter in a context; its reports arrive as console messages that `readReport` recognises. */
+export async function installTransportReporter(context: BrowserContext): Promise<TransportReporter> {
+  const token = `__fleet_transport_${randomBytes(8).toString('hex')}`;
+  await context.addInitScript({ content: reporterScript(token) });
+  return new TransportReporter(token);
+}
+
+export class TransportReporter {
+  private count = 0;
+  constructor(private readonly token: string) {}
+
+  /** True when the console message was a report (then it was added to `blocked`, and is not page output). */
+  read(text: string, blocked: BlockedRequest[]): boolean {
+    if (!text.startsWith(`${this.token} `)) return false;
+    const [kind, ...rest] = text.slice(this.token.length + 1).split(' ');
+    const url = rest.join(' ');
+    if (this.count++ >= MAX_REPORTS) return true;
     const reason = kind === 'webtransport' ? 'webtransport' : 'webrtc';
     blocked.push({
       url: truncate(url),
@@ -85,6 +99,6 @@ export async function installTransportReporter(
           ? 'WebRTC may not reach ICE servers around the proxy'
           : 'WebTransport (HTTP/3 over UDP) cannot go through the proxy',
     });
-  });
-  await context.addInitScript({ content: REPORTER });
+    return true;
+  }
 }
