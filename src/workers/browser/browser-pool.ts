@@ -27,6 +27,7 @@ import {
   type MemoryCgroupRoot,
 } from '../common/memory-cgroup.js';
 import type { BrowserOptions } from './options.js';
+import { BrowserNetworkNamespace, type NamespaceListener } from './network-namespace.js';
 import { PolicyProxy } from './policy-proxy.js';
 import { findChildByMarker, groupPssBytes, isAlive, killGroup } from './process-tree.js';
 import type { UrlPolicy } from './url-policy.js';
@@ -72,6 +73,8 @@ export interface PoolSnapshot {
   size: number;
   /** Where the per-instance memory limit is held: a memory cgroup per browser, or only the PSS sampler. */
   memoryLimit: 'cgroup-v1' | 'cgroup-v2' | 'sampler';
+  /** `namespace`: the browsers can reach nothing but the task proxies (network-namespace.ts). */
+  network: 'namespace' | 'host';
   ready: number;
   launching: number;
   restarts: number;
@@ -101,7 +104,8 @@ export class BrowserManager {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private wrapper: string | undefined;
-  private readonly denyProxy: PolicyProxy;
+  private denyProxy: PolicyProxy;
+  private netns: BrowserNetworkNamespace | undefined;
   private readonly recentCrashes: number[] = [];
   private cgroupRoot: MemoryCgroupRoot | undefined;
   readonly root: string;
@@ -136,6 +140,18 @@ export class BrowserManager {
         this.deps.logger.warn(
           'no writable memory cgroup (v1 or v2): the memory limit is only sampled, not enforced by the kernel',
         );
+    }
+    if (this.options.network_namespace) {
+      const ns = await BrowserNetworkNamespace.start(this.root);
+      if (ns instanceof BrowserNetworkNamespace) {
+        this.netns = ns;
+        this.denyProxy = new PolicyProxy(this.deps.policy, 0, true, this.proxyListener);
+      } else {
+        this.deps.logger.warn(
+          { why: ns.unavailable },
+          "no network namespace for the browsers: they share the worker's network (the switches still close the transports around the proxy)",
+        );
+      }
     }
     await this.prepareWrapper();
     await this.denyProxy.listen();
@@ -176,14 +192,15 @@ export class BrowserManager {
    */
   private async prepareWrapper(): Promise<void> {
     const pdeath = this.options.die_with_worker && existsSync('/usr/bin/setpriv');
-    if (!pdeath && !this.cgroupRoot) return;
+    if (!pdeath && !this.cgroupRoot && !this.netns) return;
+    const netns = this.netns ? `${this.netns.nsenter} --net=${this.netns.path} -- ` : '';
     const file = join(this.root, `${process.pid}-launch.sh`);
     await writeFile(
       file,
       [
         '#!/bin/sh',
         'if [ -n "$FLEET_CGROUP_PROCS" ]; then echo $$ > "$FLEET_CGROUP_PROCS" || exit 70; fi',
-        `exec ${pdeath ? '/usr/bin/setpriv --pdeathsig KILL -- ' : ''}"$FLEET_REAL_BROWSER" "$@"`,
+        `exec ${netns}${pdeath ? '/usr/bin/setpriv --pdeathsig KILL -- ' : ''}"$FLEET_REAL_BROWSER" "$@"`,
         '',
       ].join('\n'),
     );
@@ -462,6 +479,7 @@ export class BrowserManager {
     // A launch in flight registers after this point; it sees `stopping` and closes itself.
     for (let i = 0; i < 100 && this.launching > 0; i++) await new Promise((r) => setTimeout(r, 50));
     await this.denyProxy.close();
+    this.netns?.stop();
     if (this.wrapper) await rm(this.wrapper, { force: true }).catch(() => undefined);
   }
 
@@ -473,6 +491,12 @@ export class BrowserManager {
     const oomKilled = kills > inst.oomSeen;
     inst.oomSeen = kills;
     return { oomKilled, limitMb: this.options.memory_limit_mb };
+  }
+
+  /** Where task proxies listen: in the browsers' network namespace when they have one. */
+  get proxyListener(): (() => Promise<NamespaceListener>) | undefined {
+    const ns = this.netns;
+    return ns ? () => ns.listen() : undefined;
   }
 
   /** The cgroup version holding the memory limit, or 'sampler'. */
@@ -497,6 +521,7 @@ export class BrowserManager {
     return {
       size: this.options.pool_size,
       memoryLimit: this.memoryLimitMode,
+      network: this.netns ? 'namespace' : 'host',
       ready: this.readyCount(),
       launching: this.launching,
       ...this.stats,

@@ -185,6 +185,11 @@ export const BrowserConfigSchema = z
      * that goes over is OOM-killed alone. Without a writable cgroup the worker warns and only samples PSS.
      */
     memory_cgroup: z.boolean().default(true),
+    /**
+     * Run the browsers in a network namespace of their own where the only reachable sockets are the task
+     * proxies (network-namespace.ts). Needs root; without it the worker warns and relies on the switches.
+     */
+    network_namespace: z.boolean().default(true),
     /** A page whose main thread answers no probe this long fails its task with `page_unresponsive`. */
     unresponsive_timeout: duration.prefault('10s'),
     /** Kill the browser if the worker dies, even by SIGKILL (PR_SET_PDEATHSIG through setpriv when present). */

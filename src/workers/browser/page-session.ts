@@ -388,7 +388,7 @@ export async function withPage<T>(
     instance = await deps.pool.getAvailableInstance(task.signal);
     instance.crashed.addEventListener('abort', onCrash, { once: true });
     if (instance.crashed.aborted) onCrash();
-    proxy = new PolicyProxy(deps.policy, deps.limits.max_response_bytes);
+    proxy = new PolicyProxy(deps.policy, deps.limits.max_response_bytes, false, deps.pool.proxyListener);
     await proxy.listen();
     task.signal.throwIfAborted();
     const viewport = options.viewport ?? deps.defaultViewport;

@@ -1,4 +1,7 @@
 /**
+ * (Below the switches, when the worker may create one, the browsers run in a network namespace that reaches
+ * only the task proxies: network-namespace.ts. The switches are the layer that holds without root.)
+ *
  * Every way Chromium has of sending a packet that is not an HTTP(S)/WebSocket request through the task's proxy,
  * and what closes it. The proxy is the enforcement point only if nothing goes around it, so each transport here
  * is either switched off in the browser process (a switch the page cannot reach) or forced through the proxy:

@@ -125,7 +125,12 @@ describe('browser pool', () => {
   });
 
   it('samples PSS per instance and recycles an instance over its memory limit', async () => {
-    kind = await startKind([server.port], { pool_size: 1, memory_limit_mb: 1, memory_cgroup: false });
+    kind = await startKind([server.port], {
+      pool_size: 1,
+      memory_limit_mb: 1,
+      memory_cgroup: false,
+      limits: { max_screenshot_pixels: 10_000_000 },
+    });
     const first = kind.pool!.pids()[0]!;
     await kind.pool!.cleanupMemory();
     await waitUntil(() => kind!.pool!.stats.recycled >= 1 && !kind!.pool!.pids().includes(first), 15_000);

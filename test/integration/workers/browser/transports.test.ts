@@ -5,20 +5,27 @@
  * datagram (one port, both protocols, on 0.0.0.0, and DNS on 127.0.0.1:53, where the namespace's resolv.conf
  * points). Each case must deliver zero and show in the task's `blocked` when the page tried something.
  *
+ * Every case runs twice: with the switches alone (`network_namespace: false`) and with the browsers in their own
+ * network namespace as well (the default as root): the switches are shown to hold alone, and nothing breaks with
+ * the namespace on top (its own test below checks the browsers see only a loopback interface).
+ *
  * A control run of the first case from a Chromium without the worker's switches must deliver datagrams, so a
  * namespace that cannot reproduce the attack fails the test instead of passing it. Needs root (unshare, ip) and
  * `dist/` (npx tsc -p tsconfig.build.json).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostname } from 'node:os';
-import { HEADLESS_SHELL } from '../../../fixtures/browser/kind.js';
+import { HEADLESS_SHELL, runTask, startKind } from '../../../fixtures/browser/kind.js';
+import { startTestServer } from '../../../fixtures/browser/test-server.js';
 
 interface CaseReport {
   name: string;
+  networkNamespace: boolean;
+  network: 'namespace' | 'host';
   udp: number;
   tcp: number;
   dns: number;
@@ -180,6 +187,7 @@ beforeAll(async () => {
     executable: process.env.BROWSER_EXECUTABLE_PATH ?? HEADLESS_SHELL,
     tempDir: temp,
     control: 'stun-udp',
+    modes: [false, true],
     caseMs: 2000,
     settleMs: 800,
     cases: CASES.map(({ name, html }) => ({ name, html: html.replaceAll('{{HOSTNAME}}', hostname()) })),
@@ -193,12 +201,39 @@ describe('transports around the proxy (own network namespace)', () => {
     expect(report.control.udp).toBeGreaterThan(0);
   });
 
-  for (const c of CASES) {
-    it(`${c.name}: zero packets, listed in blocked`, () => {
-      const r = report.cases.find((x) => x.name === c.name)!;
-      expect(r.error, JSON.stringify(r.error)).toBeUndefined();
-      expect({ udp: r.udp, tcp: r.tcp, dns: r.dns }).toEqual({ udp: 0, tcp: 0, dns: 0 });
-      expect(r.blocked?.map((b) => b.reason)).toContain(c.expect);
-    });
+  for (const ns of [false, true]) {
+    for (const c of CASES) {
+      it(`${c.name}, ${ns ? "browsers' own network namespace" : 'switches alone'}: zero packets, listed in blocked`, () => {
+        const r = report.cases.find((x) => x.name === c.name && x.networkNamespace === ns)!;
+        expect(r.network).toBe(ns ? 'namespace' : 'host');
+        expect(r.error, JSON.stringify(r.error)).toBeUndefined();
+        expect({ udp: r.udp, tcp: r.tcp, dns: r.dns }).toEqual({ udp: 0, tcp: 0, dns: 0 });
+        expect(r.blocked?.map((b) => b.reason)).toContain(c.expect);
+      });
+    }
   }
+});
+
+describe("the browsers' network namespace", () => {
+  it('holds the browsers where the only interface is loopback, and tasks still work through the proxy', async () => {
+    const server = await startTestServer();
+    const kind = await startKind([server.port], { pool_size: 1 });
+    try {
+      expect(kind.pool!.snapshot().network).toBe('namespace');
+      const pid = kind.pool!.pids()[0]!;
+      expect(readlinkSync(`/proc/${pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+      // /proc/<pid>/net/dev lists the interfaces of that process's namespace.
+      const interfaces = readFileSync(`/proc/${pid}/net/dev`, 'utf8')
+        .split('\n')
+        .slice(2)
+        .map((l) => l.split(':')[0]!.trim())
+        .filter(Boolean);
+      expect(interfaces).toEqual(['lo']);
+      const r = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
+      expect(r.output).toMatchObject({ status: 200 });
+    } finally {
+      await kind.stop!();
+      await server.close();
+    }
+  });
 });
