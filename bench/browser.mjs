@@ -203,7 +203,7 @@ sampling = false;
 await bombSampler;
 const bombOutcome = bomb.status === 'rejected' ? bomb.reason.message.split(':')[0] : 'succeeded (!)';
 const ordinaryOk = ordinary.filter((r) => r.status === 'fulfilled').length;
-const memoryLimit = kind.pool?.snapshot().memoryLimit;
+const { memoryLimit, network } = kind.pool?.snapshot() ?? {};
 
 ws.close();
 await server.stop({ graceMs: 2000 });
@@ -230,7 +230,7 @@ console.log(
   `peak PSS, worker + 3 browsers, 4 tasks in flight: ${(peakPss / 1024 / 1024).toFixed(0)} MB   (aim < 1024 MB)`,
 );
 console.log(
-  `peak PSS, worker + 3 browsers, 1 memory bomb + 3 ordinary: ${(bombPeak / 1024 / 1024).toFixed(0)} MB   (aim < 1229 MB); bomb: ${bombOutcome}; ordinary ok: ${ordinaryOk}/3; limit held by: ${memoryLimit}`,
+  `peak PSS, worker + 3 browsers, 1 memory bomb + 3 ordinary: ${(bombPeak / 1024 / 1024).toFixed(0)} MB   (aim < 1229 MB); bomb: ${bombOutcome}; ordinary ok: ${ordinaryOk}/3; limit held by: ${memoryLimit}; browsers' network: ${network}`,
 );
 console.log(
   `load average at the end: ${(await import('node:os'))

@@ -509,6 +509,12 @@ export class BrowserManager {
     return this.instances.map((i) => i.process.pid).filter((p) => p > 0);
   }
 
+  /** Processes of the pool that are not browsers (the network namespace's holder). */
+  helperPids(): number[] {
+    const pid = this.netns?.pid;
+    return pid ? [pid] : [];
+  }
+
   list(): readonly ChromeInstance[] {
     return this.instances;
   }

@@ -116,6 +116,10 @@ export class BrowserNetworkNamespace {
     return this.child.channel as { ref?: () => void; unref?: () => void } | undefined;
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** The namespace file the browsers are launched into. */
   get path(): string {
     return `/proc/${this.child.pid}/ns/net`;

@@ -184,8 +184,8 @@ describe('browser pool', () => {
       outcomes.every((o) => ['ok', 'browser_crashed'].includes(o)),
       outcomes.join(),
     ).toBe(true);
-    // No Chromium process outside the two live browsers' groups.
-    const members = new Set<number>();
+    // No Chromium process outside the two live browsers' groups (and the pool's namespace holder).
+    const members = new Set<number>(pool.helperPids());
     for (const pid of pool.pids()) for (const m of await groupMembers(pid)) members.add(m);
     await waitUntil(async () => (await processesMatching(root)).every((p) => members.has(p)), 10_000);
     const next = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
