@@ -70,8 +70,12 @@ export const BASE_FLAGS = [
 const FORBIDDEN_FLAG_RE =
   /^--(user-data-dir|remote-debugging|proxy-|no-proxy-server|proxy-server|host-resolver-rules|disable-web-security|allow-file-access)/;
 
-/** 4 bytes of RGBA per pixel, held about four times over (renderer, browser, encoder input and output). */
-const SCREENSHOT_BYTES_PER_PIXEL = 16;
+/**
+ * Memory budget per screenshot pixel. Measured (3 × 512 MB instances, 4 concurrent full-page PNGs 1280 px wide,
+ * so two share an instance): 8.3 Mpx each all succeed (worker peak 887 MB PSS); 16.6 Mpx, one of 4 fails; 32 Mpx,
+ * the browsers are OOM-killed (the browser process holds a copy of the bitmap, and it can be the largest).
+ */
+const SCREENSHOT_BYTES_PER_PIXEL = 64;
 
 const MEMORY_RE = /^(\d+(?:\.\d+)?)\s*(kb|mb|gb|k|m|g)?$/i;
 
@@ -148,7 +152,7 @@ export const LimitsSchema = z
     /**
      * Device pixels one screenshot may have (width × height × deviceScaleFactor²), checked before the capture:
      * the renderer and the browser each hold the raw RGBA bitmap, so a huge one takes the instance down.
-     * Default: the instance's memory limit / 16 (32 Mpx for 512 MB: 1280 × 26 000 at scale 1).
+     * Default: the instance's memory limit / 64 bytes (8 Mpx for 512 MB: 1280 × 6 550 at scale 1, measured).
      */
     max_screenshot_pixels: z.number().int().positive().optional(),
     /** Characters of scraped text/HTML per field before truncation. */

@@ -85,3 +85,34 @@ describe('screenshot pixel cap', () => {
     expect(ok.output).toMatchObject({ width: 1280, height: 720 });
   });
 });
+
+describe('the default cap, sized to the memory limit', () => {
+  it('lets four concurrent full-page shots of a 30 000 px page (clipped at the cap) all succeed on 3 × 512 MB', async () => {
+    const pool = await startKind([], { pool_size: 3 });
+    try {
+      const cap = pool.options.limits.max_screenshot_pixels;
+      expect(cap).toBe((512 * 1024 * 1024) / 64);
+      const shots = await Promise.all(
+        [0, 1, 2, 3].map(() =>
+          runTask(
+            pool,
+            'screenshot',
+            {
+              html: TALL,
+              options: { fullPage: true, overflow: 'clip', viewport: { width: 1280, height: 720 } },
+            },
+            120_000,
+          ),
+        ),
+      );
+      for (const s of shots) {
+        const out = s.output as { width: number; height: number; clipped: { height: number } };
+        expect(out.width).toBe(1280);
+        expect(out.width * out.height).toBeLessThanOrEqual(cap);
+      }
+      expect(pool.pool!.stats.crashes).toBe(0);
+    } finally {
+      await pool.stop!();
+    }
+  }, 180_000);
+});

@@ -49,9 +49,9 @@ describe('browser_config', () => {
   });
 
   it('sizes the screenshot pixel cap to the memory limit unless set', () => {
-    expect(parseBrowserOptions({}).limits.max_screenshot_pixels).toBe((512 * 1024 * 1024) / 16);
+    expect(parseBrowserOptions({}).limits.max_screenshot_pixels).toBe((512 * 1024 * 1024) / 64);
     expect(parseBrowserOptions({ memory_limit_mb: 1024 }).limits.max_screenshot_pixels).toBe(
-      (1024 * 1024 * 1024) / 16,
+      (1024 * 1024 * 1024) / 64,
     );
     expect(
       parseBrowserOptions({ limits: { max_screenshot_pixels: 1000 } }).limits.max_screenshot_pixels,
