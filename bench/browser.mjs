@@ -2,7 +2,9 @@
 //   1. through the worker's WebSocket (real runtime, real pool, per-task context + policy proxy),
 //   2. raw playwright-core on a warm browser, new context per shot (the limit),
 //   3. launch-per-task (what many scripts do),
-// then throughput at concurrency 4 through the worker, and the worker's peak PSS (3 browsers, 4 tasks).
+// then throughput at concurrency 4 through the worker, and the worker's peak PSS (3 browsers, 4 tasks), and the
+// peak PSS while one of 4 tasks is a memory bomb (each browser sits in a memory cgroup at memory_limit_mb: the
+// bomb's renderer is OOM-killed alone, the 3 ordinary tasks must succeed).
 // Prints a side-by-side table. Loopback only.
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -87,7 +89,7 @@ await new Promise((resolve, reject) => {
   };
   ws.once('error', reject);
 });
-function viaWorker(payload) {
+function viaWorker(payload, capability = 'screenshot') {
   const taskId = randomUUID();
   const timeoutMs = 60_000;
   return new Promise((resolve, reject) => {
@@ -102,7 +104,7 @@ function viaWorker(payload) {
         taskId,
         attempt: 1,
         leaseToken: randomUUID(),
-        capability: 'screenshot',
+        capability,
         payload,
         deadline: Date.now() + timeoutMs,
         timeoutMs,
@@ -174,6 +176,35 @@ const elapsed = (now() - t0) / 1000;
 sampling = false;
 await sampler;
 
+// --- 5. One memory bomb and 3 ordinary tasks at once, sampling the worker's PSS
+const BOMB = `<title>bomb</title><script>
+  const keep = [];
+  (function grow() {
+    for (let i = 0; i < 4; i++) { const b = new Uint8Array(16 * 1024 * 1024); b.fill(7); keep.push(b); }
+    setTimeout(grow, 5);
+  })();
+</script>`;
+let bombPeak = 0;
+sampling = true;
+const bombSampler = (async () => {
+  while (sampling) {
+    bombPeak = Math.max(bombPeak, await treePssBytes(process.pid));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+})();
+const slowShot = { url, options: { viewport: { width: 800, height: 600 }, delayMs: 3000 } };
+const [bomb, ...ordinary] = await Promise.allSettled([
+  viaWorker({ html: BOMB, options: { delayMs: 30_000 } }),
+  viaWorker(slowShot),
+  viaWorker(slowShot),
+  viaWorker(slowShot),
+]);
+sampling = false;
+await bombSampler;
+const bombOutcome = bomb.status === 'rejected' ? bomb.reason.message.split(':')[0] : 'succeeded (!)';
+const ordinaryOk = ordinary.filter((r) => r.status === 'fulfilled').length;
+const { memoryLimit, network } = kind.pool?.snapshot() ?? {};
+
 ws.close();
 await server.stop({ graceMs: 2000 });
 site.close();
@@ -197,6 +228,9 @@ console.log(
 );
 console.log(
   `peak PSS, worker + 3 browsers, 4 tasks in flight: ${(peakPss / 1024 / 1024).toFixed(0)} MB   (aim < 1024 MB)`,
+);
+console.log(
+  `peak PSS, worker + 3 browsers, 1 memory bomb + 3 ordinary: ${(bombPeak / 1024 / 1024).toFixed(0)} MB   (aim < 1229 MB); bomb: ${bombOutcome}; ordinary ok: ${ordinaryOk}/3; limit held by: ${memoryLimit}; browsers' network: ${network}`,
 );
 console.log(
   `load average at the end: ${(await import('node:os'))

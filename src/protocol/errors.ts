@@ -72,7 +72,21 @@ export const ERROR_CODES = {
   url_blocked: { retryable: false, http: 403, summary: 'The URL policy refused a URL or request.' },
   navigation_failed: { retryable: false, http: 502, summary: 'The page could not be loaded.' },
   selector_not_found: { retryable: false, http: 404, summary: 'A selector matched nothing in time.' },
-  browser_crashed: { retryable: true, http: 503, summary: 'The browser died under the task.' },
+  browser_crashed: {
+    retryable: true,
+    http: 503,
+    summary: "The browser died or was restarted under the task (not by the task's own page).",
+  },
+  page_crashed: {
+    retryable: false,
+    http: 500,
+    summary: "The task's own page crashed (renderer out of memory or killed); retried only on opt-in.",
+  },
+  page_unresponsive: {
+    retryable: false,
+    http: 500,
+    summary: "The task's own page stopped answering (a busy main thread); retried only on opt-in.",
+  },
   script_error: { retryable: false, http: 500, summary: 'A script run in the page threw.' },
   step_failed: { retryable: false, http: 500, summary: 'An automation step failed.' },
   // figma-mcp

@@ -20,7 +20,14 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { FleetError } from '../../protocol/errors.js';
+import {
+  MemoryCgroup,
+  probeMemoryCgroup,
+  sweepMemoryCgroups,
+  type MemoryCgroupRoot,
+} from '../common/memory-cgroup.js';
 import type { BrowserOptions } from './options.js';
+import { BrowserNetworkNamespace, type NamespaceListener } from './network-namespace.js';
 import { PolicyProxy } from './policy-proxy.js';
 import { findChildByMarker, groupPssBytes, isAlive, killGroup } from './process-tree.js';
 import type { UrlPolicy } from './url-policy.js';
@@ -53,6 +60,10 @@ export interface ChromeInstance {
 
 interface Internal extends ChromeInstance {
   defaultContext: BrowserContext;
+  /** The kernel's memory limit for this browser's whole tree (absent: the sampler is all there is). */
+  cgroup: MemoryCgroup | undefined;
+  /** OOM kills already reported (a crash report says whether a new one happened). */
+  oomSeen: number;
   crash: AbortController;
   intentional: boolean;
   closing: Promise<void> | undefined;
@@ -60,6 +71,10 @@ interface Internal extends ChromeInstance {
 
 export interface PoolSnapshot {
   size: number;
+  /** Where the per-instance memory limit is held: a memory cgroup per browser, or only the PSS sampler. */
+  memoryLimit: 'cgroup-v1' | 'cgroup-v2' | 'sampler';
+  /** `namespace`: the browsers can reach nothing but the task proxies (network-namespace.ts). */
+  network: 'namespace' | 'host';
   ready: number;
   launching: number;
   restarts: number;
@@ -79,6 +94,7 @@ export interface BrowserPoolDeps {
 }
 
 const ROOT_NAME = 'fleet-browser';
+const CGROUP_PREFIX = 'fleet-browser-';
 
 export class BrowserManager {
   private readonly instances: Internal[] = [];
@@ -88,8 +104,10 @@ export class BrowserManager {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private wrapper: string | undefined;
-  private readonly denyProxy: PolicyProxy;
+  private denyProxy: PolicyProxy;
+  private netns: BrowserNetworkNamespace | undefined;
   private readonly recentCrashes: number[] = [];
+  private cgroupRoot: MemoryCgroupRoot | undefined;
   readonly root: string;
   stats = { restarts: 0, crashes: 0, recycled: 0 };
 
@@ -115,6 +133,26 @@ export class BrowserManager {
     }
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     await this.sweep();
+    if (this.options.memory_cgroup) {
+      this.cgroupRoot = probeMemoryCgroup();
+      if (this.cgroupRoot) await sweepMemoryCgroups(this.cgroupRoot, CGROUP_PREFIX, isAlive);
+      else
+        this.deps.logger.warn(
+          'no writable memory cgroup (v1 or v2): the memory limit is only sampled, not enforced by the kernel',
+        );
+    }
+    if (this.options.network_namespace) {
+      const ns = await BrowserNetworkNamespace.start(this.root);
+      if (ns instanceof BrowserNetworkNamespace) {
+        this.netns = ns;
+        this.denyProxy = new PolicyProxy(this.deps.policy, 0, true, this.proxyListener);
+      } else {
+        this.deps.logger.warn(
+          { why: ns.unavailable },
+          "no network namespace for the browsers: they share the worker's network (the switches still close the transports around the proxy)",
+        );
+      }
+    }
     await this.prepareWrapper();
     await this.denyProxy.listen();
     const results = await Promise.allSettled(
@@ -148,12 +186,23 @@ export class BrowserManager {
     );
   }
 
+  /**
+   * The launcher Playwright runs instead of Chromium: it joins the instance's memory cgroup (so every Chromium
+   * process is born inside it) and asks for SIGKILL when the worker dies, then execs the real browser.
+   */
   private async prepareWrapper(): Promise<void> {
-    if (!this.options.die_with_worker || !existsSync('/usr/bin/setpriv')) return;
+    const pdeath = this.options.die_with_worker && existsSync('/usr/bin/setpriv');
+    if (!pdeath && !this.cgroupRoot && !this.netns) return;
+    const netns = this.netns ? `${this.netns.nsenter} --net=${this.netns.path} -- ` : '';
     const file = join(this.root, `${process.pid}-launch.sh`);
     await writeFile(
       file,
-      '#!/bin/sh\nexec /usr/bin/setpriv --pdeathsig KILL -- "$FLEET_REAL_BROWSER" "$@"\n',
+      [
+        '#!/bin/sh',
+        'if [ -n "$FLEET_CGROUP_PROCS" ]; then echo $$ > "$FLEET_CGROUP_PROCS" || exit 70; fi',
+        `exec ${netns}${pdeath ? '/usr/bin/setpriv --pdeathsig KILL -- ' : ''}"$FLEET_REAL_BROWSER" "$@"`,
+        '',
+      ].join('\n'),
     );
     await chmod(file, 0o700);
     this.wrapper = file;
@@ -163,7 +212,15 @@ export class BrowserManager {
     this.launching++;
     const id = `chrome-${++this.seq}`;
     const dir = join(this.root, `${process.pid}-${this.seq}-${randomBytes(3).toString('hex')}`);
+    let cgroup: MemoryCgroup | undefined;
     try {
+      if (this.cgroupRoot) {
+        cgroup = MemoryCgroup.create(
+          this.cgroupRoot,
+          `${CGROUP_PREFIX}${process.pid}-${this.seq}-${randomBytes(3).toString('hex')}`,
+          this.limitBytes(),
+        );
+      }
       await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
       await mkdir(join(dir, 'downloads'), { recursive: true, mode: 0o700 });
       const profile = join(dir, 'profile');
@@ -173,6 +230,7 @@ export class BrowserManager {
         TMPDIR: join(dir, 'tmp'),
         FLEET_BROWSER_DIR: dir,
         FLEET_REAL_BROWSER: this.options.executable_path,
+        ...(cgroup ? { FLEET_CGROUP_PROCS: cgroup.procsFile } : {}),
       });
       const defaultContext = await chromium.launchPersistentContext(profile, {
         executablePath: this.wrapper ?? this.options.executable_path,
@@ -209,6 +267,8 @@ export class BrowserManager {
         crashed: crash.signal,
         dir,
         defaultContext,
+        cgroup,
+        oomSeen: 0,
         crash,
         intentional: false,
         closing: undefined,
@@ -224,6 +284,7 @@ export class BrowserManager {
       return inst;
     } catch (err) {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await cgroup?.destroy();
       throw err;
     } finally {
       this.launching--;
@@ -256,6 +317,7 @@ export class BrowserManager {
     const idx = this.instances.indexOf(inst);
     if (idx >= 0) this.instances.splice(idx, 1);
     void rm(inst.dir, { recursive: true, force: true }).catch(() => undefined);
+    void inst.cgroup?.destroy();
     if (inst.intentional) return;
     this.stats.crashes++;
     inst.status = 'error';
@@ -267,6 +329,17 @@ export class BrowserManager {
       new FleetError('browser_crashed', `browser ${inst.id} died under the task`, { retryable: true }),
     );
     if (this.liveCount() < this.options.pool_size) this.scheduleRelaunch(`${inst.id} crashed`);
+  }
+
+  /**
+   * Launches browsers until the pool is at its size again, and never past it: every path that takes an
+   * instance out of service (recycle, forced restart, crash relaunch) comes here or checks the same count, and
+   * `launch` counts itself as launching before its first await, so two paths cannot both fill one gap.
+   */
+  private topUp(): void {
+    while (!this.stopping && this.liveCount() < this.options.pool_size) {
+      this.launch().catch((err: Error) => this.scheduleRelaunch(err.message));
+    }
   }
 
   private wake(): void {
@@ -333,11 +406,8 @@ export class BrowserManager {
       { instance: inst.id, reason, taskCount: inst.taskCount, pss: inst.memoryUsage },
       'recycling browser',
     );
-    this.launch()
-      .catch((err: Error) => this.scheduleRelaunch(err.message))
-      .finally(() => {
-        if (inst.activeTasks === 0) void this.closeInstance(inst);
-      });
+    this.topUp();
+    if (inst.activeTasks === 0) void this.closeInstance(inst);
   }
 
   /** Forced restart: kills the instance now (its tasks fail with a retryable browser_crashed) and launches another. */
@@ -350,15 +420,19 @@ export class BrowserManager {
     );
     await this.closeInstance(inst, { force: true });
     this.stats.restarts++;
-    if (!this.stopping) await this.launch().catch((err: Error) => this.scheduleRelaunch(err.message));
+    this.topUp();
   }
 
-  /** Samples PSS; an instance over its limit is drained and replaced, one far over it is restarted at once. */
+  /**
+   * Samples PSS (a report: with a memory cgroup the kernel holds the limit, killing the renderer that goes over
+   * it and nothing else). Over the limit an instance is drained and replaced; without a cgroup, one far over it
+   * is restarted at once, the only guard left.
+   */
   async cleanupMemory(): Promise<void> {
     for (const inst of [...this.instances]) {
       if (inst.closing || !inst.process.pid) continue;
       inst.memoryUsage = await groupPssBytes(inst.process.pgid);
-      if (inst.memoryUsage > 2 * this.limitBytes() && inst.activeTasks > 0) {
+      if (!inst.cgroup && inst.memoryUsage > 2 * this.limitBytes() && inst.activeTasks > 0) {
         this.deps.logger.warn(
           { instance: inst.id, pss: inst.memoryUsage },
           'browser far over its memory limit; restarting',
@@ -389,6 +463,7 @@ export class BrowserManager {
       const idx = this.instances.indexOf(inst);
       if (idx >= 0) this.instances.splice(idx, 1);
       await rm(inst.dir, { recursive: true, force: true }).catch(() => undefined);
+      await inst.cgroup?.destroy();
       this.deps.logger.info({ instance: inst.id }, 'browser closed');
       this.wake();
     })();
@@ -404,12 +479,40 @@ export class BrowserManager {
     // A launch in flight registers after this point; it sees `stopping` and closes itself.
     for (let i = 0; i < 100 && this.launching > 0; i++) await new Promise((r) => setTimeout(r, 50));
     await this.denyProxy.close();
+    this.netns?.stop();
     if (this.wrapper) await rm(this.wrapper, { force: true }).catch(() => undefined);
+  }
+
+  /** Facts about an instance for a page-crash report (whether its memory cgroup killed something). */
+  crashDetails(instance: ChromeInstance): Record<string, unknown> {
+    const inst = instance as Internal;
+    if (!inst.cgroup) return { memoryLimit: 'sampler' };
+    const kills = inst.cgroup.oomKills();
+    const oomKilled = kills > inst.oomSeen;
+    inst.oomSeen = kills;
+    return { oomKilled, limitMb: this.options.memory_limit_mb };
+  }
+
+  /** Where task proxies listen: in the browsers' network namespace when they have one. */
+  get proxyListener(): (() => Promise<NamespaceListener>) | undefined {
+    const ns = this.netns;
+    return ns ? () => ns.listen() : undefined;
+  }
+
+  /** The cgroup version holding the memory limit, or 'sampler'. */
+  get memoryLimitMode(): PoolSnapshot['memoryLimit'] {
+    return this.cgroupRoot ? `cgroup-${this.cgroupRoot.version}` : 'sampler';
   }
 
   /** Pids of live browser groups (tests count leftovers against these). */
   pids(): number[] {
     return this.instances.map((i) => i.process.pid).filter((p) => p > 0);
+  }
+
+  /** Processes of the pool that are not browsers (the network namespace's holder). */
+  helperPids(): number[] {
+    const pid = this.netns?.pid;
+    return pid ? [pid] : [];
   }
 
   list(): readonly ChromeInstance[] {
@@ -423,6 +526,8 @@ export class BrowserManager {
   snapshot(): PoolSnapshot {
     return {
       size: this.options.pool_size,
+      memoryLimit: this.memoryLimitMode,
+      network: this.netns ? 'namespace' : 'host',
       ready: this.readyCount(),
       launching: this.launching,
       ...this.stats,

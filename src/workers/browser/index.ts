@@ -54,6 +54,7 @@ export function createBrowserKind(config: WorkerSectionConfig): BrowserKind {
     limits: options.limits,
     defaultViewport: options.default_viewport,
     closeTimeoutMs: options.close_timeout,
+    unresponsiveMs: options.unresponsive_timeout,
   };
 
   const all = [

@@ -35,11 +35,26 @@ export const GPU_FLAGS = [
   '--ignore-gpu-blocklist',
 ] as const;
 
+/** Close every transport around the task's proxy; why each one is here: `transport-guard.ts`. */
+export const TRANSPORT_GUARD_FLAGS = [
+  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+  '--disable-quic',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  '--dns-prefetch-disable',
+  '--disable-domain-reliability',
+  '--disable-client-side-phishing-detection',
+  '--no-pings',
+] as const;
+
+/** Switches a configuration may not pass: they reopen a transport above or move the proxy. */
+const TRANSPORT_FORBIDDEN_FLAG_RE =
+  /^--(force-webrtc-ip-handling-policy|webrtc-|enforce-webrtc-ip-permission-check|enable-quic|origin-to-force-quic-on|quic-|proxy-pac-url|winhttp-proxy-resolver|dns-over-https|enable-dns-over-https|host-rules|enable-webtransport)/;
+
 /** Always on: measured to work with Debian's Chromium, and they keep the browser from phoning home. */
 export const BASE_FLAGS = [
   '--no-sandbox',
   '--disable-setuid-sandbox',
-  '--disable-quic',
+  ...TRANSPORT_GUARD_FLAGS,
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
@@ -54,6 +69,13 @@ export const BASE_FLAGS = [
 /** Flags that would undo the URL policy or fight Playwright; refused in `chrome_flags`. */
 const FORBIDDEN_FLAG_RE =
   /^--(user-data-dir|remote-debugging|proxy-|no-proxy-server|proxy-server|host-resolver-rules|disable-web-security|allow-file-access)/;
+
+/**
+ * Memory budget per screenshot pixel. Measured (3 × 512 MB instances, 4 concurrent full-page PNGs 1280 px wide,
+ * so two share an instance): 8.3 Mpx each all succeed (worker peak 887 MB PSS); 16.6 Mpx, one of 4 fails; 32 Mpx,
+ * the browsers are OOM-killed (the browser process holds a copy of the bitmap, and it can be the largest).
+ */
+const SCREENSHOT_BYTES_PER_PIXEL = 64;
 
 const MEMORY_RE = /^(\d+(?:\.\d+)?)\s*(kb|mb|gb|k|m|g)?$/i;
 
@@ -127,6 +149,12 @@ export const LimitsSchema = z
       .positive()
       .default(10 * 1024 * 1024),
     max_steps: z.number().int().positive().default(200),
+    /**
+     * Device pixels one screenshot may have (width × height × deviceScaleFactor²), checked before the capture:
+     * the renderer and the browser each hold the raw RGBA bitmap, so a huge one takes the instance down.
+     * Default: the instance's memory limit / 64 bytes (8 Mpx for 512 MB: 1280 × 6 550 at scale 1, measured).
+     */
+    max_screenshot_pixels: z.number().int().positive().optional(),
     /** Characters of scraped text/HTML per field before truncation. */
     max_text_chars: z.number().int().positive().default(1_000_000),
   })
@@ -156,6 +184,18 @@ export const BrowserConfigSchema = z
     /** How long a graceful close (context or browser) may take before the process group is killed. */
     close_timeout: duration.prefault('3s'),
     memory_check_interval: duration.prefault('5s'),
+    /**
+     * Hold `memory_limit_mb` in the kernel: each browser in its own memory cgroup (v1 or v2), so the renderer
+     * that goes over is OOM-killed alone. Without a writable cgroup the worker warns and only samples PSS.
+     */
+    memory_cgroup: z.boolean().default(true),
+    /**
+     * Run the browsers in a network namespace of their own where the only reachable sockets are the task
+     * proxies (network-namespace.ts). Needs root; without it the worker warns and relies on the switches.
+     */
+    network_namespace: z.boolean().default(true),
+    /** A page whose main thread answers no probe this long fails its task with `page_unresponsive`. */
+    unresponsive_timeout: duration.prefault('10s'),
     /** Kill the browser if the worker dies, even by SIGKILL (PR_SET_PDEATHSIG through setpriv when present). */
     die_with_worker: z.boolean().default(true),
     /** Root of per-browser profile and temp dirs (default: <os tmp>/fleet-browser). */
@@ -176,13 +216,16 @@ export const BrowserConfigSchema = z
 export type BrowserConfigInput = z.input<typeof BrowserConfigSchema>;
 type Parsed = z.output<typeof BrowserConfigSchema>;
 export type UrlPolicyOptions = Parsed['url_policy'];
-export type BrowserLimits = Parsed['limits'];
+export type BrowserLimits = Omit<Parsed['limits'], 'max_screenshot_pixels'> & {
+  max_screenshot_pixels: number;
+};
 
 export interface BrowserOptions extends Omit<
   Parsed,
-  'memory_limit' | 'memory_limit_mb' | 'performance_mode'
+  'memory_limit' | 'memory_limit_mb' | 'performance_mode' | 'limits'
 > {
   memory_limit_mb: number;
+  limits: BrowserLimits;
   performance_mode: 'cpu_optimized' | 'gpu' | 'balanced';
   /** The flags passed to Chromium, resolved from the switches above. */
   flags: string[];
@@ -223,7 +266,7 @@ export function parseBrowserOptions(raw: unknown): BrowserOptions {
     ['extra_flags', rest.extra_flags],
   ];
   for (const [field, list] of flagLists) {
-    const bad = list.find((f) => FORBIDDEN_FLAG_RE.test(f));
+    const bad = list.find((f) => FORBIDDEN_FLAG_RE.test(f) || TRANSPORT_FORBIDDEN_FLAG_RE.test(f));
     if (bad) {
       throw new FleetError(
         'config_invalid',
@@ -239,9 +282,15 @@ export function parseBrowserOptions(raw: unknown): BrowserOptions {
       );
     }
   }
+  const limitMb = memory_limit_mb ?? memory_limit ?? 512;
   return {
     ...rest,
-    memory_limit_mb: memory_limit_mb ?? memory_limit ?? 512,
+    limits: {
+      ...rest.limits,
+      max_screenshot_pixels:
+        rest.limits.max_screenshot_pixels ?? Math.floor((limitMb * 1024 * 1024) / SCREENSHOT_BYTES_PER_PIXEL),
+    },
+    memory_limit_mb: limitMb,
     performance_mode: mode,
     flags: resolveFlags(rest, mode),
   };

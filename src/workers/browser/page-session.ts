@@ -11,9 +11,11 @@ import type { BrowserContext, Page, Response } from 'playwright-core';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { TaskContext } from '../common/worker-kind.js';
 import type { BrowserManager, ChromeInstance } from './browser-pool.js';
+import { CLOSED_RE, PAGE_CRASH_RE, pageCrashedError, pageUnresponsiveError, watchPage } from './crash.js';
 import { DownloadCollector, downloadLimit, type DownloadsOption } from './downloads.js';
 import type { BrowserLimits } from './options.js';
 import { BLOCKED_HEADER, CONTENT_URL, PolicyProxy, type BlockedRequest } from './policy-proxy.js';
+import { installTransportReporter, type TransportReporter } from './transport-guard.js';
 import { isAllowedFrameUrl, truncate, type UrlPolicy } from './url-policy.js';
 
 export interface BrowserKindDeps {
@@ -22,6 +24,8 @@ export interface BrowserKindDeps {
   limits: BrowserLimits;
   defaultViewport: { width: number; height: number };
   closeTimeoutMs: number;
+  /** A page whose main thread does not answer this long is `page_unresponsive`. */
+  unresponsiveMs: number;
 }
 
 export interface ContextOptions {
@@ -35,6 +39,8 @@ export interface ContextOptions {
   /** Absent or `accept: false`: downloads are denied and reported as refused. */
   downloads?: DownloadsOption | undefined;
   colorScheme?: 'light' | 'dark' | undefined;
+  /** The caller accepts a retry when its own page crashes or hangs (`page_crashed`/`page_unresponsive`). */
+  retryPageFailures?: boolean | undefined;
 }
 
 export interface NavigationRecord {
@@ -50,6 +56,10 @@ export class PageSession {
   lastNavigation: NavigationRecord | undefined;
   readonly downloads: DownloadCollector;
   private violation: FleetError | undefined;
+  /** Reads the transport reporter's console messages (set before the page loads anything). */
+  transportReporter: TransportReporter | undefined;
+  /** Set when this task's own page crashed or hung: every later failure is reported as that. */
+  pageFailure: FleetError | undefined;
 
   constructor(
     readonly page: Page,
@@ -61,6 +71,9 @@ export class PageSession {
     readonly deadline: number,
     private readonly onViolation: (err: FleetError) => void,
     downloads: DownloadsOption | undefined = undefined,
+    readonly retryPageFailures = false,
+    /** The context's device scale factor (screenshots are capped in device pixels). */
+    readonly deviceScaleFactor = 1,
   ) {
     this.downloads = new DownloadCollector(
       downloads?.accept ?? false,
@@ -75,6 +88,7 @@ export class PageSession {
     this.downloads.attach(page);
     page.on('console', (msg) => {
       const text = msg.text();
+      if (this.transportReporter?.read(text, this.schemeBlocked)) return;
       if (this.consoleMessages.length < 500)
         this.consoleMessages.push({ type: msg.type(), text: truncate(text, 2000) });
       // Chromium's own refusal of file:/chrome: loads from a web page; the policy reports it like its own.
@@ -96,7 +110,7 @@ export class PageSession {
     });
     page.on('framenavigated', (frame) => {
       const url = frame.url();
-      if (isAllowedFrameUrl(url)) return;
+      if (isAllowedFrameUrl(url, frame === page.mainFrame())) return;
       const err = new FleetError('url_blocked', `a frame navigated to a refused URL: ${truncate(url)}`, {
         details: { url: truncate(url), reason: 'scheme' },
       });
@@ -104,6 +118,12 @@ export class PageSession {
       this.violation = err;
       this.onViolation(err);
     });
+  }
+
+  /** Records (once) and returns this task's page crash. */
+  crashed(): FleetError {
+    this.pageFailure ??= pageCrashedError(this.retryPageFailures, this.deps.pool.crashDetails(this.instance));
+    return this.pageFailure;
   }
 
   /** Milliseconds left before the task's deadline (at least 1). */
@@ -198,6 +218,7 @@ export class PageSession {
   /** Maps a failed navigation to url_blocked (when the proxy refused a hop) or navigation_failed. */
   navigationError(err: unknown, url: string): FleetError {
     if (err instanceof FleetError) return err;
+    if (this.pageFailure) return this.pageFailure;
     if (this.violation) return this.violation;
     if (this.signal.aborted) return toFleetError(this.signal.reason);
     const msg = (err as Error)?.message ?? String(err);
@@ -215,15 +236,17 @@ export class PageSession {
         return new FleetError('timeout', `timed out loading ${truncate(url)}`);
       return new FleetError('navigation_failed', `timed out loading ${truncate(url)}`, { retryable: true });
     }
-    if (/has been closed|Target closed|browser has disconnected/i.test(msg)) return this.closedError(err);
+    if (CLOSED_RE.test(msg) || PAGE_CRASH_RE.test(msg)) return this.closedError(err);
     return new FleetError('navigation_failed', `cannot load ${truncate(url)}: ${firstLine(msg)}`, {
       retryable: /ERR_CONNECTION|ERR_NAME|ERR_TIMED_OUT|ERR_EMPTY_RESPONSE|ERR_NETWORK/.test(msg),
     });
   }
 
   closedError(err: unknown): FleetError {
+    if (this.pageFailure) return this.pageFailure;
     if (this.signal.aborted) return toFleetError(this.signal.reason);
     if (this.instance.crashed.aborted) return toFleetError(this.instance.crashed.reason);
+    if (PAGE_CRASH_RE.test(String((err as Error)?.message ?? err))) return this.crashed();
     return new FleetError(
       'browser_crashed',
       `the page or browser closed under the task: ${firstLine(String((err as Error)?.message ?? err))}`,
@@ -281,7 +304,7 @@ export class PageSession {
   scriptError(err: unknown): FleetError {
     if (err instanceof FleetError) return err;
     const msg = String((err as Error)?.message ?? err);
-    if (/has been closed|Target closed|browser has disconnected/i.test(msg)) return this.closedError(err);
+    if (CLOSED_RE.test(msg) || PAGE_CRASH_RE.test(msg)) return this.closedError(err);
     if ((err as Error)?.name === 'TimeoutError') {
       return Date.now() >= this.deadline - 5
         ? new FleetError('timeout', 'timed out running a script')
@@ -296,10 +319,11 @@ export class PageSession {
     fallback: 'step_failed' | 'selector_not_found' | 'internal' = 'internal',
   ): FleetError {
     if (err instanceof FleetError) return err;
+    if (this.pageFailure) return this.pageFailure;
     if (this.violation) return this.violation;
     if (this.signal.aborted) return toFleetError(this.signal.reason);
     const msg = String((err as Error)?.message ?? err);
-    if (/has been closed|Target closed|browser has disconnected/i.test(msg)) return this.closedError(err);
+    if (CLOSED_RE.test(msg) || PAGE_CRASH_RE.test(msg)) return this.closedError(err);
     if ((err as Error)?.name === 'TimeoutError') {
       return Date.now() >= this.deadline - 5
         ? new FleetError('timeout', `the task ran past its deadline: ${firstLine(msg)}`)
@@ -357,13 +381,14 @@ export async function withPage<T>(
   let proxy: PolicyProxy | undefined;
   let context: BrowserContext | undefined;
   let session: PageSession | undefined;
+  let watchdog: { stop(): void } | undefined;
   const onCrash = () => abortWith(instance?.crashed.reason);
   try {
     task.signal.throwIfAborted();
     instance = await deps.pool.getAvailableInstance(task.signal);
     instance.crashed.addEventListener('abort', onCrash, { once: true });
     if (instance.crashed.aborted) onCrash();
-    proxy = new PolicyProxy(deps.policy, deps.limits.max_response_bytes);
+    proxy = new PolicyProxy(deps.policy, deps.limits.max_response_bytes, false, deps.pool.proxyListener);
     await proxy.listen();
     task.signal.throwIfAborted();
     const viewport = options.viewport ?? deps.defaultViewport;
@@ -383,6 +408,7 @@ export async function withPage<T>(
       }),
       task.signal,
     );
+    const reporter = await raceAbort(installTransportReporter(context), task.signal);
     const page = await raceAbort(context.newPage(), task.signal);
     const left = Math.max(1, ctx.deadline - Date.now());
     page.setDefaultTimeout(left);
@@ -401,7 +427,16 @@ export async function withPage<T>(
       ctx.deadline,
       (err) => abortWith(err),
       options.downloads,
+      options.retryPageFailures ?? false,
+      options.deviceScaleFactor ?? 1,
     );
+    session.transportReporter = reporter;
+    const own = session;
+    page.on('crash', () => abortWith(own.crashed()));
+    watchdog = watchPage(page, { unresponsiveMs: deps.unresponsiveMs, deadline: ctx.deadline }, (stuck) => {
+      own.pageFailure ??= pageUnresponsiveError(options.retryPageFailures ?? false, stuck);
+      abortWith(own.pageFailure);
+    });
     const work = fn(session);
     work.catch(() => undefined);
     return await raceAbort(work, task.signal);
@@ -409,6 +444,7 @@ export async function withPage<T>(
     if (task.signal.aborted) throw toFleetError(task.signal.reason);
     throw err;
   } finally {
+    watchdog?.stop();
     clearTimeout(deadlineTimer);
     ctx.signal.removeEventListener('abort', onCtxAbort);
     instance?.crashed.removeEventListener('abort', onCrash);

@@ -37,6 +37,11 @@ export const PageOptionsShape = {
   waitTimeoutMs: z.number().int().positive().max(600_000).optional(),
   /** Accept an HTTP error status of the target (4xx/5xx) instead of failing with navigation_failed. */
   allowErrorStatus: z.boolean().optional(),
+  /**
+   * Let the manager retry when this task's own page crashes or hangs (`page_crashed`/`page_unresponsive` are then
+   * retryable). Off by default: a hostile page would only run again.
+   */
+  retryPageFailures: z.boolean().optional(),
 };
 
 export function taskTypeField(name: string) {
@@ -85,6 +90,7 @@ export function contextOptionsOf(o: PageOptions | undefined) {
     javaScriptEnabled: o?.javaScriptEnabled,
     extraHTTPHeaders: o?.extraHTTPHeaders,
     colorScheme: o?.colorScheme,
+    retryPageFailures: o?.retryPageFailures,
   };
 }
 

@@ -23,8 +23,9 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { NamespaceListener } from './network-namespace.js';
 import { truncate, type UrlPolicy } from './url-policy.js';
 
 export const CONTENT_HOST = 'fleet-content.invalid';
@@ -67,6 +68,7 @@ export function isAttachment(disposition: string | string[] | undefined): boolea
 
 export class PolicyProxy {
   private server: Server | undefined;
+  private outer: NetServer | undefined;
   private readonly sockets = new Set<Duplex>();
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
   private content: { body: Buffer; contentType: string } | undefined;
@@ -91,6 +93,8 @@ export class PolicyProxy {
     private readonly maxResponseBytes: number,
     /** When true every request is refused (the browser-wide default proxy, outside any task). */
     private readonly denyAll = false,
+    /** A listening socket in the browsers' network namespace (absent: listen on this namespace's loopback). */
+    private readonly listener?: () => Promise<NamespaceListener>,
   ) {}
 
   get url(): string {
@@ -108,13 +112,23 @@ export class PolicyProxy {
     server.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket, head));
     server.on('connection', (s: Socket) => this.track(s));
     server.on('clientError', (_err, socket) => socket.destroy());
+    this.server = server;
+    if (this.listener) {
+      // Accepted in this process, created in the browsers' namespace: the only place a browser can connect to.
+      const { server: outer, port } = await this.listener();
+      this.outer = outer;
+      outer.on('connection', (socket: Socket) => server.emit('connection', socket));
+      outer.on('error', () => undefined);
+      this.port = port;
+      if (this.closed) outer.close();
+      return;
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const addr = server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : 0;
-    this.server = server;
   }
 
   async close(): Promise<void> {
@@ -123,8 +137,10 @@ export class PolicyProxy {
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     this.agent.destroy();
+    const outer = this.outer;
+    if (outer) await new Promise<void>((resolve) => outer.close(() => resolve()));
     const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   private track(s: Duplex): void {

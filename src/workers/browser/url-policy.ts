@@ -9,39 +9,19 @@
  */
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { FleetError } from '../../protocol/errors.js';
 import { parseAddressRule, type UrlPolicyOptions } from './options.js';
+import {
+  IPV4_CARRIERS,
+  IPV4_SPECIAL,
+  IPV6_GLOBAL_UNICAST,
+  IPV6_SPECIAL,
+  specialUseName,
+  type SpecialRange,
+} from './special-purpose.js';
 
-/** Ranges no page reaches by default: RFC 1918, loopback, link-local (cloud metadata), CGNAT, reserved, multicast. */
-const BLOCKED_V4: Array<[string, number]> = [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.88.99.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-];
-const BLOCKED_V6: Array<[string, number]> = [
-  ['::', 128],
-  ['::1', 128],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-];
-
-export type BlockReason = 'scheme' | 'host' | 'address' | 'port' | 'dns' | 'malformed';
+export type BlockReason = 'scheme' | 'host' | 'special-name' | 'address' | 'port' | 'dns' | 'malformed';
 
 export interface PolicyVerdict {
   allowed: boolean;
@@ -68,22 +48,104 @@ function hostPattern(pattern: string): (host: string) => boolean {
   return (h) => h === p;
 }
 
-/** IPv4 embedded in an IPv6 address (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96), so it gets the v4 checks. */
+const carriers = new BlockList();
+for (const r of IPV4_CARRIERS) carriers.addSubnet(r.prefix, r.bits, 'ipv6');
+
+/** The 8 groups of an IPv6 address as numbers (dotted-quad tails included), or undefined when malformed. */
+function groupsOf(address: string): number[] | undefined {
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const b = quad.slice(1).map(Number);
+    if (b.some((x) => x > 255)) return undefined;
+    text = `${text.slice(0, quad.index)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  const fill = 8 - head.length - tail.length;
+  if (fill < 0 || (halves.length === 1 && fill !== 0)) return undefined;
+  const all = [...head, ...new Array<number>(fill).fill(0), ...tail];
+  return all.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff) ? undefined : all;
+}
+
+/**
+ * The IPv4 address an IPv6 address carries when a host connecting to it really reaches that IPv4 host:
+ * IPv4-mapped (::ffff:0:0/96) and well-known NAT64 (64:ff9b::/96). Judged by the IPv4 checks.
+ */
 export function embeddedV4(address: string): string | undefined {
-  const lower = address.toLowerCase();
-  const dotted = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted) return dotted[1];
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex) {
-    const hi = parseInt(hex[1]!, 16);
-    const lo = parseInt(hex[2]!, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (isIP(address) !== 6 || !carriers.check(address, 'ipv6')) return undefined;
+  const g = groupsOf(address);
+  if (!g) return undefined;
+  return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+}
+
+/** The special-purpose rows (IANA registries) holding an address, most specific last. */
+export function specialRangesOf(address: string): SpecialRange[] {
+  const fam = isIP(address);
+  if (fam === 0) return [];
+  const family = fam === 4 ? 'ipv4' : 'ipv6';
+  const out: SpecialRange[] = [];
+  for (const r of fam === 4 ? IPV4_SPECIAL : IPV6_SPECIAL) {
+    const one = new BlockList();
+    one.addSubnet(r.prefix, r.bits, family);
+    if (one.check(address, family)) out.push(r);
+  }
+  return out.sort((a, b) => a.bits - b.bits);
+}
+
+const notReachable = (() => {
+  const list = new BlockList();
+  for (const r of IPV4_SPECIAL) if (r.reachable !== true) list.addSubnet(r.prefix, r.bits, 'ipv4');
+  for (const r of IPV6_SPECIAL) {
+    if (r.reachable !== true && !IPV4_CARRIERS.includes(r)) list.addSubnet(r.prefix, r.bits, 'ipv6');
+  }
+  return list;
+})();
+const globalUnicast = new BlockList();
+globalUnicast.addSubnet(IPV6_GLOBAL_UNICAST.prefix, IPV6_GLOBAL_UNICAST.bits, 'ipv6');
+
+/**
+ * Why an address is not one a page may reach by default (a special-purpose row, or IPv6 outside global unicast),
+ * or undefined when it is an ordinary public address. IPv4 carried in IPv6 is judged as that IPv4 address.
+ */
+export function specialPurposeReason(address: string): string | undefined {
+  const fam = isIP(address);
+  if (fam === 0) return 'not an IP address';
+  if (fam === 6) {
+    const v4 = embeddedV4(address);
+    if (v4 !== undefined) {
+      const inner = specialPurposeReason(v4);
+      return inner === undefined ? undefined : `carries ${v4}: ${inner}`;
+    }
+  }
+  const family = fam === 4 ? 'ipv4' : 'ipv6';
+  if (notReachable.check(address, family)) {
+    const rows = specialRangesOf(address).filter((r) => r.reachable !== true);
+    const r = rows[rows.length - 1];
+    return r ? `${r.name} ${r.prefix}/${r.bits} (${r.rfc})` : 'a special-purpose address';
+  }
+  if (fam === 6 && !globalUnicast.check(address, 'ipv6')) {
+    return 'outside IPv6 global unicast 2000::/3 (RFC 4291)';
   }
   return undefined;
 }
 
+/** This machine's own names: they resolve to it (often 127.0.1.1 through /etc/hosts) and are refused by name. */
+function ownNames(): Set<string> {
+  const names = new Set<string>();
+  const h = hostname().toLowerCase().replace(/\.$/, '');
+  if (h) {
+    names.add(h);
+    names.add(h.split('.')[0]!);
+  }
+  return names;
+}
+
 export class UrlPolicy {
-  private readonly blocked = new BlockList();
+  private readonly ownNames = ownNames();
   private readonly allowedAny = new BlockList();
   private readonly allowedByPort = new Map<number, BlockList>();
   private readonly allowHost: Array<(h: string) => boolean>;
@@ -94,8 +156,6 @@ export class UrlPolicy {
     readonly options: UrlPolicyOptions,
     private readonly resolve: Resolver = defaultResolver,
   ) {
-    for (const [a, p] of BLOCKED_V4) this.blocked.addSubnet(a, p, 'ipv4');
-    for (const [a, p] of BLOCKED_V6) this.blocked.addSubnet(a, p, 'ipv6');
     for (const entry of options.allowed_addresses) {
       const rule = parseAddressRule(entry);
       if (!rule) continue;
@@ -132,13 +192,12 @@ export class UrlPolicy {
       return { allowed: true, address, family: fam === 4 ? 4 : 6 };
     }
     if (this.options.block_private) {
-      const isBlocked =
-        this.blocked.check(address, family) || (v4 !== undefined && this.blocked.check(v4, 'ipv4'));
-      if (isBlocked) {
+      const why = specialPurposeReason(address);
+      if (why !== undefined) {
         return {
           allowed: false,
           reason: 'address',
-          message: `${address}:${port} is a private, loopback, link-local or reserved address and not on the allow list`,
+          message: `${address}:${port} is not a public address (${why}) and not on the allow list`,
         };
       }
     }
@@ -157,7 +216,30 @@ export class UrlPolicy {
     }
     if (this.denyHost.some((m) => m(h)))
       return { allowed: false, reason: 'host', message: `host ${h} is denied` };
-    if (this.allowHost.length > 0 && !this.allowHost.some((m) => m(h))) {
+    const listed = this.allowHost.some((m) => m(h));
+    if (isIP(h) === 0 && !listed) {
+      // Known answers (RFC 6761 names, this machine's own name) and names the resolver completes with its search
+      // domains (no dot) are refused here, before any DNS query: asking can only leak the name or reach inside.
+      const special = specialUseName(h);
+      if (special) {
+        return {
+          allowed: false,
+          reason: 'special-name',
+          message: `${h} is a special-use name (.${special.suffix}: ${special.why}, ${special.rfc})`,
+        };
+      }
+      if (this.ownNames.has(h)) {
+        return { allowed: false, reason: 'special-name', message: `${h} is this machine's own name` };
+      }
+      if (!h.includes('.')) {
+        return {
+          allowed: false,
+          reason: 'special-name',
+          message: `${h} is a single-label name (the resolver would complete it with local search domains)`,
+        };
+      }
+    }
+    if (this.allowHost.length > 0 && !listed) {
       // An allow list of names still admits a literal address the operator listed in allowed_addresses.
       const fam = isIP(h);
       if (fam === 0 || !this.explicitlyAllowed(h, fam === 4 ? 'ipv4' : 'ipv6', port)) {
@@ -232,9 +314,14 @@ export class UrlPolicy {
   }
 }
 
-/** Frame URLs a page may end up showing; anything else means the policy was side-stepped. */
-export function isAllowedFrameUrl(raw: string): boolean {
+/**
+ * Frame URLs a page may end up showing; anything else means the policy was side-stepped. `data:` and `blob:`
+ * documents are fine in subframes (ordinary sites use them; everything they load still goes through the proxy),
+ * never as the top-level document, which the task's own URL must be.
+ */
+export function isAllowedFrameUrl(raw: string, mainFrame = true): boolean {
   if (raw === '' || raw === 'about:blank' || raw === 'about:srcdoc') return true;
+  if (!mainFrame && /^(data|blob):/i.test(raw)) return true;
   return /^(https?):/i.test(raw) || raw.startsWith('chrome-error://chromewebdata');
 }
 

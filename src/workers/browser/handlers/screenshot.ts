@@ -37,6 +37,12 @@ export const ScreenshotOptionsSchema = z
     hideSelectors: z.array(z.string().min(1).max(1000)).max(100).optional(),
     omitBackground: z.boolean().optional(),
     disableAnimations: z.boolean().optional(),
+    /**
+     * Over `limits.max_screenshot_pixels`: `fail` (default) answers payload_too_large before capturing; `clip`
+     * captures the top of the page (full width) that fits. Tiles: several tasks with `clip` (y offsets) and
+     * `fullPage: true`.
+     */
+    overflow: z.enum(['fail', 'clip']).optional(),
   })
   .strict();
 
@@ -68,10 +74,17 @@ export async function capture(
   session: PageSession,
   o: Pick<
     ScreenshotOptions,
-    'fullPage' | 'clip' | 'format' | 'quality' | 'hideSelectors' | 'omitBackground' | 'disableAnimations'
+    | 'fullPage'
+    | 'clip'
+    | 'format'
+    | 'quality'
+    | 'hideSelectors'
+    | 'omitBackground'
+    | 'disableAnimations'
+    | 'overflow'
   >,
   selector?: string,
-): Promise<{ data: Buffer; contentType: string; ext: string }> {
+): Promise<{ data: Buffer; contentType: string; ext: string; clipped?: CapBounds }> {
   const type = o.format ?? 'png';
   if (o.quality !== undefined && type !== 'jpeg')
     throw new FleetError('invalid_payload', 'options.quality applies to jpeg only');
@@ -84,6 +97,7 @@ export async function capture(
     ...(hideCss(o.hideSelectors) ? { style: hideCss(o.hideSelectors) } : {}),
   };
   let data: Buffer;
+  let clipped: CapBounds | undefined;
   try {
     if (selector) {
       const el = session.page.locator(selector).first();
@@ -92,12 +106,22 @@ export async function capture(
       } catch (err) {
         throw session.selectorError(err, selector);
       }
+      const box = await el.boundingBox({ timeout: session.timeout() });
+      if (box) await pixelCap(session, box.width, box.height, 'fail');
       data = await el.screenshot(common);
     } else {
+      // A full page is captured as an explicit clip of the size checked: the page cannot grow in between.
+      let region = o.clip ?? (o.fullPage ? { x: 0, y: 0, ...(await fullPageSize(session)) } : undefined);
+      const size = region ?? viewportSize(session);
+      const cap = await pixelCap(session, size.width, size.height, o.overflow ?? 'fail');
+      if (cap.clip) {
+        clipped = cap.clip;
+        region = { ...(region ?? { x: 0, y: 0, width: size.width }), height: cap.clip.height };
+      }
       data = await session.page.screenshot({
         ...common,
-        ...(o.fullPage !== undefined ? { fullPage: o.fullPage } : {}),
-        ...(o.clip ? { clip: o.clip } : {}),
+        ...(o.fullPage !== undefined || clipped ? { fullPage: o.fullPage ?? true } : {}),
+        ...(region ? { clip: region } : {}),
       });
     }
   } catch (err) {
@@ -113,7 +137,58 @@ export async function capture(
     data,
     contentType: type === 'png' ? 'image/png' : 'image/jpeg',
     ext: type === 'png' ? 'png' : 'jpg',
+    ...(clipped ? { clipped } : {}),
   };
+}
+
+export interface CapBounds {
+  /** CSS pixels of the full region asked for, and the height kept. */
+  width: number;
+  fullHeight: number;
+  height: number;
+}
+
+function viewportSize(session: PageSession): { width: number; height: number } {
+  return session.page.viewportSize() ?? session.deps.defaultViewport;
+}
+
+/** The document's scroll size, as a full-page capture would take it. */
+async function fullPageSize(session: PageSession): Promise<{ width: number; height: number }> {
+  const vp = viewportSize(session);
+  const size = await session.page.evaluate(() => {
+    const d = document.documentElement;
+    const b = document.body;
+    return {
+      width: Math.max(d.scrollWidth, d.clientWidth, b ? b.scrollWidth : 0),
+      height: Math.max(d.scrollHeight, d.clientHeight, b ? b.scrollHeight : 0),
+    };
+  });
+  return { width: Math.max(vp.width, size.width), height: Math.max(vp.height, size.height) };
+}
+
+/**
+ * Checks width × height × scale² against `limits.max_screenshot_pixels` before anything is rendered. Over it:
+ * `payload_too_large`, or (overflow `clip`) the height that fits.
+ */
+async function pixelCap(
+  session: PageSession,
+  width: number,
+  height: number,
+  overflow: 'fail' | 'clip',
+): Promise<{ clip?: CapBounds }> {
+  const scale = session.deviceScaleFactor;
+  const limit = session.deps.limits.max_screenshot_pixels;
+  const pixels = Math.ceil(width * scale) * Math.ceil(height * scale);
+  if (pixels <= limit) return {};
+  const fitHeight = Math.floor(limit / Math.ceil(width * scale) / scale);
+  if (overflow === 'clip' && fitHeight >= 1) {
+    return { clip: { width, fullHeight: Math.ceil(height), height: fitHeight } };
+  }
+  throw new FleetError(
+    'payload_too_large',
+    `the screenshot would be ${Math.ceil(width * scale)} x ${Math.ceil(height * scale)} device pixels (${pixels}), over the ${limit}-pixel cap; use options.overflow "clip", a smaller clip or deviceScaleFactor`,
+    { details: { width: Math.ceil(width), height: Math.ceil(height), scale, pixels, limit } },
+  );
 }
 
 export function createScreenshotHandler(deps: BrowserKindDeps): TaskHandler<ScreenshotPayload> {
@@ -143,6 +218,7 @@ export function createScreenshotHandler(deps: BrowserKindDeps): TaskHandler<Scre
             bytes: shot.data.length,
             sha256: createHash('sha256').update(shot.data).digest('hex'),
             ...imageSize(shot.data),
+            ...(shot.clipped ? { clipped: shot.clipped } : {}),
             ...(scriptResult !== undefined ? { scriptResult } : {}),
             blocked: session.blocked(),
           },

@@ -46,7 +46,9 @@ describe('browser pool', () => {
     );
     expect(others.every((r) => (r.output as { status: number }).status === 200)).toBe(true);
     const cut = await hung;
-    expect(cut?.err.code).toBe('timeout');
+    // Its own page hung: not an infrastructure failure, so not retried (issue 13, point 7).
+    expect(cut?.err.code).toBe('page_unresponsive');
+    expect(cut?.err.retryable).toBe(false);
     expect(cut!.at).toBeLessThan(8000);
     // Closing the context killed the hung renderer: the same browser serves the next task.
     const after = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
@@ -123,12 +125,70 @@ describe('browser pool', () => {
   });
 
   it('samples PSS per instance and recycles an instance over its memory limit', async () => {
-    kind = await startKind([server.port], { pool_size: 1, memory_limit_mb: 1 });
+    kind = await startKind([server.port], {
+      pool_size: 1,
+      memory_limit_mb: 1,
+      memory_cgroup: false,
+      limits: { max_screenshot_pixels: 10_000_000 },
+    });
     const first = kind.pool!.pids()[0]!;
     await kind.pool!.cleanupMemory();
     await waitUntil(() => kind!.pool!.stats.recycled >= 1 && !kind!.pool!.pids().includes(first), 15_000);
     const pss = kind.pool!.list()[0]?.memoryUsage ?? 0;
     expect(pss).toBeGreaterThanOrEqual(0);
     await runTask(kind, 'screenshot', { html: '<p>still fine</p>' });
+  });
+
+  it('never runs more browsers than pool_size under a crash storm, leaves no orphan, and serves the next task', async () => {
+    kind = await startKind([server.port], { pool_size: 2, max_tasks_per_instance: 1 });
+    const pool = kind.pool!;
+    const root = pool.root;
+    let maxLive = 0;
+    let sampling = true;
+    const live = () => {
+      const s = pool.snapshot();
+      return s.instances.filter((i) => !i.draining && i.status !== 'error').length + s.launching;
+    };
+    const sampler = (async () => {
+      while (sampling) {
+        maxLive = Math.max(maxLive, live());
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const outcomes: string[] = [];
+    const task = (delayMs: number) =>
+      runTask(kind!, 'scraping', { url: `${server.origin}/wait.html`, options: { delayMs } }, 20_000).then(
+        () => outcomes.push('ok'),
+        (err: FleetError) => outcomes.push(err.code),
+      );
+    for (let round = 0; round < 4; round++) {
+      await waitUntil(() => pool.readyCount() === 2, 30_000);
+      // One task per instance each: the short ones end first and recycle their instance (one task each), which
+      // then drains while its long task runs: the moment a restart used to launch a second replacement.
+      const inFlight = [task(100), task(100), task(2500), task(2500)];
+      await new Promise((r) => setTimeout(r, 1200));
+      const all = pool.list();
+      const victim = all[all.length - 1];
+      if (victim?.process.pid) process.kill(victim.process.pid, 'SIGKILL');
+      await Promise.all(all.filter((i) => i !== victim).map((i) => pool.restartInstance(i.id)));
+      await Promise.all(inFlight);
+    }
+    await waitUntil(() => pool.readyCount() === 2 && pool.snapshot().launching === 0, 30_000);
+    // Let any relaunch a crash scheduled run (backoff is immediate for the first few, capped at 30 s).
+    await new Promise((r) => setTimeout(r, 1500));
+    sampling = false;
+    await sampler;
+    expect(maxLive).toBeLessThanOrEqual(2);
+    expect(pool.list()).toHaveLength(2);
+    expect(
+      outcomes.every((o) => ['ok', 'browser_crashed'].includes(o)),
+      outcomes.join(),
+    ).toBe(true);
+    // No Chromium process outside the two live browsers' groups (and the pool's namespace holder).
+    const members = new Set<number>(pool.helperPids());
+    for (const pid of pool.pids()) for (const m of await groupMembers(pid)) members.add(m);
+    await waitUntil(async () => (await processesMatching(root)).every((p) => members.has(p)), 10_000);
+    const next = await runTask(kind, 'scraping', { url: `${server.origin}/table.html` });
+    expect((next.output as { status: number }).status).toBe(200);
   });
 });

@@ -3,7 +3,7 @@
  * worker process SIGKILLed with browsers running: they must die with it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,7 +104,17 @@ describe('worker process killed with SIGKILL', () => {
     });
     const { root, pids } = JSON.parse(line) as { root: string; pids: number[] };
     expect(pids).toHaveLength(2);
-    expect((await processesMatching(root)).length).toBeGreaterThanOrEqual(2);
+    const before = await processesMatching(root);
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    // The holder of the browsers' network namespace goes too.
+    const cmdlines = before.map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        return '';
+      }
+    });
+    expect(cmdlines.some((c) => c.includes("'link', 'set', 'lo'"))).toBe(true);
     proc.kill('SIGKILL');
     const until = Date.now() + 5000;
     let left = await processesMatching(root);

@@ -7,6 +7,7 @@ import {
   GPU_FLAGS,
   parseBrowserOptions,
   SOFTWARE_RENDERING_FLAGS,
+  TRANSPORT_GUARD_FLAGS,
 } from '../../../../src/workers/browser/options.js';
 import { imageSize, pdfPageCount } from '../../../../src/workers/browser/image-info.js';
 
@@ -29,6 +30,34 @@ describe('browser_config', () => {
         '--no-sandbox',
       ]),
     );
+  });
+
+  it('closes the transports around the proxy and refuses flags that would reopen them', () => {
+    const o = parseBrowserOptions({ chrome_flags: ['--disable-gpu'] });
+    expect(o.flags).toEqual(expect.arrayContaining([...TRANSPORT_GUARD_FLAGS]));
+    for (const bad of [
+      '--force-webrtc-ip-handling-policy=default',
+      '--webrtc-ip-handling-policy=default',
+      '--enable-quic',
+      '--origin-to-force-quic-on=example.com:443',
+      '--proxy-pac-url=http://x/',
+      '--host-resolver-rules=MAP * 127.0.0.1',
+      '--host-rules=MAP * 127.0.0.1',
+    ]) {
+      expect(() => parseBrowserOptions({ extra_flags: [bad] }), bad).toThrow(/managed by the worker/);
+    }
+  });
+
+  it('sizes the screenshot pixel cap to the memory limit unless set', () => {
+    expect(parseBrowserOptions({}).limits.max_screenshot_pixels).toBe((512 * 1024 * 1024) / 64);
+    expect(parseBrowserOptions({ memory_limit_mb: 1024 }).limits.max_screenshot_pixels).toBe(
+      (1024 * 1024 * 1024) / 64,
+    );
+    expect(
+      parseBrowserOptions({ limits: { max_screenshot_pixels: 1000 } }).limits.max_screenshot_pixels,
+    ).toBe(1000);
+    expect(parseBrowserOptions({}).unresponsive_timeout).toBe(10_000);
+    expect(parseBrowserOptions({}).memory_cgroup).toBe(true);
   });
 
   it('reads the environment variables the loader maps', () => {
