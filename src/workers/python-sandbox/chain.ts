@@ -57,6 +57,7 @@ export const SANDBOX_WORKSPACE = '/workspace';
 export const SANDBOX_PKGS = '/opt/fleet/pkgs';
 export const SANDBOX_RUNNER = '/opt/fleet/runner.py';
 export const SECCOMP_FD = 5;
+export const SANDBOX_HOSTNAME = 'fleet-sandbox';
 
 /** Files numpy, matplotlib, fontconfig and pip read outside /usr; absent ones are skipped (`--ro-bind-try`). */
 const ETC_FILES = [
@@ -139,6 +140,8 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
     const b: string[] = [config.bwrap, '--unshare-all', '--unshare-user', '--disable-userns'];
     if (spec.network) b.push('--share-net');
     b.push('--die-with-parent', '--new-session', '--uid', String(spec.uid), '--gid', String(spec.uid));
+    // Its own UTS namespace (--unshare-all): the host's name stays out of the sandbox.
+    b.push('--hostname', SANDBOX_HOSTNAME);
     b.push('--ro-bind', '/usr', '/usr');
     for (const [link, target] of [
       ['/bin', 'usr/bin'],

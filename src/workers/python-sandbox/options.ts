@@ -35,7 +35,10 @@ export const SandboxOptionsSchema = z
     /** Total CPU seconds one interpreter may burn in its life (RLIMIT_CPU backstop). */
     cpu_seconds: z.number().int().positive().default(3600),
     max_open_files: z.number().int().min(32).max(65_536).default(256),
+    /** Size of each workspace's own filesystem (its files and its installed packages). */
     workspace_mb: z.number().int().min(1).default(256),
+    /** Files and directories a workspace may hold (its filesystem's inode limit). */
+    workspace_inodes: z.number().int().min(64).max(10_000_000).default(65_536),
     max_file_mb: z.number().int().min(1).default(64),
     tmp_mb: z.number().int().min(1).default(64),
     /** stdout + stderr kept per execution; the rest is dropped behind a marker. */
@@ -67,6 +70,7 @@ export interface ResolvedLimits {
   cpuSeconds: number;
   maxOpenFiles: number;
   workspaceBytes: number;
+  workspaceInodes: number;
   maxFileBytes: number;
   tmpBytes: number;
   maxOutputBytes: number;
@@ -81,6 +85,7 @@ export function resolveLimits(o: SandboxOptions): ResolvedLimits {
     cpuSeconds: o.cpu_seconds,
     maxOpenFiles: o.max_open_files,
     workspaceBytes: o.workspace_mb * MB,
+    workspaceInodes: o.workspace_inodes,
     maxFileBytes: o.max_file_mb * MB,
     tmpBytes: o.tmp_mb * MB,
     maxOutputBytes: o.max_output_kb * 1024,

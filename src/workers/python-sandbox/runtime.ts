@@ -16,7 +16,13 @@ import { probeHost, type HostProbe } from './probe.js';
 import { RUNNER_SOURCE } from './runner-source.js';
 import { Sandbox } from './sandbox.js';
 import { buildSeccompFilter } from './seccomp.js';
-import { createSandboxDirs, ensureWorkspaceRoot, removeSandboxDirs, sweepStaleDirs } from './workspace.js';
+import {
+  createSandboxDirs,
+  ensureWorkspaceRoot,
+  probeWorkspaceMounts,
+  removeSandboxDirs,
+  sweepStaleDirs,
+} from './workspace.js';
 
 export interface SelfTestResult {
   level: IsolationLevel;
@@ -34,6 +40,8 @@ export interface IsolationReport {
   cgroups: string;
   limits: { memory: boolean; pids: boolean; cpu: boolean };
   seccomp: boolean;
+  /** How `workspace_mb` is enforced: a tmpfs per workspace, or not at all (no mounts here). */
+  workspaceQuota: 'tmpfs' | 'none';
   selfTests: SelfTestResult[];
   reason?: string;
 }
@@ -70,6 +78,7 @@ export class SandboxRuntime {
   private readonly live = new Set<Sandbox>();
   private readonly uidsInUse = new Set<number>();
   private nextUid = 0;
+  private workspaceMounts = false;
   private counter = 0;
   private readonly pool: Sandbox[] = [];
   private filling = false;
@@ -101,6 +110,7 @@ export class SandboxRuntime {
       cgroups: 'none',
       limits: { memory: false, pids: false, cpu: false },
       seccomp: false,
+      workspaceQuota: 'none',
       selfTests: [],
     };
   }
@@ -114,6 +124,10 @@ export class SandboxRuntime {
       throw new FleetError('config_invalid', `python_sandbox.sandbox.python: ${o.python} does not run`);
     if (!probe.prlimit) throw new FleetError('sandbox_unavailable', 'prlimit (util-linux) is not installed');
     sweepStaleDirs(this.workspaceRoot);
+    this.workspaceMounts = probeWorkspaceMounts(this.workspaceRoot);
+    this.report.workspaceQuota = this.workspaceMounts ? 'tmpfs' : 'none';
+    if (!this.workspaceMounts)
+      this.logger.warn('cannot mount a filesystem per workspace (not root?): workspace_mb is not enforced');
     const removedGroups = await sweepStaleCgroups(probe.cgroups);
     if (removedGroups > 0) this.logger.info({ removedGroups }, 'removed cgroups left by a dead worker');
 
@@ -282,13 +296,33 @@ export class SandboxRuntime {
     throw new FleetError('busy', 'every sandbox uid is in use');
   }
 
-  private async spawnSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
+  /** Sandboxes being started: stop() waits for them so none is left behind (mounted) after it. */
+  private readonly spawning = new Set<Promise<Sandbox>>();
+
+  private spawnSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
+    const p = this.startSandbox(chain, preload);
+    this.spawning.add(p);
+    void p.then(
+      () => this.spawning.delete(p),
+      () => this.spawning.delete(p),
+    );
+    return p;
+  }
+
+  private async startSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
     const id = `${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     const uid = this.allocateUid();
     const started = Date.now();
     let dirs;
     try {
-      dirs = createSandboxDirs(this.workspaceRoot, id, uid, chain.dropUid);
+      const limits = chain.limits;
+      dirs = createSandboxDirs(
+        this.workspaceRoot,
+        id,
+        uid,
+        chain.dropUid,
+        this.workspaceMounts ? { bytes: limits.workspaceBytes, inodes: limits.workspaceInodes } : undefined,
+      );
       const sandbox = await Sandbox.start({
         id,
         uid,
@@ -328,8 +362,18 @@ export class SandboxRuntime {
     return this.spawnSandbox(chain, []);
   }
 
+  private readonly destroying = new Set<Promise<void>>();
+
   /** Kills a sandbox and removes everything it owned. Idempotent. */
-  async destroy(sandbox: Sandbox): Promise<void> {
+  destroy(sandbox: Sandbox): Promise<void> {
+    const p = this.teardown(sandbox);
+    this.destroying.add(p);
+    const done = () => this.destroying.delete(p);
+    void p.then(done, done);
+    return p;
+  }
+
+  private async teardown(sandbox: Sandbox): Promise<void> {
     const wasLive = this.live.delete(sandbox);
     await sandbox.dispose();
     await removeSandboxDirs(sandbox.dirs).catch((err: unknown) =>
@@ -405,10 +449,13 @@ export class SandboxRuntime {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    while (this.spawning.size > 0) await Promise.allSettled([...this.spawning]);
     const all = [...this.live];
     this.pool.length = 0;
     this.analyzer = undefined;
     await Promise.all(all.map((s) => this.destroy(s)));
+    // Teardowns started elsewhere (a pooled sandbox that finished starting after the stop) end first.
+    while (this.destroying.size > 0) await Promise.allSettled([...this.destroying]);
     rmSync(join(this.runnerPath, '..'), { recursive: true, force: true });
   }
 }

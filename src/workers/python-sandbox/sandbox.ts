@@ -30,6 +30,12 @@ export interface RunError {
   errno?: number;
 }
 
+export interface WrittenFile {
+  path: string;
+  size: number;
+  change: 'created' | 'modified';
+}
+
 export interface Figure {
   name: string;
   data: Buffer;
@@ -51,6 +57,8 @@ export interface ExecOutcome {
   truncated: boolean;
   droppedBytes: number;
   reaped: number;
+  /** Files the run created or changed, as the runner saw them (its own report: trusted for nothing). */
+  files: WrittenFile[];
   killReason?: KillReason;
   cgroup: { oomKills: number; pidsMaxHits: number };
   durationMs: number;
@@ -66,6 +74,8 @@ export interface ExecOptions {
   signal: AbortSignal;
   onOutput?: (stream: StreamName, data: string) => void;
   figures?: boolean;
+  /** Ask the runner which workspace files the run created or changed. */
+  files?: boolean;
   interruptGraceMs: number;
   /** Called every ~250 ms while the code runs; returning a reason kills the run (workspace quota). */
   watchdog?: () => KillReason | undefined;
@@ -115,6 +125,8 @@ export class Sandbox {
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitListeners = new Set<() => void>();
   private killReason: KillReason | undefined;
+  /** Host pids of the chain itself (bwrap, its pid-1 and the interpreter), taken before any user code. */
+  private readonly chainPids = new Set<number>();
   runs = 0;
 
   private constructor(private readonly options: SandboxStartOptions) {
@@ -220,6 +232,31 @@ export class Sandbox {
         : `the sandbox did not start within ${startTimeout} ms`;
       throw new Error(why);
     }
+    for (const pid of this.cgroup?.pids() ?? []) this.chainPids.add(pid);
+  }
+
+  /**
+   * Kills every process of the sandbox's cgroup except the chain and the interpreter (whose threads
+   * live on), from outside: nothing in the sandbox can switch this off. Answers how many it killed.
+   */
+  async reapStrays(): Promise<number> {
+    if (!this.cgroup || this.exited || this.chainPids.size === 0) return 0;
+    const killed = new Set<number>();
+    for (let round = 0; round < 50; round++) {
+      const strays = this.cgroup.pids().filter((pid) => !this.chainPids.has(pid));
+      if (strays.length === 0) break;
+      for (const pid of strays) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          killed.add(pid);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      // A killed process leaves the group when it has exited; a forker's children show up next round.
+      await new Promise((resolve) => setTimeout(resolve, round < 5 ? 2 : 20).unref());
+    }
+    return killed.size;
   }
 
   private startupStderr = '';
@@ -401,7 +438,14 @@ export class Sandbox {
       }
       if (options.signal.aborted) onAbort();
       else options.signal.addEventListener('abort', onAbort, { once: true });
-      this.send({ op: 'exec', id, code, nonce, figures: options.figures ?? true });
+      this.send({
+        op: 'exec',
+        id,
+        code,
+        nonce,
+        figures: options.figures ?? true,
+        files: options.files ?? false,
+      });
       const done = await this.waitEvent(`done:${id}`, Math.max(1, options.hardAt - Date.now() + 5_000));
       if (done) {
         // Wait for the markers: the last bytes of the run may still be in the pipes.
@@ -445,6 +489,7 @@ export class Sandbox {
           syntax: false,
           exitStatus: -1,
           figures: [],
+          files: [],
           reaped: 0,
           killReason: reason,
         };
@@ -466,6 +511,7 @@ export class Sandbox {
         ...(typeof done.valueType === 'string' ? { valueType: done.valueType } : {}),
         ...(done.error && typeof done.error === 'object' ? { error: sanitizeError(done.error) } : {}),
         figures,
+        files: sanitizeFiles(done.files),
         reaped: typeof done.reaped === 'number' ? done.reaped : 0,
         ...(this.killReason ? { killReason: this.killReason } : {}),
       };
@@ -484,6 +530,21 @@ export class Sandbox {
     return event?.result && typeof event.result === 'object'
       ? (event.result as Record<string, unknown>)
       : undefined;
+  }
+
+  /**
+   * One workspace file operation, done by the runner as the sandbox uid inside the sandbox's mount
+   * namespace (the worker never resolves a workspace path itself). Answers the runner's reply, or
+   * undefined when it gave none in time or the sandbox is gone. Only while nothing else runs here.
+   */
+  async fileOp(
+    command: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown> | undefined> {
+    if (this.exited) return undefined;
+    const id = `f${++runCounter}`;
+    this.send({ ...command, op: 'fs', id });
+    return this.waitEvent(`fs:${id}`, timeoutMs);
   }
 
   async ping(timeoutMs: number): Promise<boolean> {
@@ -597,6 +658,20 @@ export class Sandbox {
       });
     });
   }
+}
+
+function sanitizeFiles(raw: unknown): WrittenFile[] {
+  if (!Array.isArray(raw)) return [];
+  const out: WrittenFile[] = [];
+  for (const f of raw.slice(0, 200) as Record<string, unknown>[]) {
+    if (!f || typeof f.path !== 'string' || typeof f.size !== 'number') continue;
+    out.push({
+      path: f.path.slice(0, 4096),
+      size: f.size,
+      change: f.change === 'modified' ? 'modified' : 'created',
+    });
+  }
+  return out;
 }
 
 function sanitizeError(raw: object): RunError {
