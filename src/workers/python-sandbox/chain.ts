@@ -41,6 +41,10 @@ export interface LaunchSpec {
   network: boolean;
   /** Extra read-only binds (host → sandbox), e.g. the wheel directory. */
   roBinds?: [string, string][];
+  /** Extra writable binds (host → sandbox), e.g. pip's download directory. */
+  rwBinds?: [string, string][];
+  /** Bind the workspace and the package directory (default). Off for pip's download step. */
+  workspace?: boolean;
   /** Command inside the sandbox; `{python}` is the interpreter. */
   argv: string[];
 }
@@ -156,10 +160,15 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
       b.push('--ro-bind-try', path, path);
     b.push('--proc', '/proc', '--dev', '/dev');
     b.push('--size', String(limits.tmpBytes), '--tmpfs', '/tmp');
-    b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
-    b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
+    if (spec.workspace !== false) {
+      b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
+      b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
+    } else {
+      b.push('--dir', SANDBOX_WORKSPACE);
+    }
     b.push('--ro-bind', spec.runnerPath, SANDBOX_RUNNER);
     for (const [host, inside] of spec.roBinds ?? []) b.push('--ro-bind', host, inside);
+    for (const [host, inside] of spec.rwBinds ?? []) b.push('--bind', host, inside);
     // The root bwrap builds is a writable tmpfs; freeze it so only /workspace and /tmp take writes.
     b.push('--remount-ro', '/');
     b.push('--chdir', SANDBOX_WORKSPACE, '--clearenv');

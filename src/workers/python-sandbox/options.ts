@@ -56,7 +56,12 @@ export const SandboxOptionsSchema = z
     /** pip sources: a local wheel directory (--no-index --find-links) and/or an index URL. */
     wheel_dir: z.string().min(1).optional(),
     index_url: z.string().url().optional(),
-    /** Network for pip when index_url is set (code execution never gets network). */
+    /**
+     * Build source distributions found in wheel_dir (inside the sandbox, without network). Off: only
+     * wheels are installed and an sdist is refused with package_build_refused. From index_url, always
+     * wheels only.
+     */
+    allow_sdist: z.boolean().default(false),
     pip_timeout: duration.prefault('120s'),
   })
   .strict();

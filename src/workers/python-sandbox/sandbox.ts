@@ -589,6 +589,8 @@ export class Sandbox {
     opts: {
       network: boolean;
       roBinds: [string, string][];
+      rwBinds?: [string, string][];
+      workspace?: boolean;
       signal: AbortSignal;
       timeoutMs: number;
       onOutput?: (stream: StreamName, data: string) => void;
@@ -611,6 +613,8 @@ export class Sandbox {
       cgroupProcs: this.cgroup?.procsFiles() ?? [],
       network: opts.network,
       roBinds: opts.roBinds,
+      rwBinds: opts.rwBinds ?? [],
+      workspace: opts.workspace ?? true,
       argv,
     });
     const stdio: ('pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe', 'ignore', 'ignore'];
