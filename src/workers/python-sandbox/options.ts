@@ -28,6 +28,11 @@ export const SandboxOptionsSchema = z
       .max(2 ** 31 - 70_000)
       .default(200_000),
     uid_count: z.number().int().min(1).max(60_000).default(10_000),
+    /**
+     * Uids one worker claims out of the range (a lock file per block, so workers on one host never
+     * share a uid). Default: 2 x (max_sessions + pool_size) + 16, at least 64.
+     */
+    uids_per_worker: z.number().int().min(8).max(60_000).optional(),
     memory_mb: z.number().int().min(32).default(512),
     max_processes: z.number().int().min(4).max(4096).default(64),
     /** CPU share per session, in cores (cgroup cpu quota). */

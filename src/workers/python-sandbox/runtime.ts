@@ -3,7 +3,7 @@
  * destroys sandboxes (directories, uid, cgroup, process). It also keeps the warm pool and the analyzer
  * interpreter. Everything a sandbox owns is released by `destroy()`; `stop()` destroys them all.
  */
-import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, chmodSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +13,11 @@ import { sweepStaleCgroups } from './cgroups.js';
 import { describeChain, ISOLATION_LEVELS, type ChainConfig, type IsolationLevel } from './chain.js';
 import { resolveLimits, type SandboxOptions } from './options.js';
 import { probeHost, type HostProbe } from './probe.js';
+import { pidAlive } from './proc-stats.js';
 import { RUNNER_SOURCE } from './runner-source.js';
 import { Sandbox } from './sandbox.js';
 import { buildSeccompFilter } from './seccomp.js';
+import { claimUidRange, type UidLease } from './uid-range.js';
 import {
   createSandboxDirs,
   ensureWorkspaceRoot,
@@ -74,11 +76,27 @@ except Exception:
 print(json.dumps(r))
 `;
 
+/** Removes the runtime directories (`fleet-py-<pid>-…`, the runner script) of workers that died. */
+function sweepStaleRuntimeDirs(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^fleet-py-(\d+)-/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
 export class SandboxRuntime {
   private readonly live = new Set<Sandbox>();
   private readonly uidsInUse = new Set<number>();
   private nextUid = 0;
   private workspaceMounts = false;
+  /** This worker's own block of sandbox uids (no other worker on the host uses them). */
+  uids: UidLease | undefined;
   private counter = 0;
   private readonly pool: Sandbox[] = [];
   private filling = false;
@@ -98,7 +116,9 @@ export class SandboxRuntime {
     private readonly logger: Logger,
   ) {
     this.workspaceRoot = ensureWorkspaceRoot(workspace);
-    const runtimeDir = mkdtempSync(join(tmpdir(), 'fleet-py-'));
+    sweepStaleRuntimeDirs(tmpdir());
+    // The pid in the name lets a later worker, or a test, tell whose it is.
+    const runtimeDir = mkdtempSync(join(tmpdir(), `fleet-py-${process.pid}-`));
     chmodSync(runtimeDir, 0o755);
     this.runnerPath = join(runtimeDir, 'runner.py');
     writeFileSync(this.runnerPath, RUNNER_SOURCE, { mode: 0o644 });
@@ -118,7 +138,16 @@ export class SandboxRuntime {
   /** Probes, self-tests and picks a chain. Throws only for a broken interpreter; no isolation is a state. */
   async init(): Promise<void> {
     const o = this.options;
-    const probe = probeHost(o.python, o.bwrap, o.uid_base);
+    this.uids = claimUidRange({
+      base: o.uid_base,
+      total: o.uid_count,
+      perWorker: o.uids_per_worker ?? Math.max(64, 2 * (o.max_sessions + o.pool_size) + 16),
+    });
+    this.logger.info(
+      { firstUid: this.uids.first, uids: this.uids.count, lock: this.uids.lockFile },
+      'claimed a block of sandbox uids',
+    );
+    const probe = probeHost(o.python, o.bwrap, this.uids.first);
     this.probe = probe;
     if (!probe.python.ok)
       throw new FleetError('config_invalid', `python_sandbox.sandbox.python: ${o.python} does not run`);
@@ -284,11 +313,12 @@ export class SandboxRuntime {
   }
 
   private allocateUid(): number {
-    const { uid_base, uid_count } = this.options;
-    for (let i = 0; i < uid_count; i++) {
-      const uid = uid_base + ((this.nextUid + i) % uid_count);
+    if (!this.uids) throw new FleetError('sandbox_unavailable', 'python-sandbox is not started');
+    const { first, count } = this.uids;
+    for (let i = 0; i < count; i++) {
+      const uid = first + ((this.nextUid + i) % count);
       if (!this.uidsInUse.has(uid)) {
-        this.nextUid = (this.nextUid + i + 1) % uid_count;
+        this.nextUid = (this.nextUid + i + 1) % count;
         this.uidsInUse.add(uid);
         return uid;
       }
@@ -457,5 +487,6 @@ export class SandboxRuntime {
     // Teardowns started elsewhere (a pooled sandbox that finished starting after the stop) end first.
     while (this.destroying.size > 0) await Promise.allSettled([...this.destroying]);
     rmSync(join(this.runnerPath, '..'), { recursive: true, force: true });
+    this.uids?.release();
   }
 }
