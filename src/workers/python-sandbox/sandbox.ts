@@ -194,8 +194,7 @@ export class Sandbox {
       network: false,
       argv: ['{python}', '-I', '-B', '{runner}', JSON.stringify(runnerConfig)],
     });
-    const stdio: ('pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'];
-    if (launch.seccompFd !== undefined) stdio.push('pipe');
+    const stdio = stdioFor(['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], launch.inputs);
     const child = spawn(launch.file, launch.args, {
       env: launch.env,
       stdio,
@@ -213,10 +212,7 @@ export class Sandbox {
     });
     child.once('error', (err) => logger.error({ err, sandbox: this.id }, 'sandbox spawn failed'));
     for (const s of child.stdio) (s as Readable | Writable | null)?.on('error', () => undefined);
-    if (launch.seccompFd !== undefined) {
-      const fd = child.stdio[launch.seccompFd] as Writable;
-      fd.end(chain.seccomp);
-    }
+    feedInputs(child, launch.inputs);
     this.ctrlIn = child.stdio[3] as Writable;
     const ctrlOut = child.stdio[4] as Readable;
     ctrlOut.setEncoding('utf8');
@@ -617,8 +613,7 @@ export class Sandbox {
       workspace: opts.workspace ?? true,
       argv,
     });
-    const stdio: ('pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe', 'ignore', 'ignore'];
-    if (launch.seccompFd !== undefined) stdio.push('pipe');
+    const stdio = stdioFor(['ignore', 'pipe', 'pipe', 'ignore', 'ignore'], launch.inputs);
     return new Promise((resolve) => {
       const child = spawn(launch.file, launch.args, {
         env: launch.env,
@@ -627,7 +622,7 @@ export class Sandbox {
         cwd: chain.level === 'none' ? dirs.workDir : '/',
       });
       for (const s of child.stdio) (s as Readable | Writable | null)?.on('error', () => undefined);
-      if (launch.seccompFd !== undefined) (child.stdio[launch.seccompFd] as Writable).end(chain.seccomp);
+      feedInputs(child, launch.inputs);
       const out = { stdout: '', stderr: '' };
       let timedOut = false;
       const take = (stream: StreamName) => (chunk: Buffer) => {
@@ -662,6 +657,20 @@ export class Sandbox {
       });
     });
   }
+}
+
+/** The stdio layout: `base`, then a pipe at every input fd (gaps ignored). */
+function stdioFor(base: ('pipe' | 'ignore')[], inputs: Map<number, Buffer>): ('pipe' | 'ignore')[] {
+  const stdio = [...base];
+  for (const fd of inputs.keys()) {
+    while (stdio.length <= fd) stdio.push('ignore');
+    stdio[fd] = 'pipe';
+  }
+  return stdio;
+}
+
+function feedInputs(child: ChildProcess, inputs: Map<number, Buffer>): void {
+  for (const [fd, data] of inputs) (child.stdio[fd] as Writable | null)?.end(data);
 }
 
 function sanitizeFiles(raw: unknown): WrittenFile[] {

@@ -303,6 +303,16 @@ fd = libc.syscall(41, ctypes.c_long((1 << 32) | 16), 3, 0)
     expect(wideFd).toBe(-1);
   });
 
+  test('no host path of the worker shows in the sandbox mount table', async () => {
+    const out = ok(await run('print(open("/proc/self/mountinfo").read())'));
+    expect(out.stdout).toContain('/workspace');
+    expect(out.stdout).not.toContain(h.workspace);
+    expect(out.stdout).not.toContain('fleet-py-');
+    // The root field (4th) of a bind names the source path on the host filesystem.
+    const roots = (out.stdout as string).split('\n').map((l) => l.split(' ')[3] ?? '');
+    expect(roots.filter((r) => r.startsWith('/tmp/'))).toEqual([]);
+  });
+
   test('the hostname is fleet-sandbox', async () => {
     const out = ok(await run('import socket\nsocket.gethostname()'));
     expect(out.value).toBe("'fleet-sandbox'");

@@ -91,6 +91,13 @@ function leftovers(pid: number, s: Started): string[] {
       .map((n) => `tmp ${n}`),
   );
   left.push(...processesWithUidIn(s.uids.first, s.uids.count).map((p) => `process ${p}`));
+  const locks = '/run/fleet-python-sandbox';
+  if (existsSync(locks)) {
+    for (const n of readdirSync(locks)) {
+      const holder = readFileSync(join(locks, n), 'utf8').split(' ')[0];
+      if (holder === String(pid)) left.push(`uid lock ${n}`);
+    }
+  }
   return left;
 }
 
