@@ -265,6 +265,8 @@ export class Sandbox {
       void this.kill('died');
       return;
     }
+    // A long line (file data) arrives in many chunks: look for its end only in what is new.
+    if (!chunk.includes('\n')) return;
     let nl: number;
     while ((nl = this.lineBuf.indexOf('\n')) >= 0) {
       const line = this.lineBuf.slice(0, nl);
