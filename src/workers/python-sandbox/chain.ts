@@ -46,6 +46,11 @@ export interface LaunchSpec {
   rwBinds?: [string, string][];
   /** Bind the workspace and the package directory (default). Off for pip's download step. */
   workspace?: boolean;
+  /**
+   * The workspace is a tmpfs of this size made by bwrap inside the sandbox's mount namespace, instead of
+   * the host directory: the quota when the worker cannot mount one per workspace itself (not root).
+   */
+  workspaceTmpfsBytes?: number;
   /** Command inside the sandbox; `{python}` is the interpreter. */
   argv: string[];
 }
@@ -165,7 +170,9 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
     b.push('--proc', '/proc', '--dev', '/dev');
     b.push('--size', String(limits.tmpBytes), '--tmpfs', '/tmp');
     if (spec.workspace !== false) {
-      b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
+      if (spec.workspaceTmpfsBytes !== undefined)
+        b.push('--size', String(spec.workspaceTmpfsBytes), '--tmpfs', SANDBOX_WORKSPACE);
+      else b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
       b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
     } else {
       b.push('--dir', SANDBOX_WORKSPACE);

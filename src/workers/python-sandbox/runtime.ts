@@ -42,8 +42,11 @@ export interface IsolationReport {
   cgroups: string;
   limits: { memory: boolean; pids: boolean; cpu: boolean };
   seccomp: boolean;
-  /** How `workspace_mb` is enforced: a tmpfs per workspace, or not at all (no mounts here). */
-  workspaceQuota: 'tmpfs' | 'none';
+  /**
+   * How `workspace_mb` is enforced: a tmpfs per workspace mounted by the worker (size and inodes), one
+   * made by bwrap inside the sandbox (size only: the worker cannot mount), or not at all (level none).
+   */
+  workspaceQuota: 'tmpfs' | 'sandbox-tmpfs' | 'none';
   selfTests: SelfTestResult[];
   reason?: string;
 }
@@ -73,6 +76,12 @@ try:
     r["ro_root"] = False
 except Exception:
     r["ro_root"] = True
+try:
+    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()
+    r["no_netlink"] = False
+except Exception:
+    r["no_netlink"] = True
+r["own_hostname"] = socket.gethostname() == "fleet-sandbox"
 print(json.dumps(r))
 `;
 
@@ -154,9 +163,11 @@ export class SandboxRuntime {
     if (!probe.prlimit) throw new FleetError('sandbox_unavailable', 'prlimit (util-linux) is not installed');
     sweepStaleDirs(this.workspaceRoot);
     this.workspaceMounts = probeWorkspaceMounts(this.workspaceRoot);
-    this.report.workspaceQuota = this.workspaceMounts ? 'tmpfs' : 'none';
+    this.report.workspaceQuota = this.workspaceMounts ? 'tmpfs' : 'sandbox-tmpfs';
     if (!this.workspaceMounts)
-      this.logger.warn('cannot mount a filesystem per workspace (not root?): workspace_mb is not enforced');
+      this.logger.warn(
+        'cannot mount a filesystem per workspace (not root?): bwrap makes a size-limited one inside each sandbox; workspace_inodes is not enforced',
+      );
     const removedGroups = await sweepStaleCgroups(probe.cgroups);
     if (removedGroups > 0) this.logger.info({ removedGroups }, 'removed cgroups left by a dead worker');
 
@@ -244,6 +255,7 @@ export class SandboxRuntime {
       cpu: chain.level === 'strong' && probe.cgroupCaps.cpu,
     };
     this.report.seccomp = chain.level !== 'none' && chain.seccomp !== undefined;
+    if (chain.level === 'none') this.report.workspaceQuota = 'none';
     this.logger.info({ isolation: this.report }, `python-sandbox isolation: ${chain.level}`);
   }
 

@@ -187,6 +187,7 @@ export class Sandbox {
     const launch = buildLaunch(chain, {
       uid: this.uid,
       workDir: dirs.workDir,
+      ...workspaceFs(chain, dirs),
       pkgDir: dirs.pkgDir,
       pkgDirWritable: false,
       runnerPath: this.options.runnerPath,
@@ -605,6 +606,7 @@ export class Sandbox {
     const launch = buildLaunch(chain, {
       uid: this.uid,
       workDir: dirs.workDir,
+      ...workspaceFs(chain, dirs),
       pkgDir: dirs.pkgDir,
       pkgDirWritable: true,
       runnerPath: this.options.runnerPath,
@@ -659,6 +661,11 @@ export class Sandbox {
       });
     });
   }
+}
+
+/** Without a host-mounted tmpfs per workspace, bwrap makes one inside the sandbox (size-limited too). */
+function workspaceFs(chain: ChainConfig, dirs: SandboxDirs): { workspaceTmpfsBytes?: number } {
+  return dirs.mounted || chain.level === 'none' ? {} : { workspaceTmpfsBytes: chain.limits.workspaceBytes };
 }
 
 /** The stdio layout: `base`, then a pipe at every input fd (gaps ignored). */
