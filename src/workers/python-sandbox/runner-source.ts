@@ -43,17 +43,46 @@ def _send(obj):
     if os.getpid() != _runner_pid:
         # A child forked by user code inherited the runner; it must never answer for it.
         os._exit(0)
+    # Bulk bytes (file data) follow the line raw: {"bin": n} announces them; no base64, no JSON escaping.
+    payload = obj.pop("_bin", None)
+    if payload is not None:
+        obj["bin"] = len(payload)
     data = (json.dumps(obj, default=str) + "\n").encode()
     with _lock:
-        view = memoryview(data)
-        while view:
-            n = os.write(CTRL_OUT, view)
-            view = view[n:]
+        for part in (data, payload or b""):
+            view = memoryview(part)
+            while view:
+                n = os.write(CTRL_OUT, view)
+                view = view[n:]
 
 
 def _reader():
     buf = b""
+    pending = None  # a command whose {"bin": n} bytes are still arriving
     while True:
+        if pending is not None and len(buf) >= pending["bin"]:
+            n = pending["bin"]
+            pending["_bin"], buf = buf[:n], buf[n:]
+            _commands.put(pending)
+            pending = None
+            continue
+        if pending is None and b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(cmd, dict):
+                continue
+            if isinstance(cmd.get("bin"), int) and cmd["bin"] >= 0:
+                pending = cmd
+            elif cmd.get("op") == "interrupt":
+                if _state["running"] is not None and _state["running"] == cmd.get("id"):
+                    # Aimed at the main thread so a blocking call there (sleep, read) returns EINTR.
+                    signal.pthread_kill(_main_ident, signal.SIGINT)
+            else:
+                _commands.put(cmd)
+            continue
         try:
             chunk = os.read(CTRL_IN, 1 << 20)
         except OSError:
@@ -61,20 +90,6 @@ def _reader():
         if not chunk:
             os._exit(0)
         buf += chunk
-        if b"\n" not in chunk:
-            continue
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            try:
-                cmd = json.loads(line)
-            except ValueError:
-                continue
-            if cmd.get("op") == "interrupt":
-                if _state["running"] is not None and _state["running"] == cmd.get("id"):
-                    # Aimed at the main thread so a blocking call there (sleep, read) returns EINTR.
-                    signal.pthread_kill(_main_ident, signal.SIGINT)
-            else:
-                _commands.put(cmd)
 
 
 def _repr(value):
@@ -320,7 +335,7 @@ def _fs_read(cmd):
             if total > limit:
                 raise _FsErr("file_too_large", '"%s" grew past the %d-byte transfer cap' % (rel, limit), limit=limit)
             chunks.append(b)
-        return {"path": rel, "data": base64.b64encode(b"".join(chunks)).decode()}
+        return {"path": rel, "_bin": b"".join(chunks)}
     finally:
         os.close(fd)
 
@@ -346,7 +361,7 @@ def _fs_write(cmd):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _FsErr("path_outside_workspace", '"%s" is not a regular file' % rel)
-        view = memoryview(base64.b64decode(cmd.get("data", "")))
+        view = memoryview(cmd.get("_bin") or b"")
         size = len(view)
         while view:
             view = view[os.write(fd, view):]
@@ -499,6 +514,8 @@ def _fs(cmd):
             raise _FsErr("invalid_payload", "unknown file action")
         reply["ok"] = True
         reply["result"] = fn(cmd)
+        if "_bin" in reply["result"]:
+            reply["_bin"] = reply["result"].pop("_bin")
     except _FsErr as e:
         reply.update(ok=False, error={"code": e.code, "message": str(e), "details": e.details})
     except OSError as e:

@@ -490,6 +490,17 @@ export class SandboxRuntime {
   }
 
   async stop(): Promise<void> {
+    // The waits below (a cgroup still emptying, a tree still dying) use unref'd timers; during a signal
+    // stop nothing else may be keeping the event loop alive, and Node would exit with the work half done.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await this.stopAll();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async stopAll(): Promise<void> {
     this.stopped = true;
     while (this.spawning.size > 0) await Promise.allSettled([...this.spawning]);
     const all = [...this.live];

@@ -109,6 +109,11 @@ export interface SandboxStartOptions {
 
 let runCounter = 0;
 
+/** Control events and raw payloads are capped together; a runner past it is killed. */
+const CONTROL_LIMIT = 64 * 1024 * 1024;
+/** Where a control event's raw bytes are attached (a symbol: JSON from the runner cannot forge it). */
+const BIN = Symbol('bin');
+
 export class Sandbox {
   readonly id: string;
   readonly uid: number;
@@ -117,7 +122,9 @@ export class Sandbox {
   private child: ChildProcess | undefined;
   private cgroup: SandboxCgroup | undefined;
   private ctrlIn: Writable | undefined;
-  private lineBuf = '';
+  private ctrlChunks: Buffer[] = [];
+  private ctrlLength = 0;
+  private ctrlPending: { event: Record<string | symbol, unknown>; bin: number } | undefined;
   private readonly waiters = new Map<string, (event: Record<string, unknown>) => void>();
   private collector: Collector | undefined;
   private exitPromise: Promise<void> | undefined;
@@ -216,8 +223,7 @@ export class Sandbox {
     feedInputs(child, launch.inputs);
     this.ctrlIn = child.stdio[3] as Writable;
     const ctrlOut = child.stdio[4] as Readable;
-    ctrlOut.setEncoding('utf8');
-    ctrlOut.on('data', (chunk: string) => this.onControl(chunk));
+    ctrlOut.on('data', (chunk: Buffer) => this.onControl(chunk));
     child.stdout?.on('data', (chunk: Buffer) => this.onStream('stdout', chunk));
     child.stderr?.on('data', (chunk: Buffer) => this.onStream('stderr', chunk));
 
@@ -258,36 +264,66 @@ export class Sandbox {
 
   private startupStderr = '';
 
-  private onControl(chunk: string): void {
-    this.lineBuf += chunk;
-    if (this.lineBuf.length > 64 * 1024 * 1024) {
-      // A runner that never ends a line is broken or hostile.
-      this.lineBuf = '';
+  /**
+   * Control events are JSON lines; an event with `bin: n` is followed by n raw bytes (file data), handed
+   * to its waiter as `BIN` on the event. Bounded: a runner that never ends a line or announces more than
+   * the cap is broken or hostile, and is killed.
+   */
+  private onControl(chunk: Buffer): void {
+    this.ctrlChunks.push(chunk);
+    this.ctrlLength += chunk.length;
+    if (this.ctrlLength > CONTROL_LIMIT) {
+      this.ctrlChunks = [];
+      this.ctrlLength = 0;
       void this.kill('died');
       return;
     }
-    // A long line (file data) arrives in many chunks: look for its end only in what is new.
-    if (!chunk.includes('\n')) return;
-    let nl: number;
-    while ((nl = this.lineBuf.indexOf('\n')) >= 0) {
-      const line = this.lineBuf.slice(0, nl);
-      this.lineBuf = this.lineBuf.slice(nl + 1);
+    // A long line or payload arrives in many chunks: only look again once it can be complete.
+    if (this.ctrlPending ? this.ctrlLength < this.ctrlPending.bin : !chunk.includes(10)) return;
+    let buf = this.ctrlChunks.length === 1 ? (this.ctrlChunks[0] as Buffer) : Buffer.concat(this.ctrlChunks);
+    for (;;) {
+      if (this.ctrlPending) {
+        const { event, bin } = this.ctrlPending;
+        if (buf.length < bin) break;
+        event[BIN] = Buffer.from(buf.subarray(0, bin));
+        buf = buf.subarray(bin);
+        this.ctrlPending = undefined;
+        this.deliver(event);
+        continue;
+      }
+      const nl = buf.indexOf(10);
+      if (nl < 0) break;
+      const line = buf.subarray(0, nl).toString('utf8');
+      buf = buf.subarray(nl + 1);
       let event: unknown;
       try {
         event = JSON.parse(line);
       } catch {
         continue;
       }
-      if (typeof event !== 'object' || event === null) continue;
-      const e = event as Record<string, unknown>;
-      const key =
-        typeof e.t === 'string' ? (e.t === 'ready' ? 'ready' : `${e.t}:${String(e.id)}`) : undefined;
-      if (!key) continue;
-      const waiter = this.waiters.get(key);
-      if (waiter) {
-        this.waiters.delete(key);
-        waiter(e);
+      if (typeof event !== 'object' || event === null || Array.isArray(event)) continue;
+      const e = event as Record<string | symbol, unknown>;
+      if (typeof e.bin === 'number' && Number.isInteger(e.bin) && e.bin >= 0) {
+        if (e.bin > CONTROL_LIMIT) {
+          void this.kill('died');
+          return;
+        }
+        this.ctrlPending = { event: e, bin: e.bin };
+        continue;
       }
+      this.deliver(e);
+    }
+    this.ctrlChunks = buf.length > 0 ? [buf] : [];
+    this.ctrlLength = buf.length;
+  }
+
+  private deliver(e: Record<string | symbol, unknown>): void {
+    const key = typeof e.t === 'string' ? (e.t === 'ready' ? 'ready' : `${e.t}:${String(e.id)}`) : undefined;
+    if (!key) return;
+    const waiter = this.waiters.get(key);
+    if (waiter) {
+      this.waiters.delete(key);
+      waiter(e as Record<string, unknown>);
     }
   }
 
@@ -364,9 +400,15 @@ export class Sandbox {
     });
   }
 
-  private send(command: Record<string, unknown>): void {
+  private send(command: Record<string, unknown>, data?: Buffer): void {
     if (this.exited || !this.ctrlIn || this.ctrlIn.destroyed) return;
-    this.ctrlIn.write(`${JSON.stringify(command)}\n`);
+    if (data === undefined) {
+      this.ctrlIn.write(`${JSON.stringify(command)}\n`);
+      return;
+    }
+    // The bytes follow the line raw (the runner reads exactly `bin` of them).
+    this.ctrlIn.write(`${JSON.stringify({ ...command, bin: data.length })}\n`);
+    this.ctrlIn.write(data);
   }
 
   async exec(code: string, options: ExecOptions): Promise<ExecOutcome> {
@@ -539,11 +581,16 @@ export class Sandbox {
   async fileOp(
     command: Record<string, unknown>,
     timeoutMs: number,
-  ): Promise<Record<string, unknown> | undefined> {
+    data?: Buffer,
+  ): Promise<{ reply: Record<string, unknown>; data: Buffer | undefined } | undefined> {
     if (this.exited) return undefined;
     const id = `f${++runCounter}`;
-    this.send({ ...command, op: 'fs', id });
-    return this.waitEvent(`fs:${id}`, timeoutMs);
+    const answer = this.waitEvent(`fs:${id}`, timeoutMs);
+    this.send({ ...command, op: 'fs', id }, data);
+    const reply = await answer;
+    if (!reply) return undefined;
+    const bytes = (reply as Record<symbol, unknown>)[BIN];
+    return { reply, data: Buffer.isBuffer(bytes) ? bytes : undefined };
   }
 
   async ping(timeoutMs: number): Promise<boolean> {

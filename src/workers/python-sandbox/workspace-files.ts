@@ -54,15 +54,20 @@ export function normalizeWorkspacePath(userPath: unknown, label = 'path'): strin
   return rel === '.' ? '' : rel;
 }
 
+const BYTES = Symbol('bytes');
+
 export class WorkspaceFiles {
   constructor(
     private readonly sandbox: Sandbox,
     private readonly timeoutMs: number,
   ) {}
 
-  private async call(command: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const reply = await this.sandbox.fileOp(command, this.timeoutMs);
-    if (!reply) {
+  private async call(
+    command: Record<string, unknown>,
+    data?: Buffer,
+  ): Promise<Record<string, unknown> & { [BYTES]?: Buffer }> {
+    const answer = await this.sandbox.fileOp(command, this.timeoutMs, data);
+    if (!answer) {
       throw new FleetError(
         'handler_error',
         this.sandbox.alive
@@ -70,8 +75,12 @@ export class WorkspaceFiles {
           : 'the sandbox is no longer running',
       );
     }
-    if (reply.ok === true && reply.result && typeof reply.result === 'object')
-      return reply.result as Record<string, unknown>;
+    const { reply } = answer;
+    if (reply.ok === true && reply.result && typeof reply.result === 'object') {
+      const result = reply.result as Record<string, unknown> & { [BYTES]?: Buffer };
+      if (answer.data) result[BYTES] = answer.data;
+      return result;
+    }
     const e = (reply.error ?? {}) as Record<string, unknown>;
     const code =
       typeof e.code === 'string' && isErrorCode(e.code) && RUNNER_CODES.has(e.code) ? e.code : 'internal';
@@ -85,9 +94,8 @@ export class WorkspaceFiles {
 
   async read(rel: string, maxBytes: number): Promise<Buffer> {
     const res = await this.call({ action: 'read', path: rel, max: maxBytes });
-    if (typeof res.data !== 'string')
-      throw new FleetError('internal', 'the sandbox answered a read with no data');
-    const data = Buffer.from(res.data, 'base64');
+    const data = res[BYTES];
+    if (!data) throw new FleetError('internal', 'the sandbox answered a read with no data');
     if (data.length > maxBytes) {
       throw new FleetError('file_too_large', `"${rel}" is over the ${maxBytes}-byte transfer cap`, {
         details: { size: data.length, limit: maxBytes },
@@ -98,7 +106,7 @@ export class WorkspaceFiles {
 
   async write(rel: string, data: Buffer, overwrite: boolean): Promise<void> {
     if (rel === '') throw new FleetError('invalid_payload', 'cannot write to the workspace root');
-    await this.call({ action: 'write', path: rel, data: data.toString('base64'), overwrite });
+    await this.call({ action: 'write', path: rel, overwrite }, data);
   }
 
   async stat(rel: string): Promise<FileEntry> {

@@ -20,7 +20,15 @@ import { spawnWorker, waitFor, type WorkerProcess } from '../../../helpers/proce
 import { ok, sid } from './helpers.js';
 
 const dirs: string[] = [];
-afterAll(() => {
+const workers: WorkerProcess[] = [];
+afterAll(async () => {
+  // A failed test must not leave its workers running.
+  for (const w of workers) {
+    if (w.proc.exitCode === null) {
+      w.kill('SIGTERM');
+      await w.exited;
+    }
+  }
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -42,6 +50,7 @@ async function start(): Promise<Started> {
     `python_sandbox:\n  workspace: ${workspace}\n  sandbox:\n    pool_size: 1\n    max_sessions: 4\n`,
   );
   const worker = await spawnWorker('python-sandbox', { args: ['-c', file] });
+  workers.push(worker);
   const res = await fetch(`http://127.0.0.1:${worker.port}/health`);
   const health = (await res.json()) as { info?: { uids?: unknown } };
   const uids = health.info?.uids as { first: number; count: number } | undefined;
