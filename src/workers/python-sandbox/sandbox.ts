@@ -323,7 +323,7 @@ export class Sandbox {
     const waiter = this.waiters.get(key);
     if (waiter) {
       this.waiters.delete(key);
-      waiter(e as Record<string, unknown>);
+      waiter(e);
     }
   }
 
