@@ -73,6 +73,20 @@ function processesWithUidIn(first: number, count: number): number[] {
   return found;
 }
 
+function processesInGroupsOf(workerPid: number): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cgroup`, 'utf8').includes(`/fleet-py-${workerPid}-`))
+        found.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
 function leftovers(pid: number, s: Started): string[] {
   const left: string[] = [];
   if (existsSync(s.workspace))
@@ -99,7 +113,8 @@ function leftovers(pid: number, s: Started): string[] {
       .filter((n) => n.startsWith(`fleet-py-${pid}-`))
       .map((n) => `tmp ${n}`),
   );
-  left.push(...processesWithUidIn(s.uids.first, s.uids.count).map((p) => `process ${p}`));
+  // By cgroup, not by uid: once released, the uid block may already serve another worker starting now.
+  left.push(...processesInGroupsOf(pid).map((p) => `process ${p}`));
   const locks = '/run/fleet-python-sandbox';
   if (existsSync(locks)) {
     for (const n of readdirSync(locks)) {
