@@ -145,6 +145,35 @@ for (let i = 0; i < 5; i++)
   );
 const rss = treeRss(process.pid);
 
+// file-operations: write then read back a 1 MiB file in one session (base64 both ways, as an agent would).
+const MiB = Buffer.alloc(1024 * 1024, 7).toString('base64');
+const fileN = Math.max(10, Math.floor(N / 5));
+const fsSession = 'bench-files';
+const writes = [];
+const reads = [];
+for (let i = 0; i < fileN + 3; i++) {
+  let t = process.hrtime.bigint();
+  const w = await client.assign(
+    'file-operations',
+    { op: 'write', path: 'big.bin', content: MiB, encoding: 'base64' },
+    fsSession,
+  );
+  if (w.type !== 'task.result') throw new Error(JSON.stringify(w.error));
+  const wms = Number(process.hrtime.bigint() - t) / 1e6;
+  t = process.hrtime.bigint();
+  const r = await client.assign(
+    'file-operations',
+    { op: 'read', path: 'big.bin', encoding: 'base64' },
+    fsSession,
+  );
+  if (r.type !== 'task.result' || r.output.size !== 1024 * 1024) throw new Error(JSON.stringify(r.error));
+  const rms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (i >= 3) {
+    writes.push(wms);
+    reads.push(rms);
+  }
+}
+
 const rows = [
   [
     'warm print(1) p50 (ms)',
@@ -162,6 +191,8 @@ const rows = [
   ],
   ['cold session, pool ready, p50 (ms)', String(pct(coldPooled, 50)), '', '', '<= 250 ms'],
   ['cold session, no pool, p50 (ms)', String(pct(coldNoPool, 50)), '', '', ''],
+  ['file-operations write 1 MiB p50 (ms)', pct(writes, 50).toFixed(2), '', '', ''],
+  ['file-operations read 1 MiB p50 (ms)', pct(reads, 50).toFixed(2), '', '', ''],
   [
     'tree RSS, 5 sessions + pool (MB)',
     (rss.bytes / 1048576).toFixed(0),

@@ -68,6 +68,11 @@ export const ERROR_CODES = {
   file_too_large: { retryable: false, http: 413, summary: 'A file was over its size cap.' },
   workspace_full: { retryable: false, http: 507, summary: 'The workspace is over its size limit.' },
   package_install_failed: { retryable: false, http: 500, summary: 'pip could not install the package.' },
+  package_build_refused: {
+    retryable: false,
+    http: 422,
+    summary: 'Only a source distribution was found; building one is off (allow_sdist).',
+  },
   // browser-worker
   url_blocked: { retryable: false, http: 403, summary: 'The URL policy refused a URL or request.' },
   navigation_failed: { retryable: false, http: 502, summary: 'The page could not be loaded.' },

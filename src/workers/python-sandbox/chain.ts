@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import type { CgroupLayout } from './cgroups.js';
 import type { ResolvedLimits } from './options.js';
+import { RUNNER_SOURCE } from './runner-source.js';
 
 export const ISOLATION_LEVELS = ['strong', 'namespaces', 'none'] as const;
 export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
@@ -41,6 +42,15 @@ export interface LaunchSpec {
   network: boolean;
   /** Extra read-only binds (host → sandbox), e.g. the wheel directory. */
   roBinds?: [string, string][];
+  /** Extra writable binds (host → sandbox), e.g. pip's download directory. */
+  rwBinds?: [string, string][];
+  /** Bind the workspace and the package directory (default). Off for pip's download step. */
+  workspace?: boolean;
+  /**
+   * The workspace is a tmpfs of this size made by bwrap inside the sandbox's mount namespace, instead of
+   * the host directory: the quota when the worker cannot mount one per workspace itself (not root).
+   */
+  workspaceTmpfsBytes?: number;
   /** Command inside the sandbox; `{python}` is the interpreter. */
   argv: string[];
 }
@@ -49,14 +59,18 @@ export interface Launch {
   file: string;
   args: string[];
   env: NodeJS.ProcessEnv;
-  /** stdio index carrying the seccomp program, when one is used. */
-  seccompFd: number | undefined;
+  /** Data the caller writes to these stdio indexes (then closes them): the seccomp program, the runner. */
+  inputs: Map<number, Buffer>;
 }
 
 export const SANDBOX_WORKSPACE = '/workspace';
 export const SANDBOX_PKGS = '/opt/fleet/pkgs';
 export const SANDBOX_RUNNER = '/opt/fleet/runner.py';
 export const SECCOMP_FD = 5;
+/** The runner reaches bwrap as data on this fd (`--ro-bind-data`): no host path of it inside the sandbox. */
+export const RUNNER_FD = 6;
+const RUNNER_BYTES = Buffer.from(RUNNER_SOURCE, 'utf8');
+export const SANDBOX_HOSTNAME = 'fleet-sandbox';
 
 /** Files numpy, matplotlib, fontconfig and pip read outside /usr; absent ones are skipped (`--ro-bind-try`). */
 const ETC_FILES = [
@@ -132,13 +146,15 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
     ? ['setpriv', `--reuid=${spec.uid}`, `--regid=${spec.uid}`, '--clear-groups', '--inh-caps=-all', '--']
     : [];
   let inner: string[];
-  let seccompFd: number | undefined;
+  const inputs = new Map<number, Buffer>();
   if (config.level === 'none') {
     inner = argv;
   } else {
     const b: string[] = [config.bwrap, '--unshare-all', '--unshare-user', '--disable-userns'];
     if (spec.network) b.push('--share-net');
     b.push('--die-with-parent', '--new-session', '--uid', String(spec.uid), '--gid', String(spec.uid));
+    // Its own UTS namespace (--unshare-all): the host's name stays out of the sandbox.
+    b.push('--hostname', SANDBOX_HOSTNAME);
     b.push('--ro-bind', '/usr', '/usr');
     for (const [link, target] of [
       ['/bin', 'usr/bin'],
@@ -153,16 +169,24 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
       b.push('--ro-bind-try', path, path);
     b.push('--proc', '/proc', '--dev', '/dev');
     b.push('--size', String(limits.tmpBytes), '--tmpfs', '/tmp');
-    b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
-    b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
-    b.push('--ro-bind', spec.runnerPath, SANDBOX_RUNNER);
+    if (spec.workspace !== false) {
+      if (spec.workspaceTmpfsBytes !== undefined)
+        b.push('--size', String(spec.workspaceTmpfsBytes), '--tmpfs', SANDBOX_WORKSPACE);
+      else b.push('--bind', spec.workDir, SANDBOX_WORKSPACE);
+      b.push(spec.pkgDirWritable ? '--bind' : '--ro-bind', spec.pkgDir, SANDBOX_PKGS);
+    } else {
+      b.push('--dir', SANDBOX_WORKSPACE);
+    }
+    b.push('--ro-bind-data', String(RUNNER_FD), SANDBOX_RUNNER);
+    inputs.set(RUNNER_FD, RUNNER_BYTES);
     for (const [host, inside] of spec.roBinds ?? []) b.push('--ro-bind', host, inside);
+    for (const [host, inside] of spec.rwBinds ?? []) b.push('--bind', host, inside);
     // The root bwrap builds is a writable tmpfs; freeze it so only /workspace and /tmp take writes.
     b.push('--remount-ro', '/');
     b.push('--chdir', SANDBOX_WORKSPACE, '--clearenv');
     for (const [k, v] of Object.entries(sandboxEnv(config.level, spec))) b.push('--setenv', k, v);
     if (config.seccomp) {
-      seccompFd = SECCOMP_FD;
+      inputs.set(SECCOMP_FD, config.seccomp);
       b.push('--seccomp', String(SECCOMP_FD));
     }
     b.push('--', ...argv);
@@ -183,13 +207,13 @@ export function buildLaunch(config: ChainConfig, spec: LaunchSpec): Launch {
         ...chain,
       ],
       env: { ...env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-      seccompFd,
+      inputs,
     };
   }
   return {
     file: chain[0] ?? 'prlimit',
     args: chain.slice(1),
     env: { ...env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-    seccompFd,
+    inputs,
   };
 }

@@ -109,6 +109,8 @@ export function createPythonSandboxKind(config: WorkerSectionConfig): WorkerKind
           maxOutputKb: options.max_output_kb,
         },
         pool: runtime.poolState(),
+        workspaceQuota: report.workspaceQuota,
+        ...(runtime.uids ? { uids: { first: runtime.uids.first, count: runtime.uids.count } } : {}),
         sessions: { active: sessions.size, ttlMs: options.session_ttl, max: options.max_sessions },
         sandboxes: runtime.liveCount(),
         python: runtime.probe?.python.version,

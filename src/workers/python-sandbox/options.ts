@@ -28,6 +28,11 @@ export const SandboxOptionsSchema = z
       .max(2 ** 31 - 70_000)
       .default(200_000),
     uid_count: z.number().int().min(1).max(60_000).default(10_000),
+    /**
+     * Uids one worker claims out of the range (a lock file per block, so workers on one host never
+     * share a uid). Default: 2 x (max_sessions + pool_size) + 16, at least 64.
+     */
+    uids_per_worker: z.number().int().min(8).max(60_000).optional(),
     memory_mb: z.number().int().min(32).default(512),
     max_processes: z.number().int().min(4).max(4096).default(64),
     /** CPU share per session, in cores (cgroup cpu quota). */
@@ -35,7 +40,10 @@ export const SandboxOptionsSchema = z
     /** Total CPU seconds one interpreter may burn in its life (RLIMIT_CPU backstop). */
     cpu_seconds: z.number().int().positive().default(3600),
     max_open_files: z.number().int().min(32).max(65_536).default(256),
+    /** Size of each workspace's own filesystem (its files and its installed packages). */
     workspace_mb: z.number().int().min(1).default(256),
+    /** Files and directories a workspace may hold (its filesystem's inode limit). */
+    workspace_inodes: z.number().int().min(64).max(10_000_000).default(65_536),
     max_file_mb: z.number().int().min(1).default(64),
     tmp_mb: z.number().int().min(1).default(64),
     /** stdout + stderr kept per execution; the rest is dropped behind a marker. */
@@ -53,7 +61,12 @@ export const SandboxOptionsSchema = z
     /** pip sources: a local wheel directory (--no-index --find-links) and/or an index URL. */
     wheel_dir: z.string().min(1).optional(),
     index_url: z.string().url().optional(),
-    /** Network for pip when index_url is set (code execution never gets network). */
+    /**
+     * Build source distributions found in wheel_dir (inside the sandbox, without network). Off: only
+     * wheels are installed and an sdist is refused with package_build_refused. From index_url, always
+     * wheels only.
+     */
+    allow_sdist: z.boolean().default(false),
     pip_timeout: duration.prefault('120s'),
   })
   .strict();
@@ -67,6 +80,7 @@ export interface ResolvedLimits {
   cpuSeconds: number;
   maxOpenFiles: number;
   workspaceBytes: number;
+  workspaceInodes: number;
   maxFileBytes: number;
   tmpBytes: number;
   maxOutputBytes: number;
@@ -81,6 +95,7 @@ export function resolveLimits(o: SandboxOptions): ResolvedLimits {
     cpuSeconds: o.cpu_seconds,
     maxOpenFiles: o.max_open_files,
     workspaceBytes: o.workspace_mb * MB,
+    workspaceInodes: o.workspace_inodes,
     maxFileBytes: o.max_file_mb * MB,
     tmpBytes: o.tmp_mb * MB,
     maxOutputBytes: o.max_output_kb * 1024,

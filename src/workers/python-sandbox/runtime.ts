@@ -3,7 +3,7 @@
  * destroys sandboxes (directories, uid, cgroup, process). It also keeps the warm pool and the analyzer
  * interpreter. Everything a sandbox owns is released by `destroy()`; `stop()` destroys them all.
  */
-import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, chmodSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,18 @@ import { sweepStaleCgroups } from './cgroups.js';
 import { describeChain, ISOLATION_LEVELS, type ChainConfig, type IsolationLevel } from './chain.js';
 import { resolveLimits, type SandboxOptions } from './options.js';
 import { probeHost, type HostProbe } from './probe.js';
+import { pidAlive } from './proc-stats.js';
 import { RUNNER_SOURCE } from './runner-source.js';
 import { Sandbox } from './sandbox.js';
 import { buildSeccompFilter } from './seccomp.js';
-import { createSandboxDirs, ensureWorkspaceRoot, removeSandboxDirs, sweepStaleDirs } from './workspace.js';
+import { claimUidRange, type UidLease } from './uid-range.js';
+import {
+  createSandboxDirs,
+  ensureWorkspaceRoot,
+  probeWorkspaceMounts,
+  removeSandboxDirs,
+  sweepStaleDirs,
+} from './workspace.js';
 
 export interface SelfTestResult {
   level: IsolationLevel;
@@ -34,6 +42,11 @@ export interface IsolationReport {
   cgroups: string;
   limits: { memory: boolean; pids: boolean; cpu: boolean };
   seccomp: boolean;
+  /**
+   * How `workspace_mb` is enforced: a tmpfs per workspace mounted by the worker (size and inodes), one
+   * made by bwrap inside the sandbox (size only: the worker cannot mount), or not at all (level none).
+   */
+  workspaceQuota: 'tmpfs' | 'sandbox-tmpfs' | 'none';
   selfTests: SelfTestResult[];
   reason?: string;
 }
@@ -63,13 +76,36 @@ try:
     r["ro_root"] = False
 except Exception:
     r["ro_root"] = True
+try:
+    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()
+    r["no_netlink"] = False
+except Exception:
+    r["no_netlink"] = True
+r["own_hostname"] = socket.gethostname() == "fleet-sandbox"
 print(json.dumps(r))
 `;
+
+/** Removes the runtime directories (`fleet-py-<pid>-…`, the runner script) of workers that died. */
+function sweepStaleRuntimeDirs(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^fleet-py-(\d+)-/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
 
 export class SandboxRuntime {
   private readonly live = new Set<Sandbox>();
   private readonly uidsInUse = new Set<number>();
   private nextUid = 0;
+  private workspaceMounts = false;
+  /** This worker's own block of sandbox uids (no other worker on the host uses them). */
+  uids: UidLease | undefined;
   private counter = 0;
   private readonly pool: Sandbox[] = [];
   private filling = false;
@@ -89,7 +125,9 @@ export class SandboxRuntime {
     private readonly logger: Logger,
   ) {
     this.workspaceRoot = ensureWorkspaceRoot(workspace);
-    const runtimeDir = mkdtempSync(join(tmpdir(), 'fleet-py-'));
+    sweepStaleRuntimeDirs(tmpdir());
+    // The pid in the name lets a later worker, or a test, tell whose it is.
+    const runtimeDir = mkdtempSync(join(tmpdir(), `fleet-py-${process.pid}-`));
     chmodSync(runtimeDir, 0o755);
     this.runnerPath = join(runtimeDir, 'runner.py');
     writeFileSync(this.runnerPath, RUNNER_SOURCE, { mode: 0o644 });
@@ -101,6 +139,7 @@ export class SandboxRuntime {
       cgroups: 'none',
       limits: { memory: false, pids: false, cpu: false },
       seccomp: false,
+      workspaceQuota: 'none',
       selfTests: [],
     };
   }
@@ -108,12 +147,27 @@ export class SandboxRuntime {
   /** Probes, self-tests and picks a chain. Throws only for a broken interpreter; no isolation is a state. */
   async init(): Promise<void> {
     const o = this.options;
-    const probe = probeHost(o.python, o.bwrap, o.uid_base);
+    this.uids = claimUidRange({
+      base: o.uid_base,
+      total: o.uid_count,
+      perWorker: o.uids_per_worker ?? Math.max(64, 2 * (o.max_sessions + o.pool_size) + 16),
+    });
+    this.logger.info(
+      { firstUid: this.uids.first, uids: this.uids.count, lock: this.uids.lockFile },
+      'claimed a block of sandbox uids',
+    );
+    const probe = probeHost(o.python, o.bwrap, this.uids.first);
     this.probe = probe;
     if (!probe.python.ok)
       throw new FleetError('config_invalid', `python_sandbox.sandbox.python: ${o.python} does not run`);
     if (!probe.prlimit) throw new FleetError('sandbox_unavailable', 'prlimit (util-linux) is not installed');
     sweepStaleDirs(this.workspaceRoot);
+    this.workspaceMounts = probeWorkspaceMounts(this.workspaceRoot);
+    this.report.workspaceQuota = this.workspaceMounts ? 'tmpfs' : 'sandbox-tmpfs';
+    if (!this.workspaceMounts)
+      this.logger.warn(
+        'cannot mount a filesystem per workspace (not root?): bwrap makes a size-limited one inside each sandbox; workspace_inodes is not enforced',
+      );
     const removedGroups = await sweepStaleCgroups(probe.cgroups);
     if (removedGroups > 0) this.logger.info({ removedGroups }, 'removed cgroups left by a dead worker');
 
@@ -201,6 +255,7 @@ export class SandboxRuntime {
       cpu: chain.level === 'strong' && probe.cgroupCaps.cpu,
     };
     this.report.seccomp = chain.level !== 'none' && chain.seccomp !== undefined;
+    if (chain.level === 'none') this.report.workspaceQuota = 'none';
     this.logger.info({ isolation: this.report }, `python-sandbox isolation: ${chain.level}`);
   }
 
@@ -270,11 +325,12 @@ export class SandboxRuntime {
   }
 
   private allocateUid(): number {
-    const { uid_base, uid_count } = this.options;
-    for (let i = 0; i < uid_count; i++) {
-      const uid = uid_base + ((this.nextUid + i) % uid_count);
+    if (!this.uids) throw new FleetError('sandbox_unavailable', 'python-sandbox is not started');
+    const { first, count } = this.uids;
+    for (let i = 0; i < count; i++) {
+      const uid = first + ((this.nextUid + i) % count);
       if (!this.uidsInUse.has(uid)) {
-        this.nextUid = (this.nextUid + i + 1) % uid_count;
+        this.nextUid = (this.nextUid + i + 1) % count;
         this.uidsInUse.add(uid);
         return uid;
       }
@@ -282,13 +338,33 @@ export class SandboxRuntime {
     throw new FleetError('busy', 'every sandbox uid is in use');
   }
 
-  private async spawnSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
+  /** Sandboxes being started: stop() waits for them so none is left behind (mounted) after it. */
+  private readonly spawning = new Set<Promise<Sandbox>>();
+
+  private spawnSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
+    const p = this.startSandbox(chain, preload);
+    this.spawning.add(p);
+    void p.then(
+      () => this.spawning.delete(p),
+      () => this.spawning.delete(p),
+    );
+    return p;
+  }
+
+  private async startSandbox(chain: ChainConfig, preload: string[]): Promise<Sandbox> {
     const id = `${(++this.counter).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     const uid = this.allocateUid();
     const started = Date.now();
     let dirs;
     try {
-      dirs = createSandboxDirs(this.workspaceRoot, id, uid, chain.dropUid);
+      const limits = chain.limits;
+      dirs = createSandboxDirs(
+        this.workspaceRoot,
+        id,
+        uid,
+        chain.dropUid,
+        this.workspaceMounts ? { bytes: limits.workspaceBytes, inodes: limits.workspaceInodes } : undefined,
+      );
       const sandbox = await Sandbox.start({
         id,
         uid,
@@ -328,8 +404,18 @@ export class SandboxRuntime {
     return this.spawnSandbox(chain, []);
   }
 
+  private readonly destroying = new Set<Promise<void>>();
+
   /** Kills a sandbox and removes everything it owned. Idempotent. */
-  async destroy(sandbox: Sandbox): Promise<void> {
+  destroy(sandbox: Sandbox): Promise<void> {
+    const p = this.teardown(sandbox);
+    this.destroying.add(p);
+    const done = () => this.destroying.delete(p);
+    void p.then(done, done);
+    return p;
+  }
+
+  private async teardown(sandbox: Sandbox): Promise<void> {
     const wasLive = this.live.delete(sandbox);
     await sandbox.dispose();
     await removeSandboxDirs(sandbox.dirs).catch((err: unknown) =>
@@ -404,11 +490,26 @@ export class SandboxRuntime {
   }
 
   async stop(): Promise<void> {
+    // The waits below (a cgroup still emptying, a tree still dying) use unref'd timers; during a signal
+    // stop nothing else may be keeping the event loop alive, and Node would exit with the work half done.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await this.stopAll();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async stopAll(): Promise<void> {
     this.stopped = true;
+    while (this.spawning.size > 0) await Promise.allSettled([...this.spawning]);
     const all = [...this.live];
     this.pool.length = 0;
     this.analyzer = undefined;
     await Promise.all(all.map((s) => this.destroy(s)));
+    // Teardowns started elsewhere (a pooled sandbox that finished starting after the stop) end first.
+    while (this.destroying.size > 0) await Promise.allSettled([...this.destroying]);
     rmSync(join(this.runnerPath, '..'), { recursive: true, force: true });
+    this.uids?.release();
   }
 }

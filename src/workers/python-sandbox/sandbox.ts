@@ -30,6 +30,12 @@ export interface RunError {
   errno?: number;
 }
 
+export interface WrittenFile {
+  path: string;
+  size: number;
+  change: 'created' | 'modified';
+}
+
 export interface Figure {
   name: string;
   data: Buffer;
@@ -51,6 +57,8 @@ export interface ExecOutcome {
   truncated: boolean;
   droppedBytes: number;
   reaped: number;
+  /** Files the run created or changed, as the runner saw them (its own report: trusted for nothing). */
+  files: WrittenFile[];
   killReason?: KillReason;
   cgroup: { oomKills: number; pidsMaxHits: number };
   durationMs: number;
@@ -66,6 +74,8 @@ export interface ExecOptions {
   signal: AbortSignal;
   onOutput?: (stream: StreamName, data: string) => void;
   figures?: boolean;
+  /** Ask the runner which workspace files the run created or changed. */
+  files?: boolean;
   interruptGraceMs: number;
   /** Called every ~250 ms while the code runs; returning a reason kills the run (workspace quota). */
   watchdog?: () => KillReason | undefined;
@@ -99,6 +109,11 @@ export interface SandboxStartOptions {
 
 let runCounter = 0;
 
+/** Control events and raw payloads are capped together; a runner past it is killed. */
+const CONTROL_LIMIT = 64 * 1024 * 1024;
+/** Where a control event's raw bytes are attached (a symbol: JSON from the runner cannot forge it). */
+const BIN = Symbol('bin');
+
 export class Sandbox {
   readonly id: string;
   readonly uid: number;
@@ -107,7 +122,9 @@ export class Sandbox {
   private child: ChildProcess | undefined;
   private cgroup: SandboxCgroup | undefined;
   private ctrlIn: Writable | undefined;
-  private lineBuf = '';
+  private ctrlChunks: Buffer[] = [];
+  private ctrlLength = 0;
+  private ctrlPending: { event: Record<string | symbol, unknown>; bin: number } | undefined;
   private readonly waiters = new Map<string, (event: Record<string, unknown>) => void>();
   private collector: Collector | undefined;
   private exitPromise: Promise<void> | undefined;
@@ -115,6 +132,8 @@ export class Sandbox {
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitListeners = new Set<() => void>();
   private killReason: KillReason | undefined;
+  /** Host pids of the chain itself (bwrap, its pid-1 and the interpreter), taken before any user code. */
+  private readonly chainPids = new Set<number>();
   runs = 0;
 
   private constructor(private readonly options: SandboxStartOptions) {
@@ -175,6 +194,7 @@ export class Sandbox {
     const launch = buildLaunch(chain, {
       uid: this.uid,
       workDir: dirs.workDir,
+      ...workspaceFs(chain, dirs),
       pkgDir: dirs.pkgDir,
       pkgDirWritable: false,
       runnerPath: this.options.runnerPath,
@@ -182,8 +202,7 @@ export class Sandbox {
       network: false,
       argv: ['{python}', '-I', '-B', '{runner}', JSON.stringify(runnerConfig)],
     });
-    const stdio: ('pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'];
-    if (launch.seccompFd !== undefined) stdio.push('pipe');
+    const stdio = stdioFor(['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], launch.inputs);
     const child = spawn(launch.file, launch.args, {
       env: launch.env,
       stdio,
@@ -201,14 +220,10 @@ export class Sandbox {
     });
     child.once('error', (err) => logger.error({ err, sandbox: this.id }, 'sandbox spawn failed'));
     for (const s of child.stdio) (s as Readable | Writable | null)?.on('error', () => undefined);
-    if (launch.seccompFd !== undefined) {
-      const fd = child.stdio[launch.seccompFd] as Writable;
-      fd.end(chain.seccomp);
-    }
+    feedInputs(child, launch.inputs);
     this.ctrlIn = child.stdio[3] as Writable;
     const ctrlOut = child.stdio[4] as Readable;
-    ctrlOut.setEncoding('utf8');
-    ctrlOut.on('data', (chunk: string) => this.onControl(chunk));
+    ctrlOut.on('data', (chunk: Buffer) => this.onControl(chunk));
     child.stdout?.on('data', (chunk: Buffer) => this.onStream('stdout', chunk));
     child.stderr?.on('data', (chunk: Buffer) => this.onStream('stderr', chunk));
 
@@ -220,38 +235,95 @@ export class Sandbox {
         : `the sandbox did not start within ${startTimeout} ms`;
       throw new Error(why);
     }
+    for (const pid of this.cgroup?.pids() ?? []) this.chainPids.add(pid);
+  }
+
+  /**
+   * Kills every process of the sandbox's cgroup except the chain and the interpreter (whose threads
+   * live on), from outside: nothing in the sandbox can switch this off. Answers how many it killed.
+   */
+  async reapStrays(): Promise<number> {
+    if (!this.cgroup || this.exited || this.chainPids.size === 0) return 0;
+    const killed = new Set<number>();
+    for (let round = 0; round < 50; round++) {
+      const strays = this.cgroup.pids().filter((pid) => !this.chainPids.has(pid));
+      if (strays.length === 0) break;
+      for (const pid of strays) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          killed.add(pid);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      // A killed process leaves the group when it has exited; a forker's children show up next round.
+      await new Promise((resolve) => setTimeout(resolve, round < 5 ? 2 : 20).unref());
+    }
+    return killed.size;
   }
 
   private startupStderr = '';
 
-  private onControl(chunk: string): void {
-    this.lineBuf += chunk;
-    if (this.lineBuf.length > 64 * 1024 * 1024) {
-      // A runner that never ends a line is broken or hostile.
-      this.lineBuf = '';
+  /**
+   * Control events are JSON lines; an event with `bin: n` is followed by n raw bytes (file data), handed
+   * to its waiter as `BIN` on the event. Bounded: a runner that never ends a line or announces more than
+   * the cap is broken or hostile, and is killed.
+   */
+  private onControl(chunk: Buffer): void {
+    this.ctrlChunks.push(chunk);
+    this.ctrlLength += chunk.length;
+    if (this.ctrlLength > CONTROL_LIMIT) {
+      this.ctrlChunks = [];
+      this.ctrlLength = 0;
       void this.kill('died');
       return;
     }
-    let nl: number;
-    while ((nl = this.lineBuf.indexOf('\n')) >= 0) {
-      const line = this.lineBuf.slice(0, nl);
-      this.lineBuf = this.lineBuf.slice(nl + 1);
+    // A long line or payload arrives in many chunks: only look again once it can be complete.
+    if (this.ctrlPending ? this.ctrlLength < this.ctrlPending.bin : !chunk.includes(10)) return;
+    let buf = this.ctrlChunks.length === 1 ? (this.ctrlChunks[0] as Buffer) : Buffer.concat(this.ctrlChunks);
+    for (;;) {
+      if (this.ctrlPending) {
+        const { event, bin } = this.ctrlPending;
+        if (buf.length < bin) break;
+        event[BIN] = Buffer.from(buf.subarray(0, bin));
+        buf = buf.subarray(bin);
+        this.ctrlPending = undefined;
+        this.deliver(event);
+        continue;
+      }
+      const nl = buf.indexOf(10);
+      if (nl < 0) break;
+      const line = buf.subarray(0, nl).toString('utf8');
+      buf = buf.subarray(nl + 1);
       let event: unknown;
       try {
         event = JSON.parse(line);
       } catch {
         continue;
       }
-      if (typeof event !== 'object' || event === null) continue;
-      const e = event as Record<string, unknown>;
-      const key =
-        typeof e.t === 'string' ? (e.t === 'ready' ? 'ready' : `${e.t}:${String(e.id)}`) : undefined;
-      if (!key) continue;
-      const waiter = this.waiters.get(key);
-      if (waiter) {
-        this.waiters.delete(key);
-        waiter(e);
+      if (typeof event !== 'object' || event === null || Array.isArray(event)) continue;
+      const e = event as Record<string | symbol, unknown>;
+      if (typeof e.bin === 'number' && Number.isInteger(e.bin) && e.bin >= 0) {
+        if (e.bin > CONTROL_LIMIT) {
+          void this.kill('died');
+          return;
+        }
+        this.ctrlPending = { event: e, bin: e.bin };
+        continue;
       }
+      this.deliver(e);
+    }
+    this.ctrlChunks = buf.length > 0 ? [buf] : [];
+    this.ctrlLength = buf.length;
+  }
+
+  private deliver(e: Record<string | symbol, unknown>): void {
+    const key = typeof e.t === 'string' ? (e.t === 'ready' ? 'ready' : `${e.t}:${String(e.id)}`) : undefined;
+    if (!key) return;
+    const waiter = this.waiters.get(key);
+    if (waiter) {
+      this.waiters.delete(key);
+      waiter(e);
     }
   }
 
@@ -328,9 +400,15 @@ export class Sandbox {
     });
   }
 
-  private send(command: Record<string, unknown>): void {
+  private send(command: Record<string, unknown>, data?: Buffer): void {
     if (this.exited || !this.ctrlIn || this.ctrlIn.destroyed) return;
-    this.ctrlIn.write(`${JSON.stringify(command)}\n`);
+    if (data === undefined) {
+      this.ctrlIn.write(`${JSON.stringify(command)}\n`);
+      return;
+    }
+    // The bytes follow the line raw (the runner reads exactly `bin` of them).
+    this.ctrlIn.write(`${JSON.stringify({ ...command, bin: data.length })}\n`);
+    this.ctrlIn.write(data);
   }
 
   async exec(code: string, options: ExecOptions): Promise<ExecOutcome> {
@@ -401,7 +479,14 @@ export class Sandbox {
       }
       if (options.signal.aborted) onAbort();
       else options.signal.addEventListener('abort', onAbort, { once: true });
-      this.send({ op: 'exec', id, code, nonce, figures: options.figures ?? true });
+      this.send({
+        op: 'exec',
+        id,
+        code,
+        nonce,
+        figures: options.figures ?? true,
+        files: options.files ?? false,
+      });
       const done = await this.waitEvent(`done:${id}`, Math.max(1, options.hardAt - Date.now() + 5_000));
       if (done) {
         // Wait for the markers: the last bytes of the run may still be in the pipes.
@@ -445,6 +530,7 @@ export class Sandbox {
           syntax: false,
           exitStatus: -1,
           figures: [],
+          files: [],
           reaped: 0,
           killReason: reason,
         };
@@ -466,6 +552,7 @@ export class Sandbox {
         ...(typeof done.valueType === 'string' ? { valueType: done.valueType } : {}),
         ...(done.error && typeof done.error === 'object' ? { error: sanitizeError(done.error) } : {}),
         figures,
+        files: sanitizeFiles(done.files),
         reaped: typeof done.reaped === 'number' ? done.reaped : 0,
         ...(this.killReason ? { killReason: this.killReason } : {}),
       };
@@ -484,6 +571,26 @@ export class Sandbox {
     return event?.result && typeof event.result === 'object'
       ? (event.result as Record<string, unknown>)
       : undefined;
+  }
+
+  /**
+   * One workspace file operation, done by the runner as the sandbox uid inside the sandbox's mount
+   * namespace (the worker never resolves a workspace path itself). Answers the runner's reply, or
+   * undefined when it gave none in time or the sandbox is gone. Only while nothing else runs here.
+   */
+  async fileOp(
+    command: Record<string, unknown>,
+    timeoutMs: number,
+    data?: Buffer,
+  ): Promise<{ reply: Record<string, unknown>; data: Buffer | undefined } | undefined> {
+    if (this.exited) return undefined;
+    const id = `f${++runCounter}`;
+    const answer = this.waitEvent(`fs:${id}`, timeoutMs);
+    this.send({ ...command, op: 'fs', id }, data);
+    const reply = await answer;
+    if (!reply) return undefined;
+    const bytes = (reply as Record<symbol, unknown>)[BIN];
+    return { reply, data: Buffer.isBuffer(bytes) ? bytes : undefined };
   }
 
   async ping(timeoutMs: number): Promise<boolean> {
@@ -528,6 +635,8 @@ export class Sandbox {
     opts: {
       network: boolean;
       roBinds: [string, string][];
+      rwBinds?: [string, string][];
+      workspace?: boolean;
       signal: AbortSignal;
       timeoutMs: number;
       onOutput?: (stream: StreamName, data: string) => void;
@@ -544,16 +653,18 @@ export class Sandbox {
     const launch = buildLaunch(chain, {
       uid: this.uid,
       workDir: dirs.workDir,
+      ...workspaceFs(chain, dirs),
       pkgDir: dirs.pkgDir,
       pkgDirWritable: true,
       runnerPath: this.options.runnerPath,
       cgroupProcs: this.cgroup?.procsFiles() ?? [],
       network: opts.network,
       roBinds: opts.roBinds,
+      rwBinds: opts.rwBinds ?? [],
+      workspace: opts.workspace ?? true,
       argv,
     });
-    const stdio: ('pipe' | 'ignore')[] = ['ignore', 'pipe', 'pipe', 'ignore', 'ignore'];
-    if (launch.seccompFd !== undefined) stdio.push('pipe');
+    const stdio = stdioFor(['ignore', 'pipe', 'pipe', 'ignore', 'ignore'], launch.inputs);
     return new Promise((resolve) => {
       const child = spawn(launch.file, launch.args, {
         env: launch.env,
@@ -562,7 +673,7 @@ export class Sandbox {
         cwd: chain.level === 'none' ? dirs.workDir : '/',
       });
       for (const s of child.stdio) (s as Readable | Writable | null)?.on('error', () => undefined);
-      if (launch.seccompFd !== undefined) (child.stdio[launch.seccompFd] as Writable).end(chain.seccomp);
+      feedInputs(child, launch.inputs);
       const out = { stdout: '', stderr: '' };
       let timedOut = false;
       const take = (stream: StreamName) => (chunk: Buffer) => {
@@ -597,6 +708,39 @@ export class Sandbox {
       });
     });
   }
+}
+
+/** Without a host-mounted tmpfs per workspace, bwrap makes one inside the sandbox (size-limited too). */
+function workspaceFs(chain: ChainConfig, dirs: SandboxDirs): { workspaceTmpfsBytes?: number } {
+  return dirs.mounted || chain.level === 'none' ? {} : { workspaceTmpfsBytes: chain.limits.workspaceBytes };
+}
+
+/** The stdio layout: `base`, then a pipe at every input fd (gaps ignored). */
+function stdioFor(base: ('pipe' | 'ignore')[], inputs: Map<number, Buffer>): ('pipe' | 'ignore')[] {
+  const stdio = [...base];
+  for (const fd of inputs.keys()) {
+    while (stdio.length <= fd) stdio.push('ignore');
+    stdio[fd] = 'pipe';
+  }
+  return stdio;
+}
+
+function feedInputs(child: ChildProcess, inputs: Map<number, Buffer>): void {
+  for (const [fd, data] of inputs) (child.stdio[fd] as Writable | null)?.end(data);
+}
+
+function sanitizeFiles(raw: unknown): WrittenFile[] {
+  if (!Array.isArray(raw)) return [];
+  const out: WrittenFile[] = [];
+  for (const f of raw.slice(0, 200) as Record<string, unknown>[]) {
+    if (!f || typeof f.path !== 'string' || typeof f.size !== 'number') continue;
+    out.push({
+      path: f.path.slice(0, 4096),
+      size: f.size,
+      change: f.change === 'modified' ? 'modified' : 'created',
+    });
+  }
+  return out;
 }
 
 function sanitizeError(raw: object): RunError {

@@ -4,6 +4,9 @@
  * escapes love: nested namespaces (unshare, setns, clone with CLONE_NEW*), ptrace, mount and the new
  * mount API, keyrings, bpf, perf, userfaultfd, io_uring, module and kexec loading, reboot.
  * Denied calls fail with EPERM (clone3 with ENOSYS so glibc falls back to clone, which we can inspect).
+ * Sockets are an allow-list of families: AF_UNIX, AF_INET and AF_INET6 (the network namespace holds
+ * only `lo`); every other family (netlink, vsock, packet, bluetooth, alg, ...) fails with EAFNOSUPPORT,
+ * since the network namespace does not cover all of them (AF_VSOCK reaches a VM's host).
  * Other architectures get no filter; the probe reports that.
  */
 
@@ -21,6 +24,12 @@ const SECCOMP_RET_KILL_PROCESS = 0x80000000;
 const SECCOMP_RET_ERRNO = 0x00050000;
 const EPERM = 1;
 const ENOSYS = 38;
+const EAFNOSUPPORT = 97;
+
+const SOCKET = 41;
+const SOCKETPAIR = 53;
+/** AF_UNIX, AF_INET, AF_INET6. */
+export const ALLOWED_SOCKET_FAMILIES = [1, 2, 10] as const;
 
 const CLONE_NEW_FLAGS =
   0x00020000 /* NEWNS */ |
@@ -87,13 +96,25 @@ export function buildSeccompFilter(): Buffer {
   const denied = Object.values(DENIED_SYSCALLS);
   const prog: Insn[] = [];
   // Jump offsets are relative; the tail of the program is fixed, so compute them against it.
-  // Layout: [arch check] [x32 check] [deny list...] [clone3] [clone] [allow] [clone flags check ...]
+  // Layout: [arch check] [x32 check] [socket families] [deny list...] [clone3] [clone] [allow]
+  // [clone flags check ...]
   prog.push([BPF_LD_W_ABS, 0, 0, 4]); // arch
   prog.push([BPF_JMP_JEQ_K, 1, 0, AUDIT_ARCH_X86_64]);
   prog.push([BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS]);
   prog.push([BPF_LD_W_ABS, 0, 0, 0]); // nr
   prog.push([BPF_JMP_JGE_K, 0, 1, X32_SYSCALL_BIT]);
   prog.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);
+  // socket/socketpair: the family (args[0], an int: the low 32 bits) must be on the allow-list.
+  const families = ALLOWED_SOCKET_FAMILIES.length;
+  prog.push([BPF_JMP_JEQ_K, 1, 0, SOCKET]);
+  prog.push([BPF_JMP_JEQ_K, 0, families + 3, SOCKETPAIR]);
+  prog.push([BPF_LD_W_ABS, 0, 0, 16]);
+  ALLOWED_SOCKET_FAMILIES.forEach((family, i) => {
+    prog.push([BPF_JMP_JEQ_K, families - i, 0, family]);
+  });
+  prog.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EAFNOSUPPORT]);
+  prog.push([BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW]);
+  // (the accumulator still holds the syscall number here)
   for (const nr of denied) {
     prog.push([BPF_JMP_JEQ_K, 0, 1, nr]);
     prog.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);

@@ -1,25 +1,15 @@
 /**
  * `file-operations`: read, write, list, stat, delete, move, mkdir, upload and download inside the
- * session's workspace (a sessionId is required; the session is created on first use). Every path is
- * relative to the workspace and checked by `resolveWorkspacePath`; sizes are capped by
- * `max_transfer_mb` (per transfer), `max_file_mb` and `workspace_mb`.
+ * session's workspace (a sessionId is required; the session is created on first use). Paths are
+ * relative to the workspace; the work itself is done inside the sandbox (see workspace-files.ts). Sizes
+ * are capped by `max_transfer_mb` (per transfer) and `max_file_mb`; the workspace's own filesystem
+ * enforces `workspace_mb`.
  */
 import { z } from 'zod';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { requireSessionId, withSession, type SandboxServices } from '../services.js';
-import {
-  describe,
-  directorySize,
-  fileError,
-  listDir,
-  mkdirOwned,
-  movePath,
-  readFileSafe,
-  removePath,
-  resolveWorkspacePath,
-  writeFileSafe,
-} from '../workspace.js';
+import { normalizeWorkspacePath, WorkspaceFiles } from '../workspace-files.js';
 import { contentTypeFor } from './files-util.js';
 
 const path = z.string().max(4096);
@@ -81,47 +71,24 @@ export function createFileOperationsHandler(services: SandboxServices): TaskHand
   return {
     capability: 'file-operations',
     description:
-      'Reads, writes, lists, stats, deletes, moves, uploads and downloads files inside a session workspace (paths relative to it; no escapes, links out or devices).',
+      'Reads, writes, lists, stats, deletes, moves, uploads and downloads files inside a session workspace (paths relative to it; no escapes, links or devices).',
     payloadSchema: FileOperationsPayloadSchema,
     async run(payload, ctx) {
       const sessionId = requireSessionId(ctx, 'file-operations');
       const create =
         payload.op === 'write' || payload.op === 'upload' || payload.op === 'mkdir' || payload.op === 'list';
+      // Shape checks first: a bad path never reaches (or creates) a session.
+      const rel = payload.op === 'move' ? '' : normalizeWorkspacePath(payload.path);
       return withSession(services, sessionId, { create }, async (session) => {
-        const workDir = session.sandbox.dirs.workDir;
-        const uid = services.runtime.chain?.dropUid ? session.sandbox.uid : undefined;
-        const checkWrite = async (size: number, replacing: number): Promise<void> => {
-          if (size > limits.maxTransferBytes || size > limits.maxFileBytes) {
-            throw new FleetError(
-              'file_too_large',
-              `${size} bytes is over the ${Math.min(limits.maxTransferBytes, limits.maxFileBytes)}-byte file cap`,
-              {
-                details: { size, limit: Math.min(limits.maxTransferBytes, limits.maxFileBytes) },
-              },
-            );
-          }
-          const used = await directorySize(workDir, limits.workspaceBytes * 2);
-          if (used - replacing + size > limits.workspaceBytes) {
-            throw new FleetError(
-              'workspace_full',
-              `writing ${size} bytes would put the workspace over its ${limits.workspaceBytes}-byte limit`,
-              {
-                details: { used, size, limit: limits.workspaceBytes },
-              },
-            );
-          }
-        };
+        const files = new WorkspaceFiles(session.sandbox, fileOpTimeout(ctx.deadline));
         switch (payload.op) {
           case 'read': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            const data = await readFileSafe(p.host, p.rel, limits.maxTransferBytes);
-            const asText = payload.encoding === 'utf8';
-            const text = asText ? data.toString('utf8') : data.toString('base64');
-            return { output: { path: p.rel, size: data.length, encoding: payload.encoding, content: text } };
+            const data = await files.read(rel, limits.maxTransferBytes);
+            const text = payload.encoding === 'utf8' ? data.toString('utf8') : data.toString('base64');
+            return { output: { path: rel, size: data.length, encoding: payload.encoding, content: text } };
           }
           case 'write':
           case 'upload': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
             let data: Buffer;
             if (payload.op === 'write') {
               data =
@@ -140,59 +107,56 @@ export function createFileOperationsHandler(services: SandboxServices): TaskHand
                 'upload needs data (base64 or a serialised Buffer) or artifact',
               );
             }
-            const existing = await describe(p.host, p.rel).catch(() => undefined);
-            if (existing && existing.type !== 'file')
-              throw new FleetError('conflict', `"${p.rel}" exists and is a ${existing.type}`);
-            await checkWrite(data.length, existing?.size ?? 0);
-            await writeFileSafe(p.host, p.rel, data, { uid, overwrite: payload.overwrite, workDir });
-            return { output: { path: p.rel, size: data.length, written: true } };
+            const cap = Math.min(limits.maxTransferBytes, limits.maxFileBytes);
+            if (data.length > cap) {
+              throw new FleetError(
+                'file_too_large',
+                `${data.length} bytes is over the ${cap}-byte file cap`,
+                {
+                  details: { size: data.length, limit: cap },
+                },
+              );
+            }
+            // The workspace's own filesystem enforces the quota: a write past it fails with ENOSPC there.
+            await files.write(rel, data, payload.overwrite);
+            return { output: { path: rel, size: data.length, written: true } };
           }
           case 'download': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            const data = await readFileSafe(p.host, p.rel, limits.maxTransferBytes);
-            const contentType = contentTypeFor(p.rel);
-            const name = p.rel.split('/').pop() || 'file';
+            const data = await files.read(rel, limits.maxTransferBytes);
+            const contentType = contentTypeFor(rel);
+            const name = rel.split('/').pop() || 'file';
             return {
-              output: { path: p.rel, size: data.length, contentType, artifact: name },
+              output: { path: rel, size: data.length, contentType, artifact: name },
               artifacts: [{ name, contentType, data }],
             };
           }
           case 'list': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            const info = await describe(p.host, p.rel).catch((err: unknown) => {
-              throw fileError(err, p.rel || '.');
-            });
-            if (info.type !== 'directory')
-              throw new FleetError('invalid_payload', `"${p.rel}" is not a directory`);
-            const listing = await listDir(p.host, p.rel, payload.recursive, payload.limit);
-            return { output: { path: p.rel, ...listing } };
+            const listing = await files.list(rel, payload.recursive, payload.limit);
+            return { output: { path: rel, ...listing } };
           }
-          case 'stat': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            const info = await describe(p.host, p.rel).catch((err: unknown) => {
-              throw fileError(err, p.rel);
-            });
-            return { output: info };
-          }
-          case 'delete': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            await removePath(p.host, p.rel, payload.recursive);
-            return { output: { path: p.rel, deleted: true } };
-          }
+          case 'stat':
+            return { output: await files.stat(rel) };
+          case 'delete':
+            await files.delete(rel, payload.recursive);
+            return { output: { path: rel, deleted: true } };
           case 'move': {
-            const from = await resolveWorkspacePath(workDir, payload.from, 'from');
-            const to = await resolveWorkspacePath(workDir, payload.to, 'to');
-            await movePath(from, to, payload.overwrite, workDir, uid);
-            return { output: { from: from.rel, to: to.rel, moved: true } };
+            const from = normalizeWorkspacePath(payload.from, 'from');
+            const to = normalizeWorkspacePath(payload.to, 'to');
+            await files.move(from, to, payload.overwrite);
+            return { output: { from, to, moved: true } };
           }
           case 'mkdir': {
-            const p = await resolveWorkspacePath(workDir, payload.path);
-            if (p.rel === '') return { output: { path: '', created: false } };
-            await mkdirOwned(workDir, p.host, uid);
-            return { output: { path: p.rel, created: true } };
+            if (rel === '') return { output: { path: '', created: false } };
+            await files.mkdir(rel);
+            return { output: { path: rel, created: true } };
           }
         }
       });
     },
   };
+}
+
+/** Time the runner gets for one file operation: what is left of the task, within sane bounds. */
+export function fileOpTimeout(deadline: number): number {
+  return Math.max(1000, Math.min(60_000, deadline - Date.now() - 200));
 }

@@ -1,14 +1,24 @@
 /**
  * `package-install`: `pip install --target` into the session's package directory, which the session's
- * interpreter has on sys.path. pip runs inside the session's sandbox walls (same uid, cgroup, seccomp),
- * from the configured wheel directory (`--no-index --find-links`, no network) and/or the configured
- * index URL (the only case where the sandbox gets network, and only for pip). Requirement strings are
- * validated so nothing can smuggle a pip option, a URL or a path.
+ * interpreter has on sys.path. No package code ever runs with network access:
+ *
+ *   1. download (only with `index_url`): `pip download --only-binary=:all:` through the same chain, as the
+ *      sandbox uid, with network but with neither the workspace nor the package directory mounted, into
+ *      a staging directory on the workspace's own filesystem. Wheels only, so nothing is built or run.
+ *   2. install: pip inside the session's sandbox walls (uid, cgroup, seccomp) with NO network, from the
+ *      staging directory or the operator's `wheel_dir` (`--no-index --find-links`). Wheels only, unless
+ *      `allow_sdist` is set: then an sdist from `wheel_dir` is built there, still without network.
+ *
+ * An sdist that would need building is refused with `package_build_refused`. Requirement strings are
+ * validated so nothing can smuggle a pip option, a URL or a path. Processes pip leaves behind are reaped.
  */
+import { chownSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { SANDBOX_PKGS } from '../chain.js';
+import type { Sandbox, StreamName } from '../sandbox.js';
 import { requireSessionId, withSession, type SandboxServices } from '../services.js';
 
 const REQUIREMENT =
@@ -35,13 +45,49 @@ export const PackageInstallPayloadSchema = z
 export type PackageInstallPayload = z.infer<typeof PackageInstallPayloadSchema>;
 
 const WHEELS_INSIDE = '/opt/fleet/wheels';
+const STAGE_INSIDE = '/opt/fleet/stage';
+const PIP = ['{python}', '-I', '-m', 'pip'];
+const PIP_COMMON = ['--no-input', '--disable-pip-version-check', '--no-cache-dir', '--progress-bar', 'off'];
+
+/** PEP 503 normalised project name of a requirement string. */
+export function projectName(requirement: string): string {
+  const name = /^[A-Za-z0-9][A-Za-z0-9._-]*/.exec(requirement)?.[0] ?? requirement;
+  return name.toLowerCase().replace(/[-_.]+/g, '-');
+}
+
+/** Requested projects that `dir` offers only as a source distribution (no wheel). */
+export function sdistOnly(dir: string, requirements: string[]): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const wheels = new Set<string>();
+  const sdists = new Set<string>();
+  for (const file of names) {
+    const wheel = /^(.+?)-[^-]+(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$/.exec(file);
+    if (wheel?.[1]) wheels.add(projectName(wheel[1]));
+    const sdist = /^(.+)-[^-]+\.(tar\.gz|zip|tar\.bz2|tgz)$/.exec(file);
+    if (sdist?.[1]) sdists.add(projectName(sdist[1]));
+  }
+  return requirements.map(projectName).filter((n) => sdists.has(n) && !wheels.has(n));
+}
+
+interface PipRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
 
 export function createPackageInstallHandler(services: SandboxServices): TaskHandler<PackageInstallPayload> {
   const { options } = services;
   return {
     capability: 'package-install',
     description:
-      "Installs Python packages with pip into a session (from the configured wheel directory or index), importable by the session's later runs.",
+      "Installs Python packages (wheels; sdists only when the operator allows) with pip into a session, from the configured wheel directory or index, importable by the session's later runs. No package code runs with network access.",
     payloadSchema: PackageInstallPayloadSchema,
     async run(payload, ctx) {
       const sessionId = requireSessionId(ctx, 'package-install');
@@ -54,73 +100,131 @@ export function createPackageInstallHandler(services: SandboxServices): TaskHand
       return withSession(services, sessionId, { create: true }, async (session) => {
         const chain = services.runtime.requireChain();
         const insecure = chain.level === 'none';
-        const target = insecure ? session.sandbox.dirs.pkgDir : SANDBOX_PKGS;
-        const wheels = options.wheel_dir ? (insecure ? options.wheel_dir : WHEELS_INSIDE) : undefined;
-        const argv = [
-          '{python}',
-          '-I',
-          '-m',
-          'pip',
-          'install',
-          '--target',
-          target,
-          '--no-input',
-          '--disable-pip-version-check',
-          '--no-cache-dir',
-          '--progress-bar',
-          'off',
-          '--no-warn-script-location',
-          '--break-system-packages',
-          '--no-compile',
-        ];
-        if (payload.upgrade) argv.push('--upgrade');
-        if (payload.noDeps) argv.push('--no-deps');
-        if (wheels) argv.push('--find-links', wheels);
-        if (options.index_url) argv.push('--index-url', options.index_url);
-        else argv.push('--no-index');
-        argv.push('--', ...payload.packages);
+        const sandbox = session.sandbox;
         const started = Date.now();
         const timeoutMs = Math.max(1, Math.min(options.pip_timeout, ctx.deadline - Date.now() - 100));
-        const res = await session.sandbox.runSidecar(argv, {
-          network: Boolean(options.index_url),
-          roBinds: options.wheel_dir && !insecure ? [[options.wheel_dir, WHEELS_INSIDE]] : [],
-          signal: ctx.signal,
-          timeoutMs,
-          maxOutputBytes: 64 * 1024,
-          onOutput: (stream, data) => ctx.progress({ log: { stream, data } }),
-        });
-        if (ctx.signal.aborted) throw new FleetError('cancelled', 'package install cancelled');
-        if (res.timedOut)
-          throw new FleetError('timeout', `pip did not finish within ${timeoutMs} ms`, {
-            details: { stdout: res.stdout, stderr: res.stderr },
-          });
-        if (res.code !== 0) {
-          const lastLines = res.stderr
-            .trim()
-            .split('\n')
-            .filter((l) => l.trim())
-            .slice(-4)
-            .join('\n');
-          throw new FleetError(
-            'package_install_failed',
-            `pip install failed: ${lastLines || `exit ${res.code ?? res.signal}`}`.slice(0, 4000),
-            {
-              details: { exitCode: res.code, stdout: res.stdout, stderr: res.stderr },
+        const onOutput = (stream: StreamName, data: string) => ctx.progress({ log: { stream, data } });
+        const stage = options.index_url ? makeStage(sandbox, chain.dropUid) : undefined;
+        try {
+          const logs = { stdout: '', stderr: '' };
+          const pip = async (argv: string[], opts: Parameters<Sandbox['runSidecar']>[1]) => {
+            const res = await sandbox.runSidecar(argv, opts);
+            logs.stdout += res.stdout;
+            logs.stderr += res.stderr;
+            check(res, ctx.signal, timeoutMs, logs);
+            return res;
+          };
+          const sidecar = { signal: ctx.signal, timeoutMs, maxOutputBytes: 64 * 1024, onOutput };
+          const sources: string[] = [];
+          const roBinds: [string, string][] = [];
+          if (options.wheel_dir) {
+            sources.push(insecure ? options.wheel_dir : WHEELS_INSIDE);
+            if (!insecure) roBinds.push([options.wheel_dir, WHEELS_INSIDE]);
+          }
+          const refuseSdists = (err: unknown): never => {
+            const refused =
+              !options.allow_sdist && options.wheel_dir ? sdistOnly(options.wheel_dir, payload.packages) : [];
+            if (refused.length > 0 && err instanceof FleetError && err.code === 'package_install_failed') {
+              throw new FleetError(
+                'package_build_refused',
+                `${refused.join(', ')}: only a source distribution is available, and building one is off (python_sandbox.sandbox.allow_sdist); provide a wheel`,
+                { details: { packages: refused } },
+              );
+            }
+            throw err;
+          };
+          if (stage && options.index_url) {
+            // Step 1: fetch wheels with network, as the sandbox uid, no workspace mounted, nothing run.
+            const dest = insecure ? stage : STAGE_INSIDE;
+            const argv = [...PIP, 'download', ...PIP_COMMON, '--only-binary=:all:', '--dest', dest];
+            argv.push('--index-url', options.index_url);
+            for (const src of sources) argv.push('--find-links', src);
+            if (payload.noDeps) argv.push('--no-deps');
+            argv.push('--', ...payload.packages);
+            await pip(argv, {
+              ...sidecar,
+              network: true,
+              workspace: false,
+              roBinds,
+              rwBinds: insecure ? [] : [[stage, STAGE_INSIDE]],
+            }).catch(refuseSdists);
+            sources.push(dest);
+          }
+          // Step 2: install with no network, from local files only.
+          const argv = [
+            ...PIP,
+            'install',
+            ...PIP_COMMON,
+            '--target',
+            insecure ? sandbox.dirs.pkgDir : SANDBOX_PKGS,
+          ];
+          argv.push('--no-warn-script-location', '--break-system-packages', '--no-compile', '--no-index');
+          if (options.allow_sdist) argv.push('--no-build-isolation');
+          else argv.push('--only-binary=:all:');
+          if (payload.upgrade) argv.push('--upgrade');
+          if (payload.noDeps) argv.push('--no-deps');
+          for (const src of sources) argv.push('--find-links', src);
+          argv.push('--', ...payload.packages);
+          const res = await pip(argv, {
+            ...sidecar,
+            network: false,
+            roBinds: [
+              ...roBinds,
+              ...(stage && !insecure ? ([[stage, STAGE_INSIDE]] as [string, string][]) : []),
+            ],
+          }).catch(refuseSdists);
+          const installed = /Successfully installed (.+)/.exec(res.stdout)?.[1]?.trim().split(/\s+/) ?? [];
+          session.packages.push(...installed);
+          return {
+            output: {
+              installed,
+              packages: session.packages,
+              stdout: logs.stdout,
+              stderr: logs.stderr,
+              durationMs: Date.now() - started,
             },
-          );
+          };
+        } finally {
+          // pip and its builds share the session's cgroup: nothing of theirs outlives the task.
+          await sandbox.reapStrays();
+          // Only pip touched the staging directory, and every process that could is gone by now.
+          if (stage) rmSync(stage, { recursive: true, force: true });
         }
-        const installed = /Successfully installed (.+)/.exec(res.stdout)?.[1]?.trim().split(/\s+/) ?? [];
-        session.packages.push(...installed);
-        return {
-          output: {
-            installed,
-            packages: session.packages,
-            stdout: res.stdout,
-            stderr: res.stderr,
-            durationMs: Date.now() - started,
-          },
-        };
       });
     },
   };
+}
+
+let stages = 0;
+
+/** A staging directory on the workspace's own filesystem (so downloads count against its quota). */
+function makeStage(sandbox: Sandbox, chown: boolean): string {
+  const dir = join(sandbox.dirs.root, `stage-${++stages}`);
+  mkdirSync(dir, { mode: 0o700 });
+  if (chown) chownSync(dir, sandbox.uid, sandbox.uid);
+  return dir;
+}
+
+function check(
+  res: PipRun,
+  signal: AbortSignal,
+  timeoutMs: number,
+  logs: { stdout: string; stderr: string },
+): void {
+  if (signal.aborted) throw new FleetError('cancelled', 'package install cancelled');
+  if (res.timedOut)
+    throw new FleetError('timeout', `pip did not finish within ${timeoutMs} ms`, { details: logs });
+  if (res.code !== 0) {
+    const lastLines = res.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-4)
+      .join('\n');
+    throw new FleetError(
+      'package_install_failed',
+      `pip failed: ${lastLines || `exit ${res.code ?? res.signal}`}`.slice(0, 4000),
+      { details: { exitCode: res.code, ...logs } },
+    );
+  }
 }

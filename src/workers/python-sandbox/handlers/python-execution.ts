@@ -14,8 +14,10 @@ import type { Artifact, TaskContext, TaskHandler, TaskOutput } from '../../commo
 import type { ExecOutcome, Sandbox } from '../sandbox.js';
 import { bump, withSession, type SandboxServices } from '../services.js';
 import type { EndReason, Session } from '../sessions.js';
-import { directorySize, readFileSafe, resolveWorkspacePath, scanWorkspace } from '../workspace.js';
-import { snapshotFiles, diffSnapshots, contentTypeFor } from './files-util.js';
+import { workspaceUsage } from '../workspace.js';
+import { normalizeWorkspacePath, WorkspaceFiles } from '../workspace-files.js';
+import { fileOpTimeout } from './file-operations.js';
+import { contentTypeFor } from './files-util.js';
 
 export const PythonExecutionPayloadSchema = z
   .object({
@@ -101,38 +103,28 @@ async function runCode(
   // The kill and its report must land before the runtime answers a bare timeout, even on a loaded host.
   const hardAt = deadline - Math.min(500, Math.floor(budget * 0.15));
   const softAt = Math.max(now, hardAt - grace);
-  const before = await snapshotFiles(sandbox.dirs.workDir);
-  let usageCheck = 0;
-  let overQuota = false;
-  let checking = false;
+  const collect = (payload.collect ?? []).map((p) => normalizeWorkspacePath(p, 'collect'));
+  const usageBefore = workspaceUsage(sandbox.dirs);
   const outcome = await sandbox.exec(code, {
     softAt,
     hardAt,
     signal: ctx.signal,
     interruptGraceMs: options.interrupt_grace,
     figures: payload.figures,
+    files: true,
     onOutput: (stream, data) => ctx.progress({ log: { stream, data } }),
-    watchdog: () => {
-      // The size walk is async; the watchdog polls its last answer.
-      if (!checking && Date.now() - usageCheck > 500) {
-        checking = true;
-        usageCheck = Date.now();
-        void directorySize(sandbox.dirs.workDir, limits.workspaceBytes + 1).then((size) => {
-          overQuota = size > limits.workspaceBytes;
-          checking = false;
-        });
-      }
-      return overQuota ? 'workspace_full' : undefined;
-    },
   });
   if (session) session.runs++;
-  // One walk after the run gives both the written files and the disk use.
-  const after = await scanWorkspace(sandbox.dirs.workDir, {
-    files: true,
-    stopAtBytes: limits.workspaceBytes + 1,
-  });
-  const files = diffSnapshots(before, after.files);
-  const usage = after.bytes;
+  // Only the interpreter (and its threads) outlives a run of a session; one-shot sandboxes die whole.
+  const reapedOutside = session && outcome.status === 'done' ? await sandbox.reapStrays() : 0;
+  const usageAfter = workspaceUsage(sandbox.dirs);
+  const files = outcome.files;
+  const full = (u: typeof usageAfter) => u !== undefined && (u.freeBytes < 64 * 1024 || u.freeInodes === 0);
+  const enospc = outcome.error?.errno === 28 || outcome.error?.errno === 122;
+  // The filesystem already refused the write (ENOSPC); this tells the task why, even if the code caught it.
+  // A workspace that was already full before the run is only reported if the run hit the wall again.
+  const overQuota = enospc || (full(usageAfter) && !full(usageBefore));
+  const usage = usageAfter?.usedBytes;
   const common = {
     stdout: outcome.stdout,
     stderr: outcome.stderr,
@@ -142,7 +134,7 @@ async function runCode(
     ...(session ? { sessionId: session.id } : {}),
   };
 
-  const failure = classify(outcome, usage > limits.workspaceBytes, limits);
+  const failure = classify(outcome, overQuota, limits);
   if (failure) {
     bump(services.counters.executions, failure.code);
     const sessionSurvived = outcome.status === 'done' && sandbox.alive;
@@ -154,7 +146,9 @@ async function runCode(
         ...(outcome.error ? { error: outcome.error } : {}),
         sessionSurvived,
         files,
-        workspaceBytes: usage,
+        ...(usage !== undefined
+          ? { workspaceBytes: usage, workspaceFreeInodes: usageAfter?.freeInodes }
+          : {}),
       },
     });
   }
@@ -164,14 +158,11 @@ async function runCode(
     contentType: 'image/png',
     data: f.data,
   }));
-  for (const rel of payload.collect ?? []) {
-    const resolved = await resolveWorkspacePath(sandbox.dirs.workDir, rel, 'collect');
-    const data = await readFileSafe(resolved.host, resolved.rel, limits.maxTransferBytes);
-    artifacts.push({
-      name: resolved.rel.split('/').pop() || 'file',
-      contentType: contentTypeFor(resolved.rel),
-      data,
-    });
+  // Collected by the runner, inside the sandbox: a one-shot sandbox is still alive here.
+  const workspace = new WorkspaceFiles(sandbox, fileOpTimeout(ctx.deadline));
+  for (const rel of collect) {
+    const data = await workspace.read(rel, limits.maxTransferBytes);
+    artifacts.push({ name: rel.split('/').pop() || 'file', contentType: contentTypeFor(rel), data });
   }
   if (!outcome.ok && payload.failOnError) {
     const code: ErrorCode = outcome.syntax ? 'syntax_error' : 'python_error';
@@ -193,7 +184,7 @@ async function runCode(
       ...(outcome.error ? { error: outcome.error } : {}),
       figures: outcome.figures.map((f) => f.name),
       files,
-      ...(outcome.reaped > 0 ? { killedProcesses: outcome.reaped } : {}),
+      ...(outcome.reaped + reapedOutside > 0 ? { killedProcesses: outcome.reaped + reapedOutside } : {}),
     },
     artifacts,
   };
@@ -208,7 +199,7 @@ function classify(
   if (outcome.killReason === 'workspace_full' || overQuota) {
     return {
       code: 'workspace_full',
-      message: `the workspace went over its ${Math.round(limits.workspaceBytes / 1024 / 1024)} MB limit; delete files to continue`,
+      message: `the workspace is full (its limit is ${Math.round(limits.workspaceBytes / 1024 / 1024)} MB and ${limits.workspaceInodes} files); delete files to continue`,
     };
   }
   if (outcome.cgroup.oomKills > 0 || outcome.killReason === 'oom' || outcome.error?.type === 'MemoryError') {
