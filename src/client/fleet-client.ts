@@ -138,7 +138,9 @@ export class FleetClient {
       .task;
   }
 
-  async list(filter: { state?: string; capability?: string; limit?: number } = {}): Promise<ClientTask[]> {
+  async list(
+    filter: { state?: string; capability?: string; workerId?: string; limit?: number } = {},
+  ): Promise<ClientTask[]> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
     return (await this.request<{ tasks: ClientTask[] }>('GET', `/api/tasks${q.size ? `?${q}` : ''}`)).tasks;

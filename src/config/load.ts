@@ -213,11 +213,15 @@ export interface LoadOptions {
   overrides?: Obj;
 }
 
+/** The file loadConfig reads: the one given, else FLEET_CONFIG, else ./fleet.yaml (or .yml) when present. */
+export function configFileFor(file: string | undefined, env: Env = process.env): string | undefined {
+  return file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
+}
+
 export function loadConfig(options: LoadOptions = {}): FleetConfig {
   const env = options.env ?? process.env;
   checkFleetEnv(env);
-  const file =
-    options.file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
+  const file = configFileFor(options.file, env);
   let raw: Obj = {};
   if (file) {
     let text: string;

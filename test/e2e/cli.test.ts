@@ -4,8 +4,9 @@
  * the CLI's promises (README, docs/errors.md).
  */
 import { rmSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { cleanEnv, fleet, makeFleetDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, fleet, makeFleetDir, startCliFleet, type CliFleet } from '../helpers/cli.js';
+import { freePort } from '../helpers/processes.js';
 
 describe('config typos are errors that name the key', () => {
   it('fleet up refuses an unknown manager key with a suggestion, exit 2, one line', async () => {
@@ -40,11 +41,152 @@ describe('config typos are errors that name the key', () => {
     }
   });
 
-  it('refuses a FLEET_* variable Fleet does not read, for fleet up', async () => {
+  it('refuses a FLEET_* variable Fleet does not read, for up and for client commands', async () => {
     const up = await fleet(['up', '--only', 'echo'], { env: cleanEnv({ FLEET_PROT: '4500' }) });
     expect(up.code).toBe(2);
     expect(up.stderr).toMatch(
       /^fleet: config_invalid: unknown environment variable FLEET_PROT \(did you mean FLEET_PORT\?\)/,
     );
+    const status = await fleet(['status'], { env: cleanEnv({ FLEET_TOKN: 'x' }) });
+    expect(status.code).toBe(2);
+    expect(status.stderr).toMatch(/FLEET_TOKN \(did you mean FLEET_TOKEN\?\)/);
+  });
+});
+
+describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', () => {
+  let f: CliFleet;
+
+  beforeAll(async () => {
+    f = await startCliFleet();
+  }, 90_000);
+
+  afterAll(async () => {
+    await f?.stop();
+  });
+
+  describe('client commands find the manager through the same config as up', () => {
+    it('reads ./fleet.yaml in the current directory', async () => {
+      const r = await f.run(['status']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/echo.*Online/);
+    });
+
+    it('reads -c and FLEET_CONFIG from anywhere; --url and FLEET_URL win', async () => {
+      const elsewhere = { env: cleanEnv(), cwd: '/' };
+      const byFlag = await fleet(['status', '-c', `${f.dir}/fleet.yaml`], elsewhere);
+      expect(byFlag.code).toBe(0);
+      const byEnv = await fleet(['status'], {
+        cwd: '/',
+        env: cleanEnv({ FLEET_CONFIG: `${f.dir}/fleet.yaml` }),
+      });
+      expect(byEnv.code).toBe(0);
+      const byUrl = await fleet(['status', '--url', f.url], elsewhere);
+      expect(byUrl.code).toBe(0);
+      const byUrlEnv = await fleet(['status'], { cwd: '/', env: cleanEnv({ FLEET_URL: f.url }) });
+      expect(byUrlEnv.code).toBe(0);
+    });
+
+    it('says which source it used when nothing answers there (exit 3)', async () => {
+      const closed = await freePort();
+      const dir = await makeFleetDir(`manager:\n  port: ${closed}\n`);
+      try {
+        const r = await fleet(['status'], { cwd: dir });
+        expect(r.code).toBe(3);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^fleet: manager_unreachable: cannot reach the Fleet manager at http://127\\.0\\.0\\.1:${closed}: .*; the URL came from fleet\\.yaml \\(manager\\.host/port\\)\\n$`,
+          ),
+        );
+        const byUrl = await fleet(['tasks', '--url', `http://127.0.0.1:${closed}`], { cwd: '/' });
+        expect(byUrl.code).toBe(3);
+        expect(byUrl.stderr).toMatch(/the URL came from --url\n$/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('a failed task is one line and a hint; the record on request', () => {
+    const blocked = JSON.stringify({
+      code: 'url_blocked',
+      message: 'navigation refused by the URL policy: 10.1.2.3 is in a private range',
+    });
+
+    it('prints fleet: <code>: <message> and the setting that helps, exit 1', async () => {
+      const r = await f.run(['submit', 'fail', blocked]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toBe(
+        'fleet: url_blocked: navigation refused by the URL policy: 10.1.2.3 is in a private range',
+      );
+      expect(lines[1]).toMatch(/^hint: .*browser_worker\.browser_config\.url_policy\.allowed_addresses/);
+    });
+
+    it('--json and -v print the whole record on stdout as well', async () => {
+      for (const flag of ['--json', '-v']) {
+        const r = await f.run(['submit', 'fail', blocked, flag]);
+        expect(r.code).toBe(1);
+        const record = JSON.parse(r.stdout) as {
+          state: string;
+          error: { code: string };
+          attempts: unknown[];
+        };
+        expect(record).toMatchObject({ state: 'failed', error: { code: 'url_blocked' } });
+        expect(record.attempts.length).toBeGreaterThan(0);
+        expect(r.stderr).toMatch(/^fleet: url_blocked: /);
+      }
+    });
+
+    it('a success prints the result only', async () => {
+      const r = await f.run(['submit', 'echo', '{"hello":"fleet"}']);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as Record<string, unknown>;
+      expect(out).toMatchObject({ state: 'succeeded', output: { hello: 'fleet' } });
+      expect(Object.keys(out).sort()).toEqual(['id', 'output', 'state']);
+    });
+  });
+
+  describe('tasks as a table, --json for scripts, task <id> for one', () => {
+    it('lists tasks in a table with the columns people read', async () => {
+      for (let i = 0; i < 3; i++) await f.run(['submit', 'echo', `{"n":${i},"pad":"${'x'.repeat(500)}"}`]);
+      const r = await f.run(['tasks']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(
+        /ID\s+│\s+State\s+│\s+Capability\s+│\s+Worker\s+│\s+Attempt\s+│\s+Duration\s+│\s+Age/,
+      );
+      expect(r.stdout).toMatch(/succeeded\s+│\s+echo\s+│/);
+      // Payloads are not printed: the table stays a line per task.
+      expect(r.stdout).not.toContain('xxxxxxxxxx');
+    });
+
+    it('--json, --limit and filters', async () => {
+      const all = JSON.parse((await f.run(['tasks', '--json'])).stdout) as { id: string; state: string }[];
+      expect(all.length).toBeGreaterThanOrEqual(3);
+      const one = JSON.parse((await f.run(['tasks', '--json', '--limit', '1'])).stdout) as unknown[];
+      expect(one).toHaveLength(1);
+      const failed = JSON.parse((await f.run(['tasks', '--json', '--state', 'failed'])).stdout) as {
+        state: string;
+      }[];
+      expect(failed.every((t) => t.state === 'failed')).toBe(true);
+      const echoes = JSON.parse((await f.run(['tasks', '--json', '--capability', 'echo'])).stdout) as {
+        capability: string;
+      }[];
+      expect(echoes.length).toBeGreaterThan(0);
+      expect(echoes.every((t) => t.capability === 'echo')).toBe(true);
+
+      const id = all[0]!.id;
+      const shown = await f.run(['task', id]);
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toMatch(new RegExp(`^id\\s+${id}$`, 'm'));
+      expect(shown.stdout).toMatch(/^state\s+\w+/m);
+      const json = JSON.parse((await f.run(['task', id, '--json'])).stdout) as { id: string };
+      expect(json.id).toBe(id);
+      const missing = await f.run(['task', 'no-such-task']);
+      expect(missing.code).toBe(4);
+      expect(missing.stderr).toMatch(/^fleet: not_found: /);
+    });
   });
 });

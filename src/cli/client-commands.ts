@@ -1,0 +1,214 @@
+/**
+ * The commands that act on a running fleet. They speak the manager's public API (FleetClient), find it as
+ * connect.ts says, print tables for people and JSON with --json for scripts, and end through cli-errors.ts.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { ClientTask, FleetClient } from '../client/fleet-client.js';
+import { closest } from '../config/strict-keys.js';
+import { FleetError } from '../protocol/errors.js';
+import { renderBoard } from './board.js';
+import { EXIT, UsageError, errorLines, hintFor } from './cli-errors.js';
+import { connect, withSource, type ClientOptions, type ResolvedManager } from './connect.js';
+import { renderTask, renderTaskTable, resultView, taskError, withAbsoluteUrls } from './task-views.js';
+
+export function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Opens the client for one command; a "cannot reach" error then says where the URL came from. */
+async function withClient(
+  opts: ClientOptions,
+  body: (client: FleetClient, manager: ResolvedManager) => Promise<void>,
+): Promise<void> {
+  const { client, manager } = connect(opts);
+  try {
+    await body(client, manager);
+  } catch (err) {
+    throw withSource(err, manager);
+  }
+}
+
+/** --url, --token and -c on every client command. */
+function clientCommand(program: Command, name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .addOption(new Option('--url <url>', 'manager URL (env FLEET_URL; default: from the config file)'))
+    .addOption(new Option('--token <token>', 'API token (env FLEET_TOKEN; default: manager.token)'))
+    .addOption(
+      new Option(
+        '-c, --config <file>',
+        'config file to find the manager in (env FLEET_CONFIG, ./fleet.yaml)',
+      ),
+    );
+}
+
+/** Ends a command for a task that did not succeed: its error as one line, the record only when asked. */
+function reportFailure(task: ClientTask, verbose: boolean): void {
+  const error = taskError(task);
+  if (verbose) print(task);
+  process.stderr.write(errorLines(error, hintFor(error, task.id)));
+  process.exitCode = EXIT.taskFailed;
+}
+
+/** An unknown capability gets the nearest one the fleet offers, or the list when none is near. */
+async function suggestCapability(err: unknown, capability: string, c: FleetClient): Promise<unknown> {
+  if (!(err instanceof FleetError) || err.code !== 'unknown_capability') return err;
+  const offered = [...new Set((await c.workers().catch(() => [])).flatMap((w) => w.capabilities))].sort();
+  if (offered.length === 0) return err;
+  const near = closest(capability, offered);
+  const hint = near ? `did you mean "${near}"?` : `the fleet offers ${offered.join(', ')}`;
+  return new FleetError(err.code, err.message, { details: { ...err.details, hint } });
+}
+
+export function registerClientCommands(program: Command): void {
+  clientCommand(program, 'submit', 'submit a task, wait for it and print its result')
+    .argument('<capability>', 'capability, e.g. echo, python-execution, screenshot')
+    .argument('[payload]', 'JSON payload', '{}')
+    .option('--no-wait', 'print the queued task and return at once')
+    .option('--timeout <ms>', 'task timeout in ms', int)
+    .option('--priority <n>', 'higher runs first', Number)
+    .option('--session <id>', 'python session id (state kept between tasks)')
+    .option('--idempotency-key <key>', 'same key, same task')
+    .option('--json', 'print the whole task record as JSON')
+    .option('-v, --verbose', 'on failure, print the whole task record too')
+    .action(
+      async (
+        capability: string,
+        payloadText: string,
+        opts: ClientOptions & {
+          wait: boolean;
+          timeout?: number;
+          priority?: number;
+          session?: string;
+          idempotencyKey?: string;
+          json?: boolean;
+          verbose?: boolean;
+        },
+      ) => {
+        let payload: unknown;
+        try {
+          payload = JSON.parse(payloadText);
+        } catch (err) {
+          throw new FleetError('invalid_task', `payload is not JSON: ${(err as Error).message}`);
+        }
+        await withClient(opts, async (c, manager) => {
+          const task = await c
+            .submit(capability, payload, {
+              ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
+              ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
+              ...(opts.session ? { sessionId: opts.session } : {}),
+              ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
+            })
+            .catch(async (err: unknown) => {
+              throw await suggestCapability(err, capability, c);
+            });
+          if (!opts.wait) return print(withAbsoluteUrls(task, manager.url));
+          const done = withAbsoluteUrls(
+            await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts),
+            manager.url,
+          );
+          if (done.state === 'succeeded') return print(opts.json ? done : resultView(done));
+          reportFailure(done, opts.json === true || opts.verbose === true);
+        });
+      },
+    );
+
+  clientCommand(program, 'status', 'print the Worker Status Board')
+    .option('-w, --watch', 'refresh in place')
+    .option('--interval <ms>', 'refresh period with --watch', int, 1000)
+    .option('--json', 'print JSON instead of the table')
+    .action(async (opts: ClientOptions & { watch?: boolean; interval: number; json?: boolean }) =>
+      withClient(opts, async (c, manager) => {
+        const once = async () => {
+          const s = await c.status();
+          return opts.json ? JSON.stringify(s, null, 2) : renderBoard(s);
+        };
+        if (!opts.watch) {
+          process.stdout.write(`${await once()}\n`);
+          return;
+        }
+        for (;;) {
+          let text: string;
+          try {
+            text = await once();
+          } catch (err) {
+            text = `fleet: ${(err as Error).message}`;
+          }
+          process.stdout.write(`\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  ${manager.url}\n${text}\n`);
+          await new Promise((r) => setTimeout(r, opts.interval));
+        }
+      }),
+    );
+
+  clientCommand(program, 'workers', 'list workers as JSON').action(async (opts: ClientOptions) =>
+    withClient(opts, async (c) => print(await c.workers())),
+  );
+
+  clientCommand(program, 'tasks', 'list recent tasks (newest first)')
+    .option('--state <states>', 'only these states, comma-separated (queued,running,failed,…)')
+    .option('--capability <capability>', 'only this capability')
+    .option('--worker <workerId>', 'only tasks run by this worker')
+    .option('--limit <n>', 'at most n', int, 50)
+    .option('--json', 'print the task records as JSON')
+    .action(
+      async (
+        opts: ClientOptions & {
+          state?: string;
+          capability?: string;
+          worker?: string;
+          limit: number;
+          json?: boolean;
+        },
+      ) =>
+        withClient(opts, async (c, manager) => {
+          const tasks = await c.list({
+            ...(opts.state ? { state: opts.state } : {}),
+            ...(opts.capability ? { capability: opts.capability } : {}),
+            ...(opts.worker ? { workerId: opts.worker } : {}),
+            limit: opts.limit,
+          });
+          if (opts.json) return print(tasks.map((t) => withAbsoluteUrls(t, manager.url)));
+          process.stdout.write(`${renderTaskTable(tasks)}\n`);
+        }),
+    );
+
+  clientCommand(program, 'task', 'show one task')
+    .argument('<taskId>')
+    .option('--json', 'print the whole record as JSON')
+    .action(async (id: string, opts: ClientOptions & { json?: boolean }) =>
+      withClient(opts, async (c, manager) => {
+        const task = withAbsoluteUrls(await c.get(id), manager.url);
+        if (opts.json) return print(task);
+        process.stdout.write(`${renderTask(task)}\n`);
+      }),
+    );
+
+  clientCommand(program, 'cancel', 'cancel a task')
+    .argument('<taskId>')
+    .option('--json', 'print the task record as JSON')
+    .action(async (id: string, opts: ClientOptions & { json?: boolean }) =>
+      withClient(opts, async (c) => {
+        const task = await c.cancel(id);
+        if (opts.json) return print(task);
+        process.stdout.write(`${task.id} ${task.state}\n`);
+      }),
+    );
+
+  clientCommand(program, 'drain', 'drain a worker: it finishes its tasks and takes no new ones')
+    .argument('<workerId>')
+    .action(async (id: string, opts: ClientOptions) =>
+      withClient(opts, async (c) => {
+        await c.drainWorker(id);
+        process.stdout.write(`draining ${id}\n`);
+      }),
+    );
+}
+
+export { UsageError };
