@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ClientTask, FleetClient } from '../client/fleet-client.js';
 import { closest } from '../config/strict-keys.js';
 import { FleetError } from '../protocol/errors.js';
+import { saveArtifacts } from './artifacts.js';
 import { renderBoard } from './board.js';
 import { EXIT, UsageError, errorLines, hintFor } from './cli-errors.js';
 import { connect, withSource, type ClientOptions, type ResolvedManager } from './connect.js';
@@ -76,6 +77,7 @@ export function registerClientCommands(program: Command): void {
     .option('--priority <n>', 'higher runs first', Number)
     .option('--session <id>', 'python session id (state kept between tasks)')
     .option('--idempotency-key <key>', 'same key, same task')
+    .option('-o, --out <dir>', 'save every artifact of the result in this directory')
     .option('--json', 'print the whole task record as JSON')
     .option('-v, --verbose', 'on failure, print the whole task record too')
     .action(
@@ -88,6 +90,7 @@ export function registerClientCommands(program: Command): void {
           priority?: number;
           session?: string;
           idempotencyKey?: string;
+          out?: string;
           json?: boolean;
           verbose?: boolean;
         },
@@ -114,7 +117,12 @@ export function registerClientCommands(program: Command): void {
             await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts),
             manager.url,
           );
-          if (done.state === 'succeeded') return print(opts.json ? done : resultView(done));
+          if (done.state === 'succeeded') {
+            const saved = opts.out ? await saveArtifacts(c, done, opts.out) : [];
+            print({ ...(opts.json ? done : resultView(done)), ...(opts.out ? { saved } : {}) });
+            for (const s of saved) process.stderr.write(`saved ${s.path} (${s.size} B)\n`);
+            return;
+          }
           reportFailure(done, opts.json === true || opts.verbose === true);
         });
       },
@@ -187,6 +195,25 @@ export function registerClientCommands(program: Command): void {
         const task = withAbsoluteUrls(await c.get(id), manager.url);
         if (opts.json) return print(task);
         process.stdout.write(`${renderTask(task)}\n`);
+      }),
+    );
+
+  clientCommand(program, 'artifacts', "save a task's artifacts (all, or the names given)")
+    .argument('<taskId>')
+    .argument('[names...]', 'artifact names (default: all)')
+    .option('-o, --out <dir>', 'directory to save into', '.')
+    .option('--list', 'list the artifacts instead of saving them')
+    .action(async (id: string, names: string[], opts: ClientOptions & { out: string; list?: boolean }) =>
+      withClient(opts, async (c, manager) => {
+        const task = withAbsoluteUrls(await c.get(id), manager.url);
+        if (opts.list) {
+          for (const a of task.artifacts ?? [])
+            process.stdout.write(`${a.name}\t${a.contentType}\t${a.size}\t${a.url}\n`);
+          return;
+        }
+        const saved = await saveArtifacts(c, task, opts.out, names);
+        if (saved.length === 0) process.stderr.write(`task ${id} has no artifacts\n`);
+        for (const s of saved) process.stdout.write(`${s.path}\n`);
       }),
     );
 

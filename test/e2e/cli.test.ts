@@ -3,7 +3,8 @@
  * directory, and the client commands run beside it as a user runs them. Each describe block is one point of
  * the CLI's promises (README, docs/errors.md).
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv, fleet, makeFleetDir, startCliFleet, type CliFleet } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
@@ -146,6 +147,54 @@ describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', (
       const out = JSON.parse(r.stdout) as Record<string, unknown>;
       expect(out).toMatchObject({ state: 'succeeded', output: { hello: 'fleet' } });
       expect(Object.keys(out).sort()).toEqual(['id', 'output', 'state']);
+    });
+  });
+
+  describe('artifacts from the command line', () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    const payload = (name: string) =>
+      JSON.stringify({ artifact: { name, contentType: 'image/png', base64: png.toString('base64') } });
+
+    it('submit --out saves every artifact and prints the paths; URLs are absolute', async () => {
+      const r = await f.run(['submit', 'echo', payload('figure.png'), '--out', 'out']);
+      expect(r.code).toBe(0);
+      const result = JSON.parse(r.stdout) as {
+        artifacts: { url: string }[];
+        saved: { path: string; size: number }[];
+      };
+      expect(result.artifacts[0]!.url).toMatch(new RegExp(`^${f.url}/api/tasks/.+/artifacts/figure\\.png$`));
+      const file = join(f.dir, 'out', 'figure.png');
+      expect(result.saved).toEqual([expect.objectContaining({ path: file, size: png.length })]);
+      expect(readFileSync(file)).toEqual(png);
+      expect(r.stderr).toContain(`saved ${file}`);
+    });
+
+    it('fleet artifacts <id> fetches later, all or by name, and refuses unknown names', async () => {
+      const sub = JSON.parse((await f.run(['submit', 'echo', payload('later.png')])).stdout) as {
+        id: string;
+      };
+      const list = await f.run(['artifacts', sub.id, '--list']);
+      expect(list.stdout).toMatch(/^later\.png\timage\/png\t16\thttp:\/\//);
+      const all = await f.run(['artifacts', sub.id, '-o', 'later']);
+      expect(all.code).toBe(0);
+      expect(all.stdout).toBe(`${join(f.dir, 'later', 'later.png')}\n`);
+      const named = await f.run(['artifacts', sub.id, 'later.png', '-o', 'named']);
+      expect(readFileSync(join(f.dir, 'named', 'later.png'))).toEqual(png);
+      expect(named.code).toBe(0);
+      const wrong = await f.run(['artifacts', sub.id, 'nope.png']);
+      expect(wrong.code).toBe(4);
+      expect(wrong.stderr).toBe(
+        `fleet: not_found: task ${sub.id} has no artifact "nope.png" (it has later.png)\n`,
+      );
+    });
+
+    it('a worker-chosen name cannot write outside the directory', async () => {
+      const r = await f.run(['submit', 'echo', payload('../../escape.png'), '--out', 'jail']);
+      // The manager keeps the name as the worker gave it; the CLI makes it a file name inside the directory.
+      expect(r.code).toBe(0);
+      expect(readdirSync(join(f.dir, 'jail'))).toEqual(['escape.png']);
+      expect(existsSync(join(f.dir, 'escape.png'))).toBe(false);
+      expect(existsSync(join(f.dir, '..', 'escape.png'))).toBe(false);
     });
   });
 
