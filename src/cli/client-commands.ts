@@ -6,8 +6,10 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ClientTask, FleetClient } from '../client/fleet-client.js';
 import { closest } from '../config/strict-keys.js';
 import { FleetError } from '../protocol/errors.js';
+import { randomUUID } from 'node:crypto';
 import { saveArtifacts } from './artifacts.js';
 import { renderBoard } from './board.js';
+import { followProgress, progressMode, ProgressView, type ProgressReport } from './progress.js';
 import { EXIT, UsageError, errorLines, hintFor } from './cli-errors.js';
 import { connect, withSource, type ClientOptions, type ResolvedManager } from './connect.js';
 import { renderTask, renderTaskTable, resultView, taskError, withAbsoluteUrls } from './task-views.js';
@@ -68,6 +70,21 @@ async function suggestCapability(err: unknown, capability: string, c: FleetClien
   return new FleetError(err.code, err.message, { details: { ...err.details, hint } });
 }
 
+/** A finished task's own stdout/stderr (python-execution keeps them in its output), when it has any. */
+function printFinalOutput(task: ClientTask): boolean {
+  const o = task.output as { stdout?: unknown; stderr?: unknown } | undefined;
+  let printed = false;
+  if (typeof o?.stdout === 'string' && o.stdout) {
+    process.stdout.write(o.stdout);
+    printed = true;
+  }
+  if (typeof o?.stderr === 'string' && o.stderr) {
+    process.stderr.write(o.stderr);
+    printed = true;
+  }
+  return printed;
+}
+
 export function registerClientCommands(program: Command): void {
   clientCommand(program, 'submit', 'submit a task, wait for it and print its result')
     .argument('<capability>', 'capability, e.g. echo, python-execution, screenshot')
@@ -78,6 +95,7 @@ export function registerClientCommands(program: Command): void {
     .option('--session <id>', 'python session id (state kept between tasks)')
     .option('--idempotency-key <key>', 'same key, same task')
     .option('-o, --out <dir>', 'save every artifact of the result in this directory')
+    .option('-q, --quiet', 'no progress and no task output on stderr (for scripts)')
     .option('--json', 'print the whole task record as JSON')
     .option('-v, --verbose', 'on failure, print the whole task record too')
     .action(
@@ -91,6 +109,7 @@ export function registerClientCommands(program: Command): void {
           session?: string;
           idempotencyKey?: string;
           out?: string;
+          quiet?: boolean;
           json?: boolean;
           verbose?: boolean;
         },
@@ -102,19 +121,35 @@ export function registerClientCommands(program: Command): void {
           throw new FleetError('invalid_task', `payload is not JSON: ${(err as Error).message}`);
         }
         await withClient(opts, async (c, manager) => {
+          const mode = opts.wait ? progressMode(opts, process.stderr) : 'quiet';
+          const view = new ProgressView(process.stderr, mode, process.stderr.columns);
+          // The id is chosen here so the progress stream is open before the task can start.
+          const id = randomUUID();
+          let stopFollowing =
+            mode === 'quiet' ? undefined : await followProgress(c, id, view).catch(() => undefined);
           const task = await c
             .submit(capability, payload, {
+              id,
               ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
               ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
               ...(opts.session ? { sessionId: opts.session } : {}),
               ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
             })
             .catch(async (err: unknown) => {
+              stopFollowing?.();
               throw await suggestCapability(err, capability, c);
             });
+          if (task.id !== id && stopFollowing) {
+            // An idempotency key named an existing task: follow that one instead.
+            stopFollowing();
+            stopFollowing = await followProgress(c, task.id, view).catch(() => undefined);
+          }
           if (!opts.wait) return print(withAbsoluteUrls(task, manager.url));
           const done = withAbsoluteUrls(
-            await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts),
+            await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts).finally(() => {
+              stopFollowing?.();
+              view.finish();
+            }),
             manager.url,
           );
           if (done.state === 'succeeded') {
@@ -214,6 +249,60 @@ export function registerClientCommands(program: Command): void {
         const saved = await saveArtifacts(c, task, opts.out, names);
         if (saved.length === 0) process.stderr.write(`task ${id} has no artifacts\n`);
         for (const s of saved) process.stdout.write(`${s.path}\n`);
+      }),
+    );
+
+  clientCommand(
+    program,
+    'logs',
+    "print a task's output and progress; --follow streams it until the task ends",
+  )
+    .argument('<taskId>')
+    .option('-f, --follow', 'keep streaming until the task ends (exit code as submit)')
+    .option('-q, --quiet', 'output only, no progress lines')
+    .action(async (id: string, opts: ClientOptions & { follow?: boolean; quiet?: boolean }) =>
+      withClient(opts, async (c) => {
+        const view = new ProgressView(process.stderr, opts.quiet ? 'quiet' : 'lines');
+        const out = (stream: string, data: string) =>
+          (stream === 'stderr' ? process.stderr : process.stdout).write(data);
+        let task = await c.get(id);
+        const final = ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(task.state);
+        // Subscribe before reading the backlog so nothing said in between is missed.
+        const stop =
+          opts.follow && !final
+            ? await c.events(
+                (e) => {
+                  if (e.type !== 'progress') return;
+                  const p = e.progress as ProgressReport;
+                  if (p.log) out(p.log.stream, p.log.data);
+                  else view.report(p);
+                },
+                { taskId: id, types: ['progress'] },
+              )
+            : undefined;
+        const printedOutput = final ? printFinalOutput(task) : false;
+        if (!printedOutput) {
+          for (const entry of await c.progressLog(id).catch(() => [])) {
+            const m = entry.log ? /^\[(\w+)\] ([\s\S]*)$/.exec(entry.log) : null;
+            if (m) out(m[1]!, m[2]!);
+            else
+              view.report({
+                ...(entry.percent !== undefined ? { percent: entry.percent } : {}),
+                ...(entry.message !== undefined ? { message: entry.message } : {}),
+              });
+          }
+        }
+        if (!stop) {
+          if (final && task.state !== 'succeeded') reportFailure(task, false);
+          return;
+        }
+        try {
+          task = await c.wait(id, (task.timeoutMs + 5000) * task.maxAttempts);
+        } finally {
+          stop();
+          view.finish();
+        }
+        if (task.state !== 'succeeded') reportFailure(task, false);
       }),
     );
 

@@ -157,6 +157,20 @@ export class FleetClient {
     };
   }
 
+  /**
+   * The progress reports the manager kept for a task (its dashboard's log: the last 100 per task, for the 200
+   * most recent tasks, each text cut at 500 characters); `log` entries read "[stdout] text".
+   */
+  async progressLog(
+    id: string,
+  ): Promise<{ t: number; attempt: number; percent?: number; message?: string; log?: string }[]> {
+    const r = await this.request<{ task: { progressLog?: [] } }>(
+      'GET',
+      `/dashboard/api/tasks/${encodeURIComponent(id)}`,
+    );
+    return r.task.progressLog ?? [];
+  }
+
   async workers(): Promise<ClientWorker[]> {
     return (await this.request<{ workers: ClientWorker[] }>('GET', '/api/workers')).workers;
   }

@@ -6,8 +6,9 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, fleet, makeFleetDir, startCliFleet, type CliFleet } from '../helpers/cli.js';
-import { freePort } from '../helpers/processes.js';
+import { spawn } from 'node:child_process';
+import { cleanEnv, fleet, fleetInPty, makeFleetDir, startCliFleet, type CliFleet } from '../helpers/cli.js';
+import { CLI, freePort, waitFor } from '../helpers/processes.js';
 
 describe('config typos are errors that name the key', () => {
   it('fleet up refuses an unknown manager key with a suggestion, exit 2, one line', async () => {
@@ -58,7 +59,7 @@ describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', (
   let f: CliFleet;
 
   beforeAll(async () => {
-    f = await startCliFleet();
+    f = await startCliFleet({ upArgs: ['--only', 'echo,python-sandbox'], online: 2 });
   }, 90_000);
 
   afterAll(async () => {
@@ -195,6 +196,98 @@ describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', (
       expect(readdirSync(join(f.dir, 'jail'))).toEqual(['escape.png']);
       expect(existsSync(join(f.dir, 'escape.png'))).toBe(false);
       expect(existsSync(join(f.dir, '..', 'escape.png'))).toBe(false);
+    });
+  });
+
+  describe("progress and the task's output while it runs", () => {
+    const sleep = JSON.stringify({ ms: 2500, progressEvery: 500 });
+
+    it('not a terminal: one line per progress report on stderr, the result alone on stdout', async () => {
+      const r = await f.run(['submit', 'sleep', sleep]);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ state: 'succeeded' });
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+      for (const l of lines) expect(l).toMatch(/^progress \d+% slept \d+ of 2500 ms$/);
+      expect(r.stderr).not.toContain('\x1b');
+    });
+
+    it('--quiet: nothing on stderr', async () => {
+      const r = await f.run(['submit', 'sleep', sleep, '--quiet']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+    });
+
+    it('a terminal: a progress bar redrawn in place and cleared before the result', async () => {
+      const r = await fleetInPty(['submit', 'sleep', sleep], { cwd: f.dir });
+      expect(r.code).toBe(0);
+      const bars = r.output.match(/\r\x1b\[2K\[#*-*\] +\d+% slept \d+ of 2500 ms/g) ?? [];
+      expect(bars.length).toBeGreaterThanOrEqual(2);
+      // Redrawn, never a new line per report; cleared before the result is printed.
+      expect(r.output).not.toMatch(/^progress /m);
+      const cleared = r.output.lastIndexOf('\r\x1b[2K');
+      const result = r.output.indexOf('"state": "succeeded"');
+      expect(result).toBeGreaterThan(cleared);
+    });
+
+    it("streams a python task's stdout and stderr to stderr while the task still runs", async () => {
+      const code = [
+        'import sys, time',
+        'print("tick 0", flush=True)',
+        'print("warn 0", file=sys.stderr, flush=True)',
+        'time.sleep(4)',
+        'print("tick 1", flush=True)',
+      ].join('\n');
+      const proc = spawn(process.execPath, [CLI, 'submit', 'python-execution', JSON.stringify({ code })], {
+        cwd: f.dir,
+        env: cleanEnv(),
+      });
+      let stderr = '';
+      let stdout = '';
+      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number>((r) => proc.once('exit', (c) => r(c ?? -1)));
+      await waitFor(() => stderr.includes('tick 0'), 30_000, 'the first line of output');
+      // Seen while the task is still running: streamed, not printed at the end.
+      const running = await f.run([
+        'tasks',
+        '--json',
+        '--state',
+        'running',
+        '--capability',
+        'python-execution',
+      ]);
+      expect(JSON.parse(running.stdout)).toHaveLength(1);
+      expect(stdout).toBe('');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('warn 0');
+      expect(stderr).toContain('tick 1');
+      expect(JSON.parse(stdout)).toMatchObject({ state: 'succeeded' });
+    }, 60_000);
+
+    it('fleet logs <id> --follow streams a task submitted earlier and ends with it', async () => {
+      const queued = JSON.parse((await f.run(['submit', 'sleep', sleep, '--no-wait'])).stdout) as {
+        id: string;
+      };
+      const r = await f.run(['logs', queued.id, '--follow']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^progress \d+% slept \d+ of 2500 ms$/m);
+      const failed = JSON.parse(
+        (await f.run(['submit', 'fail', '{"code":"handler_error","message":"boom"}', '--no-wait'])).stdout,
+      ) as { id: string };
+      const later = await f.run(['logs', failed.id, '--follow']);
+      expect(later.code).toBe(1);
+      expect(later.stderr).toMatch(/^fleet: handler_error: boom$/m);
+    });
+
+    it('fleet logs <id> of a finished python task prints its output', async () => {
+      const done = JSON.parse(
+        (await f.run(['submit', 'python-execution', '{"code":"print(\\"hello from python\\")"}', '-q']))
+          .stdout,
+      ) as { id: string };
+      const r = await f.run(['logs', done.id]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('hello from python\n');
     });
   });
 

@@ -3,7 +3,7 @@
  * on free ports, and client commands run in that directory (so they find ./fleet.yaml as a user's would).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, freePort, requireBuild, waitFor } from './processes.js';
@@ -59,17 +59,20 @@ export interface CliFleet {
 
 export async function makeFleetDir(yaml: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
+  // The python sandbox's workspace (./workspace) lives here and its own uid must be able to reach it.
+  chmodSync(dir, 0o755);
   writeFileSync(join(dir, 'fleet.yaml'), yaml);
   return dir;
 }
 
-/** `fleet up -c fleet.yaml --only echo` on free ports, ready once the echo worker is online. */
+/** `fleet up -c fleet.yaml --only echo` on free ports, ready once `online` workers are (default 1). */
 export async function startCliFleet(
-  options: { extraYaml?: string; upArgs?: string[]; env?: Record<string, string> } = {},
+  options: { extraYaml?: string; upArgs?: string[]; env?: Record<string, string>; online?: number } = {},
 ): Promise<CliFleet> {
   requireBuild();
   const port = await freePort();
   const echoPort = await freePort();
+  const pythonPort = await freePort();
   const dir = await makeFleetDir(
     [
       'manager:',
@@ -77,6 +80,8 @@ export async function startCliFleet(
       '  log_level: info',
       'echo:',
       `  port: ${echoPort}`,
+      'python_sandbox:',
+      `  port: ${pythonPort}`,
       options.extraYaml ?? '',
     ].join('\n'),
   );
@@ -113,10 +118,10 @@ export async function startCliFleet(
         const r = await fetch(`${url}/api/workers`).catch(() => undefined);
         if (!r?.ok) return false;
         const { workers } = (await r.json()) as { workers: { status: string }[] };
-        return workers.some((w) => w.status === 'online');
+        return workers.filter((w) => w.status === 'online').length >= (options.online ?? 1);
       },
       60_000,
-      'fleet up with an online echo worker',
+      'fleet up with its workers online',
       200,
     );
   } catch (err) {
@@ -124,4 +129,36 @@ export async function startCliFleet(
     throw err;
   }
   return f;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs `fleet …` under a pseudo-terminal (util-linux `script`), as in an operator's terminal: stdout and
+ * stderr are that terminal, so what comes back is everything the terminal was sent, escapes included.
+ */
+export function fleetInPty(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ code: number; output: string }> {
+  requireBuild();
+  const command = [process.execPath, CLI, ...args].map(shellQuote).join(' ');
+  return new Promise((resolve) => {
+    execFile(
+      'script',
+      ['-qec', `stty cols 120; exec ${command}`, '/dev/null'],
+      {
+        cwd: options.cwd,
+        env: options.env ?? cleanEnv(),
+        timeout: options.timeoutMs ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (err, stdout) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, output: stdout });
+      },
+    );
+  });
 }
