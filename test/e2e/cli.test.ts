@@ -221,6 +221,7 @@ describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', (
     it('a terminal: a progress bar redrawn in place and cleared before the result', async () => {
       const r = await fleetInPty(['submit', 'sleep', sleep], { cwd: f.dir });
       expect(r.code).toBe(0);
+      // eslint-disable-next-line no-control-regex -- the escape the bar is redrawn with is the point
       const bars = r.output.match(/\r\x1b\[2K\[#*-*\] +\d+% slept \d+ of 2500 ms/g) ?? [];
       expect(bars.length).toBeGreaterThanOrEqual(2);
       // Redrawn, never a new line per report; cleared before the result is printed.
