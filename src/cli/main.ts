@@ -9,7 +9,7 @@ import type { FleetConfig } from '../config/schema.js';
 import { closest } from '../config/strict-keys.js';
 import { FleetError } from '../protocol/errors.js';
 import { runWorker } from '../workers/common/run-worker.js';
-import { resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
+import { kindNames, resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
 import { EXIT, UsageError, errorLines, exitCodeFor, hintFor, toCliError, usageLine } from './cli-errors.js';
 import { int, registerClientCommands } from './client-commands.js';
 import { serveManager } from './serve-manager.js';
@@ -23,7 +23,7 @@ function config(opts: { config?: string }, overrides?: Record<string, unknown>):
 
 function unknownKind(name: string): FleetError {
   const known = Object.keys(WORKER_KINDS);
-  const near = closest(name, known);
+  const near = closest(name, kindNames());
   return new FleetError(
     'config_invalid',
     `unknown worker kind "${name}" (${near ? `did you mean "${near}"? ` : ''}known: ${known.join(', ')})`,

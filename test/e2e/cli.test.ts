@@ -55,281 +55,443 @@ describe('config typos are errors that name the key', () => {
   });
 });
 
-describe('against a running fleet up -c fleet.yaml (echo worker, free ports)', () => {
-  let f: CliFleet;
+// Each test runs the CLI many times, a second or more each on a loaded two-core machine.
+describe(
+  'against a running fleet up -c fleet.yaml (echo and python workers, free ports)',
+  { timeout: 120_000 },
+  () => {
+    let f: CliFleet;
 
-  beforeAll(async () => {
-    f = await startCliFleet({ upArgs: ['--only', 'echo,python-sandbox'], online: 2 });
-  }, 90_000);
+    beforeAll(async () => {
+      f = await startCliFleet({ upArgs: ['--only', 'echo,python-sandbox'], online: 2 });
+    }, 90_000);
 
-  afterAll(async () => {
-    await f?.stop();
-  });
-
-  describe('client commands find the manager through the same config as up', () => {
-    it('reads ./fleet.yaml in the current directory', async () => {
-      const r = await f.run(['status']);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/echo.*Online/);
+    afterAll(async () => {
+      await f?.stop();
     });
 
-    it('reads -c and FLEET_CONFIG from anywhere; --url and FLEET_URL win', async () => {
-      const elsewhere = { env: cleanEnv(), cwd: '/' };
-      const byFlag = await fleet(['status', '-c', `${f.dir}/fleet.yaml`], elsewhere);
-      expect(byFlag.code).toBe(0);
-      const byEnv = await fleet(['status'], {
-        cwd: '/',
-        env: cleanEnv({ FLEET_CONFIG: `${f.dir}/fleet.yaml` }),
+    describe('client commands find the manager through the same config as up', () => {
+      it('reads ./fleet.yaml in the current directory', async () => {
+        const r = await f.run(['status']);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(/echo.*Online/);
       });
-      expect(byEnv.code).toBe(0);
-      const byUrl = await fleet(['status', '--url', f.url], elsewhere);
-      expect(byUrl.code).toBe(0);
-      const byUrlEnv = await fleet(['status'], { cwd: '/', env: cleanEnv({ FLEET_URL: f.url }) });
-      expect(byUrlEnv.code).toBe(0);
+
+      it('reads -c and FLEET_CONFIG from anywhere; --url and FLEET_URL win', async () => {
+        const elsewhere = { env: cleanEnv(), cwd: '/' };
+        const byFlag = await fleet(['status', '-c', `${f.dir}/fleet.yaml`], elsewhere);
+        expect(byFlag.code).toBe(0);
+        const byEnv = await fleet(['status'], {
+          cwd: '/',
+          env: cleanEnv({ FLEET_CONFIG: `${f.dir}/fleet.yaml` }),
+        });
+        expect(byEnv.code).toBe(0);
+        const byUrl = await fleet(['status', '--url', f.url], elsewhere);
+        expect(byUrl.code).toBe(0);
+        const byUrlEnv = await fleet(['status'], { cwd: '/', env: cleanEnv({ FLEET_URL: f.url }) });
+        expect(byUrlEnv.code).toBe(0);
+      });
+
+      it('says which source it used when nothing answers there (exit 3)', async () => {
+        const closed = await freePort();
+        const dir = await makeFleetDir(`manager:\n  port: ${closed}\n`);
+        try {
+          const r = await fleet(['status'], { cwd: dir });
+          expect(r.code).toBe(3);
+          expect(r.stderr).toMatch(
+            new RegExp(
+              `^fleet: manager_unreachable: cannot reach the Fleet manager at http://127\\.0\\.0\\.1:${closed}: .*; the URL came from fleet\\.yaml \\(manager\\.host/port\\)\\n$`,
+            ),
+          );
+          const byUrl = await fleet(['tasks', '--url', `http://127.0.0.1:${closed}`], { cwd: '/' });
+          expect(byUrl.code).toBe(3);
+          expect(byUrl.stderr).toMatch(/the URL came from --url\n$/);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
     });
 
-    it('says which source it used when nothing answers there (exit 3)', async () => {
-      const closed = await freePort();
-      const dir = await makeFleetDir(`manager:\n  port: ${closed}\n`);
-      try {
-        const r = await fleet(['status'], { cwd: dir });
-        expect(r.code).toBe(3);
-        expect(r.stderr).toMatch(
-          new RegExp(
-            `^fleet: manager_unreachable: cannot reach the Fleet manager at http://127\\.0\\.0\\.1:${closed}: .*; the URL came from fleet\\.yaml \\(manager\\.host/port\\)\\n$`,
-          ),
-        );
-        const byUrl = await fleet(['tasks', '--url', `http://127.0.0.1:${closed}`], { cwd: '/' });
-        expect(byUrl.code).toBe(3);
-        expect(byUrl.stderr).toMatch(/the URL came from --url\n$/);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
-  });
+    describe('a failed task is one line and a hint; the record on request', () => {
+      const blocked = JSON.stringify({
+        code: 'url_blocked',
+        message: 'navigation refused by the URL policy: 10.1.2.3 is in a private range',
+      });
 
-  describe('a failed task is one line and a hint; the record on request', () => {
-    const blocked = JSON.stringify({
-      code: 'url_blocked',
-      message: 'navigation refused by the URL policy: 10.1.2.3 is in a private range',
-    });
-
-    it('prints fleet: <code>: <message> and the setting that helps, exit 1', async () => {
-      const r = await f.run(['submit', 'fail', blocked]);
-      expect(r.code).toBe(1);
-      expect(r.stdout).toBe('');
-      const lines = r.stderr.trimEnd().split('\n');
-      expect(lines).toHaveLength(2);
-      expect(lines[0]).toBe(
-        'fleet: url_blocked: navigation refused by the URL policy: 10.1.2.3 is in a private range',
-      );
-      expect(lines[1]).toMatch(/^hint: .*browser_worker\.browser_config\.url_policy\.allowed_addresses/);
-    });
-
-    it('--json and -v print the whole record on stdout as well', async () => {
-      for (const flag of ['--json', '-v']) {
-        const r = await f.run(['submit', 'fail', blocked, flag]);
+      it('prints fleet: <code>: <message> and the setting that helps, exit 1', async () => {
+        const r = await f.run(['submit', 'fail', blocked]);
         expect(r.code).toBe(1);
-        const record = JSON.parse(r.stdout) as {
-          state: string;
-          error: { code: string };
-          attempts: unknown[];
-        };
-        expect(record).toMatchObject({ state: 'failed', error: { code: 'url_blocked' } });
-        expect(record.attempts.length).toBeGreaterThan(0);
-        expect(r.stderr).toMatch(/^fleet: url_blocked: /);
-      }
-    });
-
-    it('a success prints the result only', async () => {
-      const r = await f.run(['submit', 'echo', '{"hello":"fleet"}']);
-      expect(r.code).toBe(0);
-      const out = JSON.parse(r.stdout) as Record<string, unknown>;
-      expect(out).toMatchObject({ state: 'succeeded', output: { hello: 'fleet' } });
-      expect(Object.keys(out).sort()).toEqual(['id', 'output', 'state']);
-    });
-  });
-
-  describe('artifacts from the command line', () => {
-    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
-    const payload = (name: string) =>
-      JSON.stringify({ artifact: { name, contentType: 'image/png', base64: png.toString('base64') } });
-
-    it('submit --out saves every artifact and prints the paths; URLs are absolute', async () => {
-      const r = await f.run(['submit', 'echo', payload('figure.png'), '--out', 'out']);
-      expect(r.code).toBe(0);
-      const result = JSON.parse(r.stdout) as {
-        artifacts: { url: string }[];
-        saved: { path: string; size: number }[];
-      };
-      expect(result.artifacts[0]!.url).toMatch(new RegExp(`^${f.url}/api/tasks/.+/artifacts/figure\\.png$`));
-      const file = join(f.dir, 'out', 'figure.png');
-      expect(result.saved).toEqual([expect.objectContaining({ path: file, size: png.length })]);
-      expect(readFileSync(file)).toEqual(png);
-      expect(r.stderr).toContain(`saved ${file}`);
-    });
-
-    it('fleet artifacts <id> fetches later, all or by name, and refuses unknown names', async () => {
-      const sub = JSON.parse((await f.run(['submit', 'echo', payload('later.png')])).stdout) as {
-        id: string;
-      };
-      const list = await f.run(['artifacts', sub.id, '--list']);
-      expect(list.stdout).toMatch(/^later\.png\timage\/png\t16\thttp:\/\//);
-      const all = await f.run(['artifacts', sub.id, '-o', 'later']);
-      expect(all.code).toBe(0);
-      expect(all.stdout).toBe(`${join(f.dir, 'later', 'later.png')}\n`);
-      const named = await f.run(['artifacts', sub.id, 'later.png', '-o', 'named']);
-      expect(readFileSync(join(f.dir, 'named', 'later.png'))).toEqual(png);
-      expect(named.code).toBe(0);
-      const wrong = await f.run(['artifacts', sub.id, 'nope.png']);
-      expect(wrong.code).toBe(4);
-      expect(wrong.stderr).toBe(
-        `fleet: not_found: task ${sub.id} has no artifact "nope.png" (it has later.png)\n`,
-      );
-    });
-
-    it('a worker-chosen name cannot write outside the directory', async () => {
-      const r = await f.run(['submit', 'echo', payload('../../escape.png'), '--out', 'jail']);
-      // The manager keeps the name as the worker gave it; the CLI makes it a file name inside the directory.
-      expect(r.code).toBe(0);
-      expect(readdirSync(join(f.dir, 'jail'))).toEqual(['escape.png']);
-      expect(existsSync(join(f.dir, 'escape.png'))).toBe(false);
-      expect(existsSync(join(f.dir, '..', 'escape.png'))).toBe(false);
-    });
-  });
-
-  describe("progress and the task's output while it runs", () => {
-    const sleep = JSON.stringify({ ms: 2500, progressEvery: 500 });
-
-    it('not a terminal: one line per progress report on stderr, the result alone on stdout', async () => {
-      const r = await f.run(['submit', 'sleep', sleep]);
-      expect(r.code).toBe(0);
-      expect(JSON.parse(r.stdout)).toMatchObject({ state: 'succeeded' });
-      const lines = r.stderr.trimEnd().split('\n');
-      expect(lines.length).toBeGreaterThanOrEqual(2);
-      for (const l of lines) expect(l).toMatch(/^progress \d+% slept \d+ of 2500 ms$/);
-      expect(r.stderr).not.toContain('\x1b');
-    });
-
-    it('--quiet: nothing on stderr', async () => {
-      const r = await f.run(['submit', 'sleep', sleep, '--quiet']);
-      expect(r.code).toBe(0);
-      expect(r.stderr).toBe('');
-    });
-
-    it('a terminal: a progress bar redrawn in place and cleared before the result', async () => {
-      const r = await fleetInPty(['submit', 'sleep', sleep], { cwd: f.dir });
-      expect(r.code).toBe(0);
-      // eslint-disable-next-line no-control-regex -- the escape the bar is redrawn with is the point
-      const bars = r.output.match(/\r\x1b\[2K\[#*-*\] +\d+% slept \d+ of 2500 ms/g) ?? [];
-      expect(bars.length).toBeGreaterThanOrEqual(2);
-      // Redrawn, never a new line per report; cleared before the result is printed.
-      expect(r.output).not.toMatch(/^progress /m);
-      const cleared = r.output.lastIndexOf('\r\x1b[2K');
-      const result = r.output.indexOf('"state": "succeeded"');
-      expect(result).toBeGreaterThan(cleared);
-    });
-
-    it("streams a python task's stdout and stderr to stderr while the task still runs", async () => {
-      const code = [
-        'import sys, time',
-        'print("tick 0", flush=True)',
-        'print("warn 0", file=sys.stderr, flush=True)',
-        'time.sleep(4)',
-        'print("tick 1", flush=True)',
-      ].join('\n');
-      const proc = spawn(process.execPath, [CLI, 'submit', 'python-execution', JSON.stringify({ code })], {
-        cwd: f.dir,
-        env: cleanEnv(),
+        expect(r.stdout).toBe('');
+        const lines = r.stderr.trimEnd().split('\n');
+        expect(lines).toHaveLength(2);
+        expect(lines[0]).toBe(
+          'fleet: url_blocked: navigation refused by the URL policy: 10.1.2.3 is in a private range',
+        );
+        expect(lines[1]).toMatch(/^hint: .*browser_worker\.browser_config\.url_policy\.allowed_addresses/);
       });
-      let stderr = '';
-      let stdout = '';
-      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<number>((r) => proc.once('exit', (c) => r(c ?? -1)));
-      await waitFor(() => stderr.includes('tick 0'), 30_000, 'the first line of output');
-      // Seen while the task is still running: streamed, not printed at the end.
-      const running = await f.run([
-        'tasks',
-        '--json',
-        '--state',
-        'running',
-        '--capability',
-        'python-execution',
-      ]);
-      expect(JSON.parse(running.stdout)).toHaveLength(1);
-      expect(stdout).toBe('');
-      expect(await exited).toBe(0);
-      expect(stderr).toContain('warn 0');
-      expect(stderr).toContain('tick 1');
-      expect(JSON.parse(stdout)).toMatchObject({ state: 'succeeded' });
-    }, 60_000);
 
-    it('fleet logs <id> --follow streams a task submitted earlier and ends with it', async () => {
-      const queued = JSON.parse((await f.run(['submit', 'sleep', sleep, '--no-wait'])).stdout) as {
-        id: string;
-      };
-      const r = await f.run(['logs', queued.id, '--follow']);
-      expect(r.code).toBe(0);
-      expect(r.stderr).toMatch(/^progress \d+% slept \d+ of 2500 ms$/m);
-      const failed = JSON.parse(
-        (await f.run(['submit', 'fail', '{"code":"handler_error","message":"boom"}', '--no-wait'])).stdout,
-      ) as { id: string };
-      const later = await f.run(['logs', failed.id, '--follow']);
-      expect(later.code).toBe(1);
-      expect(later.stderr).toMatch(/^fleet: handler_error: boom$/m);
+      it('--json and -v print the whole record on stdout as well', async () => {
+        for (const flag of ['--json', '-v']) {
+          const r = await f.run(['submit', 'fail', blocked, flag]);
+          expect(r.code).toBe(1);
+          const record = JSON.parse(r.stdout) as {
+            state: string;
+            error: { code: string };
+            attempts: unknown[];
+          };
+          expect(record).toMatchObject({ state: 'failed', error: { code: 'url_blocked' } });
+          expect(record.attempts.length).toBeGreaterThan(0);
+          expect(r.stderr).toMatch(/^fleet: url_blocked: /);
+        }
+      });
+
+      it('a success prints the result only', async () => {
+        const r = await f.run(['submit', 'echo', '{"hello":"fleet"}']);
+        expect(r.code).toBe(0);
+        const out = JSON.parse(r.stdout) as Record<string, unknown>;
+        expect(out).toMatchObject({ state: 'succeeded', output: { hello: 'fleet' } });
+        expect(Object.keys(out).sort()).toEqual(['id', 'output', 'state']);
+      });
     });
 
-    it('fleet logs <id> of a finished python task prints its output', async () => {
-      const done = JSON.parse(
-        (await f.run(['submit', 'python-execution', '{"code":"print(\\"hello from python\\")"}', '-q']))
-          .stdout,
-      ) as { id: string };
-      const r = await f.run(['logs', done.id]);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toBe('hello from python\n');
-    });
-  });
+    describe('artifacts from the command line', () => {
+      const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+      const payload = (name: string) =>
+        JSON.stringify({ artifact: { name, contentType: 'image/png', base64: png.toString('base64') } });
 
-  describe('tasks as a table, --json for scripts, task <id> for one', () => {
-    it('lists tasks in a table with the columns people read', async () => {
-      for (let i = 0; i < 3; i++) await f.run(['submit', 'echo', `{"n":${i},"pad":"${'x'.repeat(500)}"}`]);
-      const r = await f.run(['tasks']);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(
-        /ID\s+│\s+State\s+│\s+Capability\s+│\s+Worker\s+│\s+Attempt\s+│\s+Duration\s+│\s+Age/,
-      );
-      expect(r.stdout).toMatch(/succeeded\s+│\s+echo\s+│/);
-      // Payloads are not printed: the table stays a line per task.
-      expect(r.stdout).not.toContain('xxxxxxxxxx');
+      it('submit --out saves every artifact and prints the paths; URLs are absolute', async () => {
+        const r = await f.run(['submit', 'echo', payload('figure.png'), '--out', 'out']);
+        expect(r.code).toBe(0);
+        const result = JSON.parse(r.stdout) as {
+          artifacts: { url: string }[];
+          saved: { path: string; size: number }[];
+        };
+        expect(result.artifacts[0]!.url).toMatch(
+          new RegExp(`^${f.url}/api/tasks/.+/artifacts/figure\\.png$`),
+        );
+        const file = join(f.dir, 'out', 'figure.png');
+        expect(result.saved).toEqual([expect.objectContaining({ path: file, size: png.length })]);
+        expect(readFileSync(file)).toEqual(png);
+        expect(r.stderr).toContain(`saved ${file}`);
+      });
+
+      it('fleet artifacts <id> fetches later, all or by name, and refuses unknown names', async () => {
+        const sub = JSON.parse((await f.run(['submit', 'echo', payload('later.png')])).stdout) as {
+          id: string;
+        };
+        const list = await f.run(['artifacts', sub.id, '--list']);
+        expect(list.stdout).toMatch(/^later\.png\timage\/png\t16\thttp:\/\//);
+        const all = await f.run(['artifacts', sub.id, '-o', 'later']);
+        expect(all.code).toBe(0);
+        expect(all.stdout).toBe(`${join(f.dir, 'later', 'later.png')}\n`);
+        const named = await f.run(['artifacts', sub.id, 'later.png', '-o', 'named']);
+        expect(readFileSync(join(f.dir, 'named', 'later.png'))).toEqual(png);
+        expect(named.code).toBe(0);
+        const wrong = await f.run(['artifacts', sub.id, 'nope.png']);
+        expect(wrong.code).toBe(4);
+        expect(wrong.stderr).toBe(
+          `fleet: not_found: task ${sub.id} has no artifact "nope.png" (it has later.png)\n`,
+        );
+      });
+
+      it('a worker-chosen name cannot write outside the directory', async () => {
+        const r = await f.run(['submit', 'echo', payload('../../escape.png'), '--out', 'jail']);
+        // The manager keeps the name as the worker gave it; the CLI makes it a file name inside the directory.
+        expect(r.code).toBe(0);
+        expect(readdirSync(join(f.dir, 'jail'))).toEqual(['escape.png']);
+        expect(existsSync(join(f.dir, 'escape.png'))).toBe(false);
+        expect(existsSync(join(f.dir, '..', 'escape.png'))).toBe(false);
+      });
     });
 
-    it('--json, --limit and filters', async () => {
-      const all = JSON.parse((await f.run(['tasks', '--json'])).stdout) as { id: string; state: string }[];
-      expect(all.length).toBeGreaterThanOrEqual(3);
-      const one = JSON.parse((await f.run(['tasks', '--json', '--limit', '1'])).stdout) as unknown[];
-      expect(one).toHaveLength(1);
-      const failed = JSON.parse((await f.run(['tasks', '--json', '--state', 'failed'])).stdout) as {
-        state: string;
-      }[];
-      expect(failed.every((t) => t.state === 'failed')).toBe(true);
-      const echoes = JSON.parse((await f.run(['tasks', '--json', '--capability', 'echo'])).stdout) as {
-        capability: string;
-      }[];
-      expect(echoes.length).toBeGreaterThan(0);
-      expect(echoes.every((t) => t.capability === 'echo')).toBe(true);
+    describe("progress and the task's output while it runs", () => {
+      const sleep = JSON.stringify({ ms: 2500, progressEvery: 500 });
 
-      const id = all[0]!.id;
-      const shown = await f.run(['task', id]);
-      expect(shown.code).toBe(0);
-      expect(shown.stdout).toMatch(new RegExp(`^id\\s+${id}$`, 'm'));
-      expect(shown.stdout).toMatch(/^state\s+\w+/m);
-      const json = JSON.parse((await f.run(['task', id, '--json'])).stdout) as { id: string };
-      expect(json.id).toBe(id);
-      const missing = await f.run(['task', 'no-such-task']);
-      expect(missing.code).toBe(4);
-      expect(missing.stderr).toMatch(/^fleet: not_found: /);
+      it('not a terminal: one line per progress report on stderr, the result alone on stdout', async () => {
+        const r = await f.run(['submit', 'sleep', sleep]);
+        expect(r.code).toBe(0);
+        expect(JSON.parse(r.stdout)).toMatchObject({ state: 'succeeded' });
+        const lines = r.stderr.trimEnd().split('\n');
+        expect(lines.length).toBeGreaterThanOrEqual(2);
+        for (const l of lines) expect(l).toMatch(/^progress \d+% slept \d+ of 2500 ms$/);
+        expect(r.stderr).not.toContain('\x1b');
+      });
+
+      it('--quiet: nothing on stderr', async () => {
+        const r = await f.run(['submit', 'sleep', sleep, '--quiet']);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toBe('');
+      });
+
+      it('a terminal: a progress bar redrawn in place and cleared before the result', async () => {
+        const r = await fleetInPty(['submit', 'sleep', sleep], { cwd: f.dir });
+        expect(r.code).toBe(0);
+        // eslint-disable-next-line no-control-regex -- the escape the bar is redrawn with is the point
+        const bars = r.output.match(/\r\x1b\[2K\[#*-*\] +\d+% slept \d+ of 2500 ms/g) ?? [];
+        expect(bars.length).toBeGreaterThanOrEqual(2);
+        // Redrawn, never a new line per report; cleared before the result is printed.
+        expect(r.output).not.toMatch(/^progress /m);
+        const cleared = r.output.lastIndexOf('\r\x1b[2K');
+        const result = r.output.indexOf('"state": "succeeded"');
+        expect(result).toBeGreaterThan(cleared);
+      });
+
+      it("streams a python task's stdout and stderr to stderr while the task still runs", async () => {
+        const code = [
+          'import sys, time',
+          'print("tick 0", flush=True)',
+          'print("warn 0", file=sys.stderr, flush=True)',
+          'time.sleep(4)',
+          'print("tick 1", flush=True)',
+        ].join('\n');
+        const proc = spawn(process.execPath, [CLI, 'submit', 'python-execution', JSON.stringify({ code })], {
+          cwd: f.dir,
+          env: cleanEnv(),
+        });
+        let stderr = '';
+        let stdout = '';
+        proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        const exited = new Promise<number>((r) => proc.once('exit', (c) => r(c ?? -1)));
+        await waitFor(() => stderr.includes('tick 0'), 30_000, 'the first line of output');
+        // Seen while the task is still running: streamed, not printed at the end.
+        const running = await f.run([
+          'tasks',
+          '--json',
+          '--state',
+          'running',
+          '--capability',
+          'python-execution',
+        ]);
+        expect(JSON.parse(running.stdout)).toHaveLength(1);
+        expect(stdout).toBe('');
+        expect(await exited).toBe(0);
+        expect(stderr).toContain('warn 0');
+        expect(stderr).toContain('tick 1');
+        expect(JSON.parse(stdout)).toMatchObject({ state: 'succeeded' });
+      }, 60_000);
+
+      it('fleet logs <id> --follow streams a task submitted earlier and ends with it', async () => {
+        const queued = JSON.parse((await f.run(['submit', 'sleep', sleep, '--no-wait'])).stdout) as {
+          id: string;
+        };
+        const r = await f.run(['logs', queued.id, '--follow']);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toMatch(/^progress \d+% slept \d+ of 2500 ms$/m);
+        const failed = JSON.parse(
+          (await f.run(['submit', 'fail', '{"code":"handler_error","message":"boom"}', '--no-wait'])).stdout,
+        ) as { id: string };
+        const later = await f.run(['logs', failed.id, '--follow']);
+        expect(later.code).toBe(1);
+        expect(later.stderr).toMatch(/^fleet: handler_error: boom$/m);
+      });
+
+      it('fleet logs <id> of a finished python task prints its output', async () => {
+        const done = JSON.parse(
+          (await f.run(['submit', 'python-execution', '{"code":"print(\\"hello from python\\")"}', '-q']))
+            .stdout,
+        ) as { id: string };
+        const r = await f.run(['logs', done.id]);
+        expect(r.code).toBe(0);
+        expect(r.stdout).toBe('hello from python\n');
+      });
     });
-  });
-});
+
+    describe('tasks as a table, --json for scripts, task <id> for one', () => {
+      it('lists tasks in a table with the columns people read', async () => {
+        for (let i = 0; i < 3; i++) await f.run(['submit', 'echo', `{"n":${i},"pad":"${'x'.repeat(500)}"}`]);
+        const r = await f.run(['tasks']);
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(
+          /ID\s+│\s+State\s+│\s+Capability\s+│\s+Worker\s+│\s+Attempt\s+│\s+Duration\s+│\s+Age/,
+        );
+        expect(r.stdout).toMatch(/succeeded\s+│\s+echo\s+│/);
+        // Payloads are not printed: the table stays a line per task.
+        expect(r.stdout).not.toContain('xxxxxxxxxx');
+      });
+
+      it('--json, --limit and filters', async () => {
+        const all = JSON.parse((await f.run(['tasks', '--json'])).stdout) as { id: string; state: string }[];
+        expect(all.length).toBeGreaterThanOrEqual(3);
+        const one = JSON.parse((await f.run(['tasks', '--json', '--limit', '1'])).stdout) as unknown[];
+        expect(one).toHaveLength(1);
+        const failed = JSON.parse((await f.run(['tasks', '--json', '--state', 'failed'])).stdout) as {
+          state: string;
+        }[];
+        expect(failed.every((t) => t.state === 'failed')).toBe(true);
+        const echoes = JSON.parse((await f.run(['tasks', '--json', '--capability', 'echo'])).stdout) as {
+          capability: string;
+        }[];
+        expect(echoes.length).toBeGreaterThan(0);
+        expect(echoes.every((t) => t.capability === 'echo')).toBe(true);
+
+        const id = all[0]!.id;
+        const shown = await f.run(['task', id]);
+        expect(shown.code).toBe(0);
+        expect(shown.stdout).toMatch(new RegExp(`^id\\s+${id}$`, 'm'));
+        expect(shown.stdout).toMatch(/^state\s+\w+/m);
+        const json = JSON.parse((await f.run(['task', id, '--json'])).stdout) as { id: string };
+        expect(json.id).toBe(id);
+        const missing = await f.run(['task', 'no-such-task']);
+        expect(missing.code).toBe(4);
+        expect(missing.stderr).toMatch(/^fleet: not_found: /);
+      });
+    });
+
+    describe('every error path: one line (and maybe a hint), the exit code docs/errors.md gives its code', () => {
+      /** code → exit, read from the exit-code table in docs/errors.md ("every other code" is 4). */
+      const documented = (() => {
+        const doc = readFileSync(join(__dirname, '../../docs/errors.md'), 'utf8');
+        const table = doc.slice(doc.indexOf('## The `fleet` command'));
+        const map = new Map<string, number>();
+        for (const line of table.split('\n')) {
+          const m = /^\|\s*(\d)\s*\|[^|]*\|([^|]*)\|/.exec(line);
+          if (!m) continue;
+          const exit = Number(m[1]);
+          if (m[2]!.includes('every other code')) map.set('*', exit);
+          for (const c of m[2]!.matchAll(/`([a-z_]+)`/g)) map.set(c[1]!, exit);
+        }
+        return (code: string) => map.get(code) ?? map.get('*');
+      })();
+
+      function expectOneError(
+        r: { code: number; stderr: string },
+        code: string,
+        message: RegExp,
+        exit = documented(code),
+      ): void {
+        const lines = r.stderr.trimEnd().split('\n');
+        expect(lines.length, r.stderr).toBeLessThanOrEqual(2);
+        expect(lines[0]).toMatch(new RegExp(`^fleet: ${code}: `));
+        expect(lines[0]).toMatch(message);
+        if (lines[1] !== undefined) expect(lines[1]).toMatch(/^hint: \S/);
+        expect(r.code, r.stderr).toBe(exit);
+      }
+
+      it('reads the exit-code table from the docs', () => {
+        expect(documented('config_invalid')).toBe(2);
+        expect(documented('manager_unreachable')).toBe(3);
+        expect(documented('not_found')).toBe(4);
+        expect(documented('internal')).toBe(5);
+      });
+
+      it('command-line mistakes are usage errors', async () => {
+        expectOneError(await f.run(['submit']), 'usage', /missing required argument 'capability'/);
+        expectOneError(await f.run(['status', '--bogus']), 'usage', /unknown option '--bogus'/);
+        expectOneError(await f.run(['statsu']), 'usage', /unknown command 'statsu'.*status/);
+        expectOneError(await f.run(['tasks', '--limit', 'many']), 'usage', /--limit.*non-negative integer/);
+      });
+
+      it('configuration mistakes are config_invalid', async () => {
+        const dir = await makeFleetDir('manager: [not, a, mapping\n');
+        try {
+          expectOneError(await fleet(['status'], { cwd: dir }), 'config_invalid', /not valid YAML/);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+        expectOneError(
+          await f.run(['up', '--only', 'ech']),
+          'config_invalid',
+          /unknown worker kind "ech" \(did you mean "echo"\?/,
+        );
+        expectOneError(
+          await f.run(['worker', 'pyhton']),
+          'config_invalid',
+          /unknown worker kind "pyhton" \(did you mean "python"\?/,
+        );
+      });
+
+      it('a port in use is config_invalid for the manager and for a worker alike', async () => {
+        expectOneError(
+          await f.run(['up', '--only', 'echo', '--port', String(f.port)]),
+          'config_invalid',
+          new RegExp(`cannot listen on .*:${f.port}: the address is already in use`),
+        );
+        expectOneError(
+          await f.run(['manager', '--port', String(f.port)]),
+          'config_invalid',
+          /already in use/,
+        );
+        expectOneError(
+          await f.run(['worker', 'echo', '--port', String(f.echoPort)]),
+          'config_invalid',
+          new RegExp(`${f.echoPort}`),
+        );
+      });
+
+      it('refusals by the manager', async () => {
+        expectOneError(
+          await f.run(['submit', 'ech', '{}']),
+          'unknown_capability',
+          /no worker type offers "ech"/,
+        );
+        expect((await f.run(['submit', 'ech', '{}'])).stderr).toMatch(/\nhint: did you mean "echo"\?\n$/);
+        expectOneError(await f.run(['submit', 'echo', '{oops']), 'invalid_task', /payload is not JSON/);
+        expectOneError(
+          await f.run(['submit', 'echo', '{}', '--priority', 'high']),
+          'invalid_task',
+          /priority/,
+        );
+        expectOneError(await f.run(['task', 'nope']), 'not_found', /nope/);
+        expectOneError(await f.run(['cancel', 'nope']), 'not_found', /nope/);
+        expectOneError(await f.run(['logs', 'nope']), 'not_found', /nope/);
+        expectOneError(await f.run(['artifacts', 'nope']), 'not_found', /nope/);
+        expectOneError(await f.run(['drain', 'no-such-worker']), 'not_found', /no-such-worker/);
+      });
+
+      it('a task that fails, times out or is cancelled', async () => {
+        expectOneError(
+          await f.run([
+            'submit',
+            'fail',
+            '{"code":"python_error","message":"ZeroDivisionError: division by zero"}',
+          ]),
+          'python_error',
+          /ZeroDivisionError/,
+          1,
+        );
+        // The task's own code, exit 1 (documented as "the task ran and did not succeed").
+        expect(documented('*')).toBe(4);
+        expectOneError(
+          await f.run(['submit', 'sleep', '{"ms":20000}', '--timeout', '300']),
+          'timeout',
+          /./,
+          1,
+        );
+        const queued = JSON.parse((await f.run(['submit', 'sleep', '{"ms":20000}', '--no-wait'])).stdout) as {
+          id: string;
+        };
+        expect((await f.run(['cancel', queued.id])).code).toBe(0);
+        expectOneError(await f.run(['logs', queued.id]), 'cancelled', /./, 1);
+      });
+
+      it('a wrong token is unauthorized, with the settings that carry one', async () => {
+        const port = await freePort();
+        const dir = await makeFleetDir(`manager:\n  port: ${port}\n  token: right-token\n`);
+        const proc = spawn(process.execPath, [CLI, 'manager'], {
+          cwd: dir,
+          env: cleanEnv(),
+          stdio: 'ignore',
+        });
+        try {
+          await waitFor(
+            async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok === true,
+            30_000,
+            'a manager with a token',
+            100,
+          );
+          const r = await fleet(['status', '--token', 'wrong-token'], { cwd: dir });
+          expectOneError(r, 'unauthorized', /token/);
+          expect(r.stderr).toMatch(/\nhint: .*--token.*FLEET_TOKEN.*manager\.token/);
+          // The same directory's fleet.yaml carries the right one.
+          expect((await fleet(['status'], { cwd: dir })).code).toBe(0);
+        } finally {
+          proc.kill('SIGTERM');
+          await new Promise((r) => proc.once('exit', r));
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    });
+  },
+);
