@@ -325,6 +325,59 @@ export function registerClientCommands(program: Command): void {
         process.stdout.write(`draining ${id}\n`);
       }),
     );
+
+  clientCommand(program, 'resume', 'undo a drain: the worker takes tasks again')
+    .argument('<workerId>')
+    .action(async (id: string, opts: ClientOptions) =>
+      withClient(opts, async (c) => {
+        await c.resumeWorker(id);
+        process.stdout.write(`resumed ${id}\n`);
+      }),
+    );
+
+  clientCommand(program, 'restart', 'restart a worker process that fleet up supervises')
+    .argument('<workerId>')
+    .action(async (id: string, opts: ClientOptions) =>
+      withClient(opts, async (c) => {
+        if (!(await c.restartWorker(id)))
+          throw new FleetError(
+            'conflict',
+            `worker ${id} could not be restarted (no supervised process for it)`,
+          );
+        process.stdout.write(`restarting ${id}\n`);
+      }),
+    );
+
+  clientCommand(program, 'retry', 'run a finished task again (same id, a fresh attempt)')
+    .argument('<taskId>')
+    .option('--no-wait', 'return once it is queued')
+    .option('-q, --quiet', 'no progress on stderr')
+    .option('--json', 'print the whole task record as JSON')
+    .action(async (id: string, opts: ClientOptions & { wait: boolean; quiet?: boolean; json?: boolean }) =>
+      withClient(opts, async (c, manager) => {
+        const view = new ProgressView(
+          process.stderr,
+          opts.wait ? progressMode(opts, process.stderr) : 'quiet',
+          process.stderr.columns,
+        );
+        const stop =
+          opts.wait && !opts.quiet ? await followProgress(c, id, view).catch(() => undefined) : undefined;
+        const task = await c.retry(id).catch((err: unknown) => {
+          stop?.();
+          throw err;
+        });
+        if (!opts.wait) return print(withAbsoluteUrls(task, manager.url));
+        const done = withAbsoluteUrls(
+          await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts).finally(() => {
+            stop?.();
+            view.finish();
+          }),
+          manager.url,
+        );
+        if (done.state === 'succeeded') return print(opts.json ? done : resultView(done));
+        reportFailure(done, opts.json === true);
+      }),
+    );
 }
 
 export { UsageError };

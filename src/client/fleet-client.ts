@@ -195,6 +195,10 @@ export class FleetClient {
     await this.request('POST', `/api/workers/${encodeURIComponent(workerId)}/drain`);
   }
 
+  async resumeWorker(workerId: string): Promise<void> {
+    await this.request('POST', `/api/workers/${encodeURIComponent(workerId)}/resume`);
+  }
+
   async restartWorker(workerId: string): Promise<boolean> {
     return (
       await this.request<{ ok: boolean }>('POST', `/api/workers/${encodeURIComponent(workerId)}/restart`)

@@ -432,6 +432,12 @@ export class WorkerManager {
     await this.dispatcher.drain(workerId);
   }
 
+  async resumeWorker(workerId: string): Promise<void> {
+    if (!this.registry.get(workerId))
+      throw new FleetError('not_found', `no worker ${workerId} on this manager`);
+    await this.dispatcher.resume(workerId);
+  }
+
   async restartWorker(workerId: string): Promise<boolean> {
     if (!this.registry.get(workerId))
       throw new FleetError('not_found', `no worker ${workerId} on this manager`);

@@ -493,5 +493,78 @@ describe(
         }
       });
     });
+
+    describe('drain and resume, restart, retry; ids stable across restarts', () => {
+      interface W {
+        workerId: string;
+        workerType: string;
+        status: string;
+        draining: boolean;
+        info: { pid?: number };
+      }
+      const echoWorker = async (): Promise<W> => {
+        const workers = JSON.parse((await f.run(['workers'])).stdout) as W[];
+        return workers.find((w) => w.workerType === 'echo')!;
+      };
+
+      it('the echo worker id is its name, host and port', async () => {
+        const w = await echoWorker();
+        expect(w.workerId).toMatch(new RegExp(`^echo-.+-${f.echoPort}$`));
+      });
+
+      it('drain shows Draining (not Busy), holds new tasks; resume lets them run', async () => {
+        const { workerId } = await echoWorker();
+        expect((await f.run(['drain', workerId])).stdout).toBe(`draining ${workerId}\n`);
+        await waitFor(async () => (await echoWorker()).draining, 10_000, 'the worker to report draining');
+        const board = (await f.run(['status'])).stdout;
+        expect(board).toMatch(/echo.*Draining/);
+        expect(board).not.toMatch(/echo.*Busy/);
+        const held = JSON.parse((await f.run(['submit', 'echo', '{"held":true}', '--no-wait'])).stdout) as {
+          id: string;
+        };
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(JSON.parse((await f.run(['task', held.id, '--json'])).stdout)).toMatchObject({
+          state: 'queued',
+        });
+        expect((await f.run(['resume', workerId])).stdout).toBe(`resumed ${workerId}\n`);
+        const done = await f.run(['logs', held.id, '--follow']);
+        expect(done.code).toBe(0);
+        expect(JSON.parse((await f.run(['task', held.id, '--json'])).stdout)).toMatchObject({
+          state: 'succeeded',
+        });
+        expect((await f.run(['status'])).stdout).toMatch(/echo.*Online/);
+      });
+
+      it('restart gives a new process under the same id', async () => {
+        const before = await echoWorker();
+        expect((await f.run(['restart', before.workerId])).stdout).toBe(`restarting ${before.workerId}\n`);
+        await waitFor(
+          async () => {
+            const w = await echoWorker().catch(() => undefined);
+            return w?.status === 'online' && w.info.pid !== before.info.pid;
+          },
+          30_000,
+          'the restarted echo worker',
+          200,
+        );
+        const after = await echoWorker();
+        expect(after.workerId).toBe(before.workerId);
+        expect(after.info.pid).not.toBe(before.info.pid);
+        const r = await f.run(['submit', 'echo', '{"after":"restart"}']);
+        expect(r.code).toBe(0);
+      });
+
+      it('retry runs a finished task again', async () => {
+        const failed = JSON.parse(
+          (await f.run(['submit', 'fail', '{"message":"again"}', '--no-wait'])).stdout,
+        ) as { id: string };
+        await f.run(['logs', failed.id, '--follow']);
+        const r = await f.run(['retry', failed.id]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/^fleet: handler_error: again$/m);
+        const unknown = await f.run(['resume', 'no-such-worker']);
+        expect(unknown.code).toBe(4);
+      });
+    });
   },
 );
