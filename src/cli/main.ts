@@ -8,6 +8,7 @@ import { loadConfig } from '../config/load.js';
 import type { FleetConfig } from '../config/schema.js';
 import { closest } from '../config/strict-keys.js';
 import { FleetError } from '../protocol/errors.js';
+import { resolveLogFormat } from '../workers/common/logger.js';
 import { runWorker } from '../workers/common/run-worker.js';
 import { kindNames, resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
 import { EXIT, UsageError, errorLines, exitCodeFor, hintFor, toCliError, usageLine } from './cli-errors.js';
@@ -51,6 +52,19 @@ program
       write(`${usageLine(text.replace(/^error: /, ''))}hint: fleet <command> --help shows the usage\n`),
   });
 
+const logFormatOption = () =>
+  new Option(
+    '--log-format <format>',
+    'logs: pretty (one line per event), json, or auto: pretty on a terminal (env FLEET_LOG_FORMAT)',
+  );
+
+/** Chosen once per process, before any logger exists; `fleet up`'s workers inherit it through the environment. */
+function setLogFormat(opts: { logFormat?: string }): void {
+  if (opts.logFormat === undefined) return;
+  resolveLogFormat(opts.logFormat);
+  process.env.FLEET_LOG_FORMAT = opts.logFormat;
+}
+
 const tokenOption = () => new Option('--token <token>', 'API token (env FLEET_TOKEN)');
 const configOption = () =>
   new Option('-c, --config <file>', 'YAML config file (env FLEET_CONFIG, default ./fleet.yaml)');
@@ -61,7 +75,9 @@ program
   .addOption(configOption())
   .option('-p, --port <port>', 'manager port (env FLEET_PORT)', int)
   .option('--only <kinds>', 'comma-separated worker kinds to run (default: every enabled section)')
-  .action(async (opts: { config?: string; port?: number; only?: string }) => {
+  .addOption(logFormatOption())
+  .action(async (opts: { config?: string; port?: number; only?: string; logFormat?: string }) => {
+    setLogFormat(opts);
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const only = opts.only?.split(',').map((k) => {
       const kind = resolveKindName(k.trim());
@@ -92,7 +108,9 @@ program
   .description('run the manager alone; it dials configured, announced and DNS-discovered workers')
   .addOption(configOption())
   .option('-p, --port <port>', 'port (env FLEET_PORT)', int)
-  .action(async (opts: { config?: string; port?: number }) => {
+  .addOption(logFormatOption())
+  .action(async (opts: { config?: string; port?: number; logFormat?: string }) => {
+    setLogFormat(opts);
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const served = await serveManager(cfg);
     served.manager.logger.info({ address: served.url }, `manager listening on ${served.url}`);
@@ -112,10 +130,12 @@ program
   .option('--advertise-host <host>', 'host name the manager should dial (default: the listen host)')
   .option('--stdio', 'figma-mcp only: speak MCP over stdin/stdout (for desktop MCP clients)')
   .addOption(tokenOption())
+  .addOption(logFormatOption())
   .action(
     async (
       kindName: string,
       opts: {
+        logFormat?: string;
         config?: string;
         port?: number;
         host?: string;
@@ -125,6 +145,7 @@ program
         stdio?: boolean;
       },
     ) => {
+      setLogFormat(opts);
       const type = resolveKindName(kindName);
       if (!type) throw unknownKind(kindName);
       const entry = WORKER_KINDS[type]!;

@@ -55,6 +55,82 @@ describe('config typos are errors that name the key', () => {
   });
 });
 
+describe('logs for people on a terminal, JSON for machines', () => {
+  /** `fleet up --only echo` for a few seconds, then SIGINT (the way a person stops it). */
+  async function upFor(seconds: number, extraArgs: string[], env: Record<string, string>, tty: boolean) {
+    const port = await freePort();
+    const echo = await freePort();
+    const dir = await makeFleetDir(`manager:\n  port: ${port}\necho:\n  port: ${echo}\n`);
+    try {
+      const args = ['up', '--only', 'echo', ...extraArgs];
+      if (tty) {
+        // `timeout` is the SIGINT a person's Ctrl-C would be; `script` gives the process a terminal.
+        return await new Promise<string>((resolve) => {
+          const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+          const p = spawn('script', ['-qec', `timeout -s INT ${seconds} ${cmd}`, '/dev/null'], {
+            cwd: dir,
+            env: cleanEnv(env),
+          });
+          let out = '';
+          p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          p.once('exit', () => resolve(out));
+        });
+      }
+      return await new Promise<string>((resolve) => {
+        const p = spawn('timeout', ['-s', 'INT', String(seconds), process.execPath, CLI, ...args], {
+          cwd: dir,
+          env: cleanEnv(env),
+        });
+        let out = '';
+        p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        p.once('exit', () => resolve(out));
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const eventLines = (out: string) =>
+    out
+      .replace(/\r/g, '')
+      .split('\n')
+      .filter((l) => /worker connected|listening/.test(l));
+
+  it('on a terminal: one short readable line per event, no JSON', async () => {
+    const out = await upFor(12, [], {}, true);
+    const lines = eventLines(out);
+    expect(lines.length, out).toBeGreaterThanOrEqual(2);
+    // eslint-disable-next-line no-control-regex -- colours are part of a terminal's line
+    const plain = lines.map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''));
+    expect(
+      plain.some((l) =>
+        /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: manager: worker connected {2}workerId=echo-/.test(l),
+      ),
+    ).toBe(true);
+    for (const l of plain) {
+      expect(l).not.toMatch(/^\{"level"/);
+      expect(l.length).toBeLessThan(250);
+    }
+  }, 60_000);
+
+  it('--log-format json on a terminal, and JSON by default when not a terminal', async () => {
+    for (const out of [await upFor(10, ['--log-format', 'json'], {}, true), await upFor(10, [], {}, false)]) {
+      const lines = eventLines(out);
+      expect(lines.length, out).toBeGreaterThanOrEqual(2);
+      for (const l of lines) expect(JSON.parse(l)).toHaveProperty('level');
+    }
+  }, 60_000);
+
+  it('FLEET_LOG_FORMAT=pretty when not a terminal; a bad format is a usage error', async () => {
+    const lines = eventLines(await upFor(10, [], { FLEET_LOG_FORMAT: 'pretty' }, false));
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const l of lines) expect(l).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: (manager|echo): /);
+    const bad = await fleet(['up', '--log-format', 'xml']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^fleet: config_invalid: log format "xml" is not one of auto, pretty, json/);
+  }, 60_000);
+});
+
 // Each test runs the CLI many times, a second or more each on a loaded two-core machine.
 describe(
   'against a running fleet up -c fleet.yaml (echo and python workers, free ports)',
