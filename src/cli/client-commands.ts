@@ -163,7 +163,7 @@ export function registerClientCommands(program: Command): void {
       },
     );
 
-  clientCommand(program, 'status', 'print the Worker Status Board')
+  clientCommand(program, 'status', 'show every worker: status, load, tasks, last heartbeat')
     .option('-w, --watch', 'refresh in place')
     .option('--interval <ms>', 'refresh period with --watch', int, 1000)
     .option('--json', 'print JSON instead of the table')

@@ -13,6 +13,7 @@ import { runWorker } from '../workers/common/run-worker.js';
 import { kindNames, resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
 import { EXIT, UsageError, errorLines, exitCodeFor, hintFor, toCliError, usageLine } from './cli-errors.js';
 import { int, registerClientCommands } from './client-commands.js';
+import { completionScript } from './completion.js';
 import { serveManager } from './serve-manager.js';
 import { up } from './up.js';
 
@@ -42,7 +43,20 @@ function dieWithSupervisor(): void {
 const program = new Command();
 program
   .name('fleet')
-  .description('Fleet: a distributed worker manager for AI-agent systems')
+  .description('Fleet: runs Python, browser and Figma tasks for AI agents on a fleet of workers')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  fleet up                                   start everything on this machine (./fleet.yaml if present)
+  fleet submit echo '{"hello":"world"}'      run a task and print its result
+  fleet submit screenshot '{"html":"<h1>Hi</h1>"}' --out shots
+  fleet status --watch                       the workers, refreshed in place
+  fleet tasks --state failed                 recent failures; fleet task <id> for one
+
+Errors print one line and exit 1 (task failed), 2 (usage/config), 3 (manager unreachable),
+4 (refused) or 5 (internal); see docs/errors.md.`,
+  )
   .version(VERSION)
   // Set before the subcommands exist, so they inherit it: Commander's own errors (unknown option, missing
   // argument) end through the one handler below and take Fleet's one-line shape.
@@ -71,7 +85,7 @@ const configOption = () =>
 
 program
   .command('up')
-  .description('run the manager, the dashboard and every enabled worker on this machine (embedded mode)')
+  .description('start the manager, the dashboard and the enabled workers on this machine')
   .addOption(configOption())
   .option('-p, --port <port>', 'manager port (env FLEET_PORT)', int)
   .option('--only <kinds>', 'comma-separated worker kinds to run (default: every enabled section)')
@@ -105,7 +119,7 @@ program
 
 program
   .command('manager')
-  .description('run the manager alone; it dials configured, announced and DNS-discovered workers')
+  .description('start only the manager; workers run elsewhere (manager.workers, `worker --manager`, or DNS)')
   .addOption(configOption())
   .option('-p, --port <port>', 'port (env FLEET_PORT)', int)
   .addOption(logFormatOption())
@@ -126,7 +140,7 @@ program
   .addOption(configOption())
   .option('-p, --port <port>', 'port (default from the config section)', int)
   .option('--host <host>', 'address to listen on')
-  .option('--manager <url>', 'announce this worker to a manager at URL (it dials back)')
+  .option('--manager <url>', 'register with the manager at URL (the manager then connects to this worker)')
   .option('--advertise-host <host>', 'host name the manager should dial (default: the listen host)')
   .option('--stdio', 'figma-mcp only: speak MCP over stdin/stdout (for desktop MCP clients)')
   .addOption(tokenOption())
@@ -174,6 +188,14 @@ program
   );
 
 registerClientCommands(program);
+
+program
+  .command('completion')
+  .description('print shell completion: eval "$(fleet completion bash)"; also zsh, fish')
+  .argument('<shell>', 'bash, zsh or fish')
+  .action((shell: string) => {
+    process.stdout.write(completionScript(program, shell));
+  });
 
 const dev = program.command('dev').description('development tools');
 dev

@@ -55,6 +55,63 @@ describe('config typos are errors that name the key', () => {
   });
 });
 
+describe('shell completion and help', () => {
+  it('fleet completion bash completes commands and options in a real bash', async () => {
+    const script = await fleet(['completion', 'bash']);
+    expect(script.code).toBe(0);
+    const complete = (words: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const p = spawn('bash', [
+          '--norc',
+          '--noprofile',
+          '-c',
+          [
+            'eval "$(cat)"',
+            `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}`,
+            '_fleet; printf "%s\\n" "${COMPREPLY[@]}"',
+          ].join('\n'),
+        ]);
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.once('error', reject);
+        p.once('exit', () => resolve(out));
+        p.stdin.end(script.stdout);
+      });
+    expect((await complete(['fleet', 'su'])).split('\n')).toContain('submit');
+    expect((await complete(['fleet', 're'])).trim().split('\n').sort()).toEqual([
+      'restart',
+      'resume',
+      'retry',
+    ]);
+    expect((await complete(['fleet', 'submit', '--j'])).trim()).toBe('--json');
+    expect((await complete(['fleet', 'logs', '--fo'])).trim()).toBe('--follow');
+  });
+
+  it('zsh and fish scripts name every command; an unknown shell is a usage error', async () => {
+    const zsh = await fleet(['completion', 'zsh']);
+    expect(zsh.stdout).toContain('bashcompinit');
+    expect(zsh.stdout).toContain('complete -F _fleet fleet');
+    const fish = await fleet(['completion', 'fish']);
+    for (const c of ['up', 'submit', 'status', 'tasks', 'artifacts', 'logs', 'resume', 'completion'])
+      expect(fish.stdout).toContain(`-n __fish_use_subcommand -a ${c} `);
+    expect(fish.stdout).toContain("-n '__fish_seen_subcommand_from submit' -l json");
+    const bad = await fleet(['completion', 'tcsh']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('fleet: usage: no completion for shell "tcsh" (bash, zsh or fish)\n');
+  });
+
+  it("help speaks the operator's words, with examples and the exit codes", async () => {
+    const help = await fleet(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Examples:/);
+    expect(help.stdout).toMatch(/exit 1 \(task failed\), 2 \(usage\/config\), 3 \(manager unreachable\)/);
+    const all = [help.stdout];
+    for (const c of ['up', 'manager', 'worker', 'submit', 'status', 'tasks', 'logs', 'artifacts'])
+      all.push((await fleet([c, '--help'])).stdout);
+    for (const text of all) expect(text).not.toMatch(/\bspec\b|embedded mode|dials|Worker Status Board/);
+  }, 90_000);
+});
+
 describe('logs for people on a terminal, JSON for machines', () => {
   /** `fleet up --only echo` for a few seconds, then SIGINT (the way a person stops it). */
   async function upFor(seconds: number, extraArgs: string[], env: Record<string, string>, tty: boolean) {
