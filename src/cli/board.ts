@@ -29,7 +29,10 @@ export function renderBoard(
     const id = w.workerId === w.workerType ? w.workerType : `${w.workerType} (${w.workerId})`;
     table.push([
       id,
-      STATUS_TEXT[w.status] ?? w.status,
+      // A draining worker is not busy: it finishes what it runs and takes nothing new.
+      w.draining && w.status !== 'offline' && w.status !== 'error'
+        ? '⏸️ Draining'
+        : (STATUS_TEXT[w.status] ?? w.status),
       `${Math.round(w.currentLoad * 100)}%`,
       `${w.inFlight}/${w.maxConcurrency}`,
       age(w.lastHeartbeat, now),

@@ -3,40 +3,33 @@
  * The `fleet` command. Commands that act on a running fleet speak the manager's public API (FleetClient),
  * never its internals. Errors end the process with a one-line message and a non-zero exit code.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
 import type { FleetConfig } from '../config/schema.js';
-import { FleetClient } from '../client/fleet-client.js';
+import { closest } from '../config/strict-keys.js';
 import { FleetError } from '../protocol/errors.js';
+import { resolveLogFormat } from '../workers/common/logger.js';
 import { runWorker } from '../workers/common/run-worker.js';
-import { resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
-import { renderBoard } from './board.js';
+import { kindNames, resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
+import { EXIT, UsageError, errorLines, exitCodeFor, hintFor, toCliError, usageLine } from './cli-errors.js';
+import { int, registerClientCommands } from './client-commands.js';
+import { completionScript } from './completion.js';
 import { serveManager } from './serve-manager.js';
 import { up } from './up.js';
 
 const VERSION = '0.1.0';
 
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
-
-function managerUrl(opts: { url?: string }): string {
-  return opts.url ?? process.env.FLEET_URL ?? `http://127.0.0.1:${process.env.FLEET_PORT ?? '3000'}`;
-}
-
-function client(opts: { url?: string; token?: string }): FleetClient {
-  const token = opts.token ?? process.env.FLEET_TOKEN;
-  return new FleetClient({ url: managerUrl(opts), ...(token ? { token } : {}) });
-}
-
 function config(opts: { config?: string }, overrides?: Record<string, unknown>): FleetConfig {
   return loadConfig({ ...(opts.config ? { file: opts.config } : {}), ...(overrides ? { overrides } : {}) });
 }
 
-function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+function unknownKind(name: string): FleetError {
+  const known = Object.keys(WORKER_KINDS);
+  const near = closest(name, kindNames());
+  return new FleetError(
+    'config_invalid',
+    `unknown worker kind "${name}" (${near ? `did you mean "${near}"? ` : ''}known: ${known.join(', ')})`,
+  );
 }
 
 /** Supervised children exit when the supervisor's pipe closes, even if it died by SIGKILL. */
@@ -50,30 +43,59 @@ function dieWithSupervisor(): void {
 const program = new Command();
 program
   .name('fleet')
-  .description('Fleet: a distributed worker manager for AI-agent systems')
-  .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)');
+  .description('Fleet: runs Python, browser and Figma tasks for AI agents on a fleet of workers')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  fleet up                                   start everything on this machine (./fleet.yaml if present)
+  fleet submit echo '{"hello":"world"}'      run a task and print its result
+  fleet submit screenshot '{"html":"<h1>Hi</h1>"}' --out shots
+  fleet status --watch                       the workers, refreshed in place
+  fleet tasks --state failed                 recent failures; fleet task <id> for one
 
-const urlOption = () => new Option('--url <url>', 'manager URL (env FLEET_URL)');
+Errors print one line and exit 1 (task failed), 2 (usage/config), 3 (manager unreachable),
+4 (refused) or 5 (internal); see docs/errors.md.`,
+  )
+  .version(VERSION)
+  // Set before the subcommands exist, so they inherit it: Commander's own errors (unknown option, missing
+  // argument) end through the one handler below and take Fleet's one-line shape.
+  .exitOverride()
+  .configureOutput({
+    outputError: (text, write) =>
+      write(`${usageLine(text.replace(/^error: /, ''))}hint: fleet <command> --help shows the usage\n`),
+  });
+
+const logFormatOption = () =>
+  new Option(
+    '--log-format <format>',
+    'logs: pretty (one line per event), json, or auto: pretty on a terminal (env FLEET_LOG_FORMAT)',
+  );
+
+/** Chosen once per process, before any logger exists; `fleet up`'s workers inherit it through the environment. */
+function setLogFormat(opts: { logFormat?: string }): void {
+  if (opts.logFormat === undefined) return;
+  resolveLogFormat(opts.logFormat);
+  process.env.FLEET_LOG_FORMAT = opts.logFormat;
+}
+
 const tokenOption = () => new Option('--token <token>', 'API token (env FLEET_TOKEN)');
 const configOption = () =>
   new Option('-c, --config <file>', 'YAML config file (env FLEET_CONFIG, default ./fleet.yaml)');
 
 program
   .command('up')
-  .description('run the manager, the dashboard and every enabled worker on this machine (embedded mode)')
+  .description('start the manager, the dashboard and the enabled workers on this machine')
   .addOption(configOption())
   .option('-p, --port <port>', 'manager port (env FLEET_PORT)', int)
   .option('--only <kinds>', 'comma-separated worker kinds to run (default: every enabled section)')
-  .action(async (opts: { config?: string; port?: number; only?: string }) => {
+  .addOption(logFormatOption())
+  .action(async (opts: { config?: string; port?: number; only?: string; logFormat?: string }) => {
+    setLogFormat(opts);
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const only = opts.only?.split(',').map((k) => {
       const kind = resolveKindName(k.trim());
-      if (!kind)
-        throw new FleetError(
-          'config_invalid',
-          `unknown worker kind "${k}" (known: ${Object.keys(WORKER_KINDS).join(', ')})`,
-        );
+      if (!kind) throw unknownKind(k.trim());
       return kind;
     });
     const fleet = await up({
@@ -97,10 +119,12 @@ program
 
 program
   .command('manager')
-  .description('run the manager alone; it dials configured, announced and DNS-discovered workers')
+  .description('start only the manager; workers run elsewhere (manager.workers, `worker --manager`, or DNS)')
   .addOption(configOption())
   .option('-p, --port <port>', 'port (env FLEET_PORT)', int)
-  .action(async (opts: { config?: string; port?: number }) => {
+  .addOption(logFormatOption())
+  .action(async (opts: { config?: string; port?: number; logFormat?: string }) => {
+    setLogFormat(opts);
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const served = await serveManager(cfg);
     served.manager.logger.info({ address: served.url }, `manager listening on ${served.url}`);
@@ -116,14 +140,16 @@ program
   .addOption(configOption())
   .option('-p, --port <port>', 'port (default from the config section)', int)
   .option('--host <host>', 'address to listen on')
-  .option('--manager <url>', 'announce this worker to a manager at URL (it dials back)')
+  .option('--manager <url>', 'register with the manager at URL (the manager then connects to this worker)')
   .option('--advertise-host <host>', 'host name the manager should dial (default: the listen host)')
   .option('--stdio', 'figma-mcp only: speak MCP over stdin/stdout (for desktop MCP clients)')
   .addOption(tokenOption())
+  .addOption(logFormatOption())
   .action(
     async (
       kindName: string,
       opts: {
+        logFormat?: string;
         config?: string;
         port?: number;
         host?: string;
@@ -133,12 +159,9 @@ program
         stdio?: boolean;
       },
     ) => {
+      setLogFormat(opts);
       const type = resolveKindName(kindName);
-      if (!type)
-        throw new FleetError(
-          'config_invalid',
-          `unknown worker kind "${kindName}" (known: ${Object.keys(WORKER_KINDS).join(', ')})`,
-        );
+      if (!type) throw unknownKind(kindName);
       const entry = WORKER_KINDS[type]!;
       const cfg = config(opts);
       const section = { ...cfg[entry.section] };
@@ -164,133 +187,14 @@ program
     },
   );
 
-program
-  .command('submit')
-  .description('submit a task and print its result')
-  .argument('<capability>', 'capability, e.g. echo, python-execution, screenshot')
-  .argument('[payload]', 'JSON payload', '{}')
-  .option('--no-wait', 'print the queued task and return at once')
-  .option('--timeout <ms>', 'task timeout in ms', int)
-  .option('--priority <n>', 'higher runs first', Number)
-  .option('--session <id>', 'session id (python sessions)')
-  .option('--idempotency-key <key>', 'same key, same task')
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(
-    async (
-      capability: string,
-      payloadText: string,
-      opts: {
-        wait: boolean;
-        timeout?: number;
-        priority?: number;
-        session?: string;
-        idempotencyKey?: string;
-        url?: string;
-        token?: string;
-      },
-    ) => {
-      let payload: unknown;
-      try {
-        payload = JSON.parse(payloadText);
-      } catch (err) {
-        throw new FleetError('invalid_task', `payload is not JSON: ${(err as Error).message}`);
-      }
-      const c = client(opts);
-      const task = await c.submit(capability, payload, {
-        ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
-        ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
-        ...(opts.session ? { sessionId: opts.session } : {}),
-        ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
-      });
-      if (!opts.wait) return print(task);
-      const done = await c.wait(task.id, (task.timeoutMs + 5000) * task.maxAttempts);
-      print(
-        done.state === 'succeeded'
-          ? { id: done.id, state: done.state, output: done.output, artifacts: done.artifacts }
-          : done,
-      );
-      if (done.state !== 'succeeded') process.exitCode = 1;
-    },
-  );
+registerClientCommands(program);
 
 program
-  .command('status')
-  .description("print the Worker Status Board (the spec's table)")
-  .option('-w, --watch', 'refresh in place')
-  .option('--interval <ms>', 'refresh period with --watch', int, 1000)
-  .option('--json', 'print JSON instead of the table')
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(
-    async (opts: { watch?: boolean; interval: number; json?: boolean; url?: string; token?: string }) => {
-      const c = client(opts);
-      const once = async () => {
-        const s = await c.status();
-        return opts.json ? JSON.stringify(s, null, 2) : renderBoard(s);
-      };
-      if (!opts.watch) {
-        process.stdout.write(`${await once()}\n`);
-        return;
-      }
-      for (;;) {
-        let text: string;
-        try {
-          text = await once();
-        } catch (err) {
-          text = `fleet: ${(err as Error).message}`;
-        }
-        process.stdout.write(
-          `\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  ${managerUrl(opts)}\n${text}\n`,
-        );
-        await new Promise((r) => setTimeout(r, opts.interval));
-      }
-    },
-  );
-
-program
-  .command('workers')
-  .description('list workers as JSON')
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(async (opts: { url?: string; token?: string }) => print(await client(opts).workers()));
-
-program
-  .command('tasks')
-  .description('list recent tasks as JSON')
-  .option('--state <states>', 'comma-separated states')
-  .option('--capability <capability>')
-  .option('--limit <n>', 'at most n', int, 50)
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(
-    async (opts: { state?: string; capability?: string; limit: number; url?: string; token?: string }) =>
-      print(
-        await client(opts).list({
-          ...(opts.state ? { state: opts.state } : {}),
-          ...(opts.capability ? { capability: opts.capability } : {}),
-          limit: opts.limit,
-        }),
-      ),
-  );
-
-program
-  .command('cancel')
-  .description('cancel a task')
-  .argument('<taskId>')
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(async (id: string, opts: { url?: string; token?: string }) => print(await client(opts).cancel(id)));
-
-program
-  .command('drain')
-  .description('drain a worker: it finishes its tasks and takes no new ones')
-  .argument('<workerId>')
-  .addOption(urlOption())
-  .addOption(tokenOption())
-  .action(async (id: string, opts: { url?: string; token?: string }) => {
-    await client(opts).drainWorker(id);
-    process.stdout.write(`draining ${id}\n`);
+  .command('completion')
+  .description('print shell completion: eval "$(fleet completion bash)"; also zsh, fish')
+  .argument('<shell>', 'bash, zsh or fish')
+  .action((shell: string) => {
+    process.stdout.write(completionScript(program, shell));
   });
 
 const dev = program.command('dev').description('development tools');
@@ -320,12 +224,12 @@ dev
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const message =
-    err instanceof FleetError
-      ? `${err.code}: ${err.message}`
-      : err instanceof Error
-        ? err.message
-        : String(err);
-  process.stderr.write(`fleet: ${message}\n`);
-  process.exit(err instanceof FleetError && err.code === 'config_invalid' ? 2 : 1);
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, with 0; the message is already written.
+    process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+  }
+  const e = toCliError(err);
+  const hint = e instanceof FleetError ? ((e.details?.hint as string | undefined) ?? hintFor(e)) : undefined;
+  process.stderr.write(e instanceof UsageError ? usageLine(e.message) : errorLines(e, hint));
+  process.exit(exitCodeFor(e));
 });

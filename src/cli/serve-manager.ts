@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { FleetConfig } from '../config/schema.js';
+import { logDestination } from '../workers/common/logger.js';
 import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
 import { WorkerManager, type WorkerManagerDeps } from '../manager/manager.js';
@@ -23,7 +24,7 @@ export async function serveManager(
   // The id is fixed before the stores open: it names this manager on leases and in the queue's events.
   const m = config.manager;
   const id = m.id ?? generateManagerId();
-  const logger = deps.logger ?? pino({ level: m.log_level, base: { managerId: id } }, pino.destination(2));
+  const logger = deps.logger ?? pino({ level: m.log_level, base: { managerId: id } }, logDestination());
   const withId: FleetConfig = { ...config, manager: { ...m, id } };
   // Injected stores (tests) win; otherwise manager.store decides (Redis: one connection set per process).
   const stores = deps.queue && deps.directory ? undefined : await createManagerStores(withId, { logger });

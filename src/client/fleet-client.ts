@@ -138,7 +138,9 @@ export class FleetClient {
       .task;
   }
 
-  async list(filter: { state?: string; capability?: string; limit?: number } = {}): Promise<ClientTask[]> {
+  async list(
+    filter: { state?: string; capability?: string; workerId?: string; limit?: number } = {},
+  ): Promise<ClientTask[]> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
     return (await this.request<{ tasks: ClientTask[] }>('GET', `/api/tasks${q.size ? `?${q}` : ''}`)).tasks;
@@ -153,6 +155,20 @@ export class FleetClient {
       contentType: res.headers.get('content-type') ?? 'application/octet-stream',
       data: Buffer.from(await res.arrayBuffer()),
     };
+  }
+
+  /**
+   * The progress reports the manager kept for a task (its dashboard's log: the last 100 per task, for the 200
+   * most recent tasks, each text cut at 500 characters); `log` entries read "[stdout] text".
+   */
+  async progressLog(
+    id: string,
+  ): Promise<{ t: number; attempt: number; percent?: number; message?: string; log?: string }[]> {
+    const r = await this.request<{ task: { progressLog?: [] } }>(
+      'GET',
+      `/dashboard/api/tasks/${encodeURIComponent(id)}`,
+    );
+    return r.task.progressLog ?? [];
   }
 
   async workers(): Promise<ClientWorker[]> {
@@ -177,6 +193,10 @@ export class FleetClient {
 
   async drainWorker(workerId: string): Promise<void> {
     await this.request('POST', `/api/workers/${encodeURIComponent(workerId)}/drain`);
+  }
+
+  async resumeWorker(workerId: string): Promise<void> {
+    await this.request('POST', `/api/workers/${encodeURIComponent(workerId)}/resume`);
   }
 
   async restartWorker(workerId: string): Promise<boolean> {

@@ -6,7 +6,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { FleetError } from '../protocol/errors.js';
+import { BrowserConfigSchema } from '../workers/browser/options.js';
+import { FigmaOptionsSchema } from '../workers/figma-mcp/options.js';
+import { SandboxOptionsSchema } from '../workers/python-sandbox/options.js';
 import { FleetConfigSchema, type FleetConfig } from './schema.js';
+import { closest, describeUnknownKey, findUnknownKeys } from './strict-keys.js';
 
 type Env = Record<string, string | undefined>;
 type Obj = Record<string, unknown>;
@@ -122,7 +126,74 @@ export function applyEnv(raw: Obj, env: Env): Obj {
   return raw;
 }
 
+/** The kinds' own sub-sections: the shared schema passes them through, their keys are checked all the same. */
+const KIND_SUB_SECTIONS = {
+  'python_sandbox.sandbox': SandboxOptionsSchema,
+  'browser_worker.browser_config': BrowserConfigSchema,
+  'figma_mcp.figma_config': FigmaOptionsSchema,
+};
+
+/**
+ * FLEET_* variables Fleet reads outside the config (the CLI's, the container health check's, the ones the
+ * workers set for their own children, the test suite's). applyEnv's own names are found by running it.
+ */
+const OTHER_FLEET_ENV = [
+  'FLEET_URL',
+  'FLEET_CONFIG',
+  'FLEET_TOKEN',
+  'FLEET_LOG_FORMAT',
+  'FLEET_SUPERVISED',
+  'FLEET_HEALTH_URL',
+  'FLEET_HEALTH_TIMEOUT_MS',
+  'FLEET_BROWSER_DIR',
+  'FLEET_REAL_BROWSER',
+  'FLEET_CGROUPS',
+  'FLEET_CHROMIUM_PATH',
+  'FLEET_TEST_REDIS',
+  'FLEET_CHAOS_SEED',
+];
+
+export function knownFleetEnv(): string[] {
+  const seen = new Set(OTHER_FLEET_ENV);
+  const recorder = new Proxy(
+    {},
+    {
+      get: (_t, name) => {
+        if (typeof name === 'string') seen.add(name);
+        return undefined;
+      },
+    },
+  );
+  applyEnv({}, recorder);
+  return [...seen].filter((n) => n.startsWith('FLEET_')).sort();
+}
+
+/** A FLEET_* variable Fleet does not read is a typo (FLEET_PROT=4500 must not start on 3000 in silence). */
+export function checkFleetEnv(env: Env): void {
+  const known = knownFleetEnv();
+  const unknown = Object.keys(env)
+    .filter((n) => n.startsWith('FLEET_') && !known.includes(n))
+    .sort();
+  if (unknown.length === 0) return;
+  const lines = unknown.map((n) => {
+    const s = closest(n, known);
+    return `${n}${s ? ` (did you mean ${s}?)` : ''}`;
+  });
+  throw new FleetError(
+    'config_invalid',
+    `unknown environment variable${unknown.length > 1 ? 's' : ''} ${lines.join(', ')}; Fleet reads ${known.join(', ')}`,
+    { details: { unknown } },
+  );
+}
+
 export function parseConfig(raw: unknown): FleetConfig {
+  const unknownKeys = findUnknownKeys(FleetConfigSchema, raw ?? {}, KIND_SUB_SECTIONS);
+  if (unknownKeys.length > 0) {
+    const lines = unknownKeys.slice(0, 10).map(describeUnknownKey);
+    throw new FleetError('config_invalid', `invalid configuration: ${lines.join('; ')}`, {
+      details: { issues: lines },
+    });
+  }
   const parsed = FleetConfigSchema.safeParse(raw ?? {});
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.slice(0, 10).map((i) => {
@@ -143,10 +214,15 @@ export interface LoadOptions {
   overrides?: Obj;
 }
 
+/** The file loadConfig reads: the one given, else FLEET_CONFIG, else ./fleet.yaml (or .yml) when present. */
+export function configFileFor(file: string | undefined, env: Env = process.env): string | undefined {
+  return file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
+}
+
 export function loadConfig(options: LoadOptions = {}): FleetConfig {
   const env = options.env ?? process.env;
-  const file =
-    options.file ?? envString(env, 'FLEET_CONFIG') ?? DEFAULT_CONFIG_FILES.find((f) => existsSync(f));
+  checkFleetEnv(env);
+  const file = configFileFor(options.file, env);
   let raw: Obj = {};
   if (file) {
     let text: string;

@@ -5,7 +5,7 @@
  *
  * Kind-specific sub-sections (`sandbox`, `browser_config`, `figma_config`) pass through here untouched and
  * are validated by the worker kind itself (`WorkerKind.parseOptions`), so this module knows no worker's
- * internals.
+ * internals. Every object is closed: an unknown key anywhere is an error with a suggestion (strict-keys.ts).
  */
 import { z } from 'zod';
 
@@ -51,31 +51,41 @@ export const AutoscaleSchema = z
   })
   .prefault({});
 
-/** The common part of each worker section, in the spec's shape. */
-export function workerSection(defaults: {
-  name: string;
-  port: number;
-  protocol: 'ws' | 'mcp';
-  capabilities: readonly string[];
-  max_concurrent_tasks: number;
-  timeout: number;
-}) {
-  return z
-    .looseObject({
-      enabled: z.boolean().default(true),
-      name: z.string().min(1).default(defaults.name),
-      type: z.literal('websocket').default('websocket'),
-      host: z.string().default('127.0.0.1'),
-      port: z.number().int().min(0).max(65535).default(defaults.port),
-      protocol: z.enum(['ws', 'mcp']).default(defaults.protocol),
-      capabilities: z.array(z.string().min(1)).default([...defaults.capabilities]),
-      workspace: z.string().default('./workspace'),
-      max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
-      timeout: duration.prefault(defaults.timeout),
-      health_check: HealthCheckSchema,
-      autoscale: AutoscaleSchema,
-    })
-    .prefault({});
+/**
+ * The common part of each worker section, in the spec's shape, plus `extra`: the kind's own sub-section key
+ * (passed through as is, validated by the kind). Closed: other keys are typos.
+ */
+export function workerSection<Extra extends z.ZodRawShape = Record<never, never>>(
+  defaults: {
+    name: string;
+    port: number;
+    protocol: 'ws' | 'mcp';
+    capabilities: readonly string[];
+    max_concurrent_tasks: number;
+    timeout: number;
+  },
+  extra?: Extra,
+) {
+  return (
+    z
+      .object({
+        enabled: z.boolean().default(true),
+        name: z.string().min(1).default(defaults.name),
+        type: z.literal('websocket').default('websocket'),
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(defaults.port),
+        protocol: z.enum(['ws', 'mcp']).default(defaults.protocol),
+        capabilities: z.array(z.string().min(1)).default([...defaults.capabilities]),
+        workspace: z.string().default('./workspace'),
+        max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
+        timeout: duration.prefault(defaults.timeout),
+        health_check: HealthCheckSchema,
+        autoscale: AutoscaleSchema,
+        ...(extra as Extra),
+      })
+      // Every field has a default; zod cannot see that through the generic `Extra`.
+      .prefault({} as never)
+  );
 }
 
 export const WORKER_DEFAULTS = {
@@ -188,9 +198,11 @@ export const ManagerSchema = z
 export const FleetConfigSchema = z
   .object({
     manager: ManagerSchema,
-    python_sandbox: workerSection(WORKER_DEFAULTS.python_sandbox),
-    figma_mcp: workerSection(WORKER_DEFAULTS.figma_mcp),
-    browser_worker: workerSection(WORKER_DEFAULTS.browser_worker),
+    python_sandbox: workerSection(WORKER_DEFAULTS.python_sandbox, { sandbox: z.unknown().optional() }),
+    figma_mcp: workerSection(WORKER_DEFAULTS.figma_mcp, { figma_config: z.unknown().optional() }),
+    browser_worker: workerSection(WORKER_DEFAULTS.browser_worker, {
+      browser_config: z.unknown().optional(),
+    }),
     echo: workerSection(WORKER_DEFAULTS.echo),
   })
   .strict();
@@ -198,4 +210,9 @@ export const FleetConfigSchema = z
 export type FleetConfigInput = z.input<typeof FleetConfigSchema>;
 export type FleetConfig = z.output<typeof FleetConfigSchema>;
 export type ManagerConfig = FleetConfig['manager'];
-export type WorkerSectionConfig = FleetConfig['python_sandbox'];
+/** Any worker section, as the kinds read it (each reads its own sub-section key). */
+export type WorkerSectionConfig = FleetConfig['echo'] & {
+  sandbox?: unknown;
+  figma_config?: unknown;
+  browser_config?: unknown;
+};

@@ -38,6 +38,7 @@ import {
   type RegistryEvent,
   type WorkerStatusView,
 } from './registry/worker-registry.js';
+import { logDestination } from '../workers/common/logger.js';
 
 export type ConnectingInterface = WebSocketWorkerInterface & {
   connect(endpoint: string): Promise<WorkerConnection>;
@@ -132,8 +133,7 @@ export class WorkerManager {
     }
     this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.clock = deps.clock ?? systemClock;
-    this.logger =
-      deps.logger ?? pino({ level: m.log_level, base: { managerId: this.id } }, pino.destination(2));
+    this.logger = deps.logger ?? pino({ level: m.log_level, base: { managerId: this.id } }, logDestination());
     this.registry = new WorkerRegistry(() => this.clock.now());
     this.queue =
       deps.queue ??
@@ -430,6 +430,12 @@ export class WorkerManager {
     if (!this.registry.get(workerId))
       throw new FleetError('not_found', `no worker ${workerId} on this manager`);
     await this.dispatcher.drain(workerId);
+  }
+
+  async resumeWorker(workerId: string): Promise<void> {
+    if (!this.registry.get(workerId))
+      throw new FleetError('not_found', `no worker ${workerId} on this manager`);
+    await this.dispatcher.resume(workerId);
   }
 
   async restartWorker(workerId: string): Promise<boolean> {

@@ -138,6 +138,12 @@ export const DrainSchema = z.object({
 });
 export type Drain = z.infer<typeof DrainSchema>;
 
+/** Undoes a manager's `drain` (an operator's `fleet resume`); a worker draining to stop stays draining. */
+export const ResumeSchema = z.object({
+  type: z.literal('resume'),
+});
+export type Resume = z.infer<typeof ResumeSchema>;
+
 // either side
 
 export const ErrorMessageSchema = z.object({
@@ -164,6 +170,7 @@ export const ManagerToWorkerSchema = z.discriminatedUnion('type', [
   TaskAssignSchema,
   TaskCancelSchema,
   DrainSchema,
+  ResumeSchema,
   ErrorMessageSchema,
 ]);
 export type ManagerToWorker = z.infer<typeof ManagerToWorkerSchema>;

@@ -40,3 +40,8 @@ export function resolveKindName(name: string): string | undefined {
   const type = ALIASES[name] ?? name;
   return WORKER_KINDS[type] ? type : undefined;
 }
+
+/** Every name a kind answers to (types and short aliases), for suggestions. */
+export function kindNames(): string[] {
+  return Object.keys(ALIASES);
+}

@@ -124,6 +124,20 @@ describe('dashboard (open manager)', () => {
     await detail.locator('button', { hasText: 'Close' }).click();
     await page.selectOption('#filter-state', '');
     await screenshot(page, 'board-1280-burst.png');
+
+    // Axis labels as drawn: distinct, from 0; the queue's are whole numbers.
+    for (const id of ['#chart-throughput', '#chart-queue', '#chart-latency']) {
+      const ticks = ((await page.locator(`${id} canvas`).getAttribute('data-ticks')) ?? '').split(',');
+      expect(ticks.length, id).toBeGreaterThanOrEqual(2);
+      expect(new Set(ticks).size, `${id}: ${ticks.join(',')}`).toBe(ticks.length);
+      expect(Number(ticks[0]), id).toBe(0);
+    }
+    const queueTicks = ((await page.locator('#chart-queue canvas').getAttribute('data-ticks')) ?? '').split(
+      ',',
+    );
+    for (const t of queueTicks) expect(t).toMatch(/^\d+$/);
+    await page.locator('#chart-queue').screenshot({ path: artifactPath('chart-queue-ticks.png') });
+    await page.locator('#chart-throughput').screenshot({ path: artifactPath('chart-throughput-ticks.png') });
   });
 
   it('drains a worker from the UI after confirmation', async () => {

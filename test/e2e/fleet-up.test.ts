@@ -73,7 +73,9 @@ describe('fleet up, submit and status from a shell', () => {
     expect(out.state).toBe('succeeded');
     const shot = out.artifacts.find((a) => a.contentType === 'image/png');
     expect(shot).toBeDefined();
-    const res = await fetch(`http://127.0.0.1:${env.FLEET_PORT}${shot!.url}`);
+    // Printed absolute, so it can be fetched as it stands.
+    expect(shot!.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${env.FLEET_PORT}/api/tasks/`));
+    const res = await fetch(shot!.url);
     const bytes = Buffer.from(await res.arrayBuffer());
     expect(res.headers.get('content-type')).toBe('image/png');
     expect(bytes.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
@@ -93,8 +95,16 @@ describe('fleet up, submit and status from a shell', () => {
     await expect(
       run(process.execPath, [CLI, 'submit', 'no-such-thing', '{}'], { env }),
     ).rejects.toMatchObject({
-      code: 1,
-      stderr: expect.stringMatching(/^fleet: unknown_capability: no worker type offers "no-such-thing"\n$/),
+      code: 4,
+      stderr: expect.stringMatching(
+        /^fleet: unknown_capability: no worker type offers "no-such-thing"\nhint: the fleet offers .*\bscreenshot\b.*\n$/,
+      ),
+    });
+    await expect(
+      run(process.execPath, [CLI, 'submit', 'pyhton-execution', '{}'], { env }),
+    ).rejects.toMatchObject({
+      code: 4,
+      stderr: expect.stringMatching(/\nhint: did you mean "python-execution"\?\n$/),
     });
     await expect(run(process.execPath, [CLI, 'submit', 'echo', '{oops'], { env })).rejects.toMatchObject({
       stderr: expect.stringMatching(/invalid_task: payload is not JSON/),

@@ -172,6 +172,16 @@ export class Dispatcher {
     if (connection?.isOpen) await connection.send({ type: 'drain', reason });
   }
 
+  /** Sends `resume`: a drained worker takes tasks again. */
+  async resume(workerId: string): Promise<void> {
+    const worker = this.o.registry.require(workerId);
+    const connection = this.connections.get(workerId);
+    if (connection?.isOpen) await connection.send({ type: 'resume' });
+    worker.draining = false;
+    this.o.registry.touch(worker);
+    this.schedulePump();
+  }
+
   /** Cancels a task wherever it is: in the queue at once, on its worker by `task.cancel`. */
   async cancel(taskId: string, reason = 'cancelled by caller'): Promise<TaskRecord> {
     const task = await this.o.queue.cancel(taskId, reason);

@@ -263,6 +263,15 @@ export async function createApiServer(
   );
 
   app.post<{ Params: { id: string } }>(
+    '/api/workers/:id/resume',
+    { preHandler: guard('write') },
+    async (req) => {
+      await manager.resumeWorker(req.params.id);
+      return { ok: true };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
     '/api/workers/:id/restart',
     { preHandler: guard('write') },
     async (req) => ({

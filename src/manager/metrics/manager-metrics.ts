@@ -34,29 +34,37 @@ function readOncePerScrape<T>(read: () => Promise<T>, ttlMs = 250): () => Promis
   };
 }
 
-const WORKER_GAUGES = [
+/**
+ * Per-worker totals that only go up (the spec's taskCount and errorCount): Prometheus counters, so rate()
+ * works on them. The registry keeps them across a reconnect and a worker keeps its id across restarts, so the
+ * series continues; a manager restart starts them again from 0, which rate() reads as a counter reset.
+ */
+const WORKER_COUNTERS = [
   [
-    'fleet_worker_task_count',
+    'fleet_worker_finished_tasks_total',
     'Tasks finished by the worker (the spec taskCount)',
     (m: WorkerStatusView) => m.metrics.taskCount,
   ],
+  [
+    'fleet_worker_failed_tasks_total',
+    'Tasks that failed on the worker (the spec errorCount)',
+    (m: WorkerStatusView) => m.metrics.errorCount,
+  ],
+] as const;
+
+const WORKER_GAUGES = [
   [
     'fleet_worker_average_response_seconds',
     'Average task time on the worker',
     (m: WorkerStatusView) => m.metrics.averageResponseTime / 1000,
   ],
   [
-    'fleet_worker_success_rate',
+    'fleet_worker_success_ratio',
     'Share of the worker tasks that succeeded',
     (m: WorkerStatusView) => m.metrics.successRate,
   ],
   [
-    'fleet_worker_error_count',
-    'Tasks that failed on the worker',
-    (m: WorkerStatusView) => m.metrics.errorCount,
-  ],
-  [
-    'fleet_worker_cpu_usage',
+    'fleet_worker_cpu_ratio',
     'CPU of the worker (fraction of one core)',
     (m: WorkerStatusView) => m.metrics.cpuUsage,
   ],
@@ -66,7 +74,7 @@ const WORKER_GAUGES = [
     (m: WorkerStatusView) => m.metrics.memoryUsage,
   ],
   [
-    'fleet_worker_disk_usage',
+    'fleet_worker_disk_usage_ratio',
     'Used fraction of the worker workspace disk',
     (m: WorkerStatusView) => m.metrics.diskUsage,
   ],
@@ -87,7 +95,7 @@ const WORKER_GAUGES = [
   ],
   ['fleet_worker_in_flight', 'Tasks running on the worker', (m: WorkerStatusView) => m.inFlight],
   ['fleet_worker_max_concurrency', 'Slots of the worker', (m: WorkerStatusView) => m.maxConcurrency],
-  ['fleet_worker_load', 'In flight / max concurrency', (m: WorkerStatusView) => m.currentLoad],
+  ['fleet_worker_load_ratio', 'In flight / max concurrency', (m: WorkerStatusView) => m.currentLoad],
 ] as const;
 
 export class ManagerMetrics {
@@ -220,6 +228,20 @@ export class ManagerMetrics {
     for (const [name, help, read] of WORKER_GAUGES) {
       gauge(name, help, ['worker_id', 'worker_type'], async (set) => {
         for (const w of await workers()) set({ worker_id: w.workerId, worker_type: w.workerType }, read(w));
+      });
+    }
+    for (const [name, help, read] of WORKER_COUNTERS) {
+      new Counter<'worker_id' | 'worker_type'>({
+        name,
+        help,
+        labelNames: ['worker_id', 'worker_type'],
+        registers: r,
+        async collect() {
+          // The registry holds the running total; a counter has no set(), so reset and add it.
+          this.reset();
+          for (const w of await workers())
+            this.inc({ worker_id: w.workerId, worker_type: w.workerType }, read(w));
+        },
       });
     }
   }

@@ -6,7 +6,7 @@
  *   - whatever routes the kind adds (figma: `POST /mcp`).
  * Everything about tasks lives in `WorkerRuntime`; this file is sockets, HTTP and lifecycle.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
@@ -27,13 +27,14 @@ import { Announcer, DEFAULT_ANNOUNCE_INTERVAL_MS } from './announce.js';
 import { createLogger } from './logger.js';
 import { WorkerMetrics } from './metrics.js';
 import type { ProgressCoalescerOptions } from './progress-coalescer.js';
+import { stableWorkerId } from './worker-id.js';
 import { WorkerRuntime } from './worker-runtime.js';
 import type { WorkerKind } from './worker-kind.js';
 
 export interface WorkerServerOptions {
   kind: WorkerKind;
   config: WorkerSectionConfig;
-  /** Stable id reported in hello, /health and metrics. @default `<type>-<hostname>-<random>` */
+  /** Id reported in hello, /health and metrics. @default `<name>-<hostname>-<port>` (worker-id.ts) */
   workerId?: string;
   /** When set, every WebSocket connection must present it (`Authorization: Bearer`, or `?token=`). */
   token?: string;
@@ -98,8 +99,7 @@ export class WorkerServer {
 
   constructor(private readonly options: WorkerServerOptions) {
     const { kind, config } = options;
-    this.workerId =
-      options.workerId ?? `${kind.type}-${hostname()}-${randomUUID().slice(0, 8)}`.slice(0, 200);
+    this.workerId = options.workerId ?? stableWorkerId(config.name || kind.type, hostname(), config.port);
     this.logger = (options.logger ?? createLogger(`fleet-worker-${kind.type}`)).child({
       workerId: this.workerId,
     });

@@ -79,6 +79,8 @@ export class WorkerRuntime {
   private readonly active = new Map<string, RunningTask>();
   private slotsHeld = 0;
   private draining = false;
+  /** The drain came from the manager (so `resume` may undo it), not from this process stopping. */
+  private drainedByManager = false;
   private nextConnectionId = 1;
   private idleWaiters: (() => void)[] = [];
   private readonly now: () => number;
@@ -160,6 +162,8 @@ export class WorkerRuntime {
    * @returns true when every slot was free before the timeout.
    */
   async drain(timeoutMs: number): Promise<boolean> {
+    // Any drain but the manager's own message (see onMessage) is for stopping, which `resume` must not undo.
+    this.drainedByManager = false;
     if (!this.draining) {
       this.draining = true;
       this.options.logger.info({ inFlight: this.slotsHeld }, 'draining: no new tasks');
@@ -167,6 +171,16 @@ export class WorkerRuntime {
         if (connection.state === 'ready') this.sendHeartbeat(connection);
     }
     return this.waitIdle(timeoutMs);
+  }
+
+  /** Takes tasks again after a manager's drain; a drain for stopping is not undone. */
+  private resume(): void {
+    if (!this.draining || !this.drainedByManager) return;
+    this.draining = false;
+    this.drainedByManager = false;
+    this.options.logger.info('resumed: taking tasks again');
+    for (const connection of this.connections)
+      if (connection.state === 'ready') this.sendHeartbeat(connection);
   }
 
   /** Resolves true when no slot is held, false after `timeoutMs`. */
@@ -211,7 +225,14 @@ export class WorkerRuntime {
         return;
       case 'drain':
         this.options.logger.info({ reason: message.reason }, 'manager asked this worker to drain');
-        void this.drain(Number.POSITIVE_INFINITY);
+        {
+          const fresh = !this.draining;
+          void this.drain(Number.POSITIVE_INFINITY);
+          if (fresh) this.drainedByManager = true;
+        }
+        return;
+      case 'resume':
+        this.resume();
         return;
       case 'error':
         this.options.logger.warn(

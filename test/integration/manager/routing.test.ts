@@ -42,7 +42,7 @@ describe('manager + echo workers over real WebSockets', () => {
     expect(statuses[0]!.metrics.taskCount + statuses[1]!.metrics.taskCount).toBe(21);
     const metrics = await (await fetch(`${m!.url}/metrics`)).text();
     const counts = [
-      ...metrics.matchAll(/^fleet_worker_task_count\{[^}]*worker_type="echo"[^}]*\} (\d+)$/gm),
+      ...metrics.matchAll(/^fleet_worker_finished_tasks_total\{[^}]*worker_type="echo"[^}]*\} (\d+)$/gm),
     ].map((x) => Number(x[1]));
     expect(counts.reduce((a, b) => a + b, 0)).toBe(21);
     expect(metrics).toMatch(/^fleet_queue_depth\{capability="sleep"\} 0$/m);

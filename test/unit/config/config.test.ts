@@ -35,7 +35,7 @@ describe('configuration', () => {
     expect(() => parseConfig({ browser_worker: { timeout: 'soon' } })).toThrow(
       /browser_worker\.timeout: "soon" is not a duration/,
     );
-    expect(() => parseConfig({ nonsense: 1 })).toThrow(/unknown field\(s\) nonsense/);
+    expect(() => parseConfig({ nonsense: 1 })).toThrow(/unknown key "nonsense"/);
     try {
       parseConfig({ manager: { port: -1 } });
     } catch (err) {

@@ -19,6 +19,7 @@ const TYPES = [
   'task.result',
   'task.error',
   'drain',
+  'resume',
   'error',
 ];
 const schemas = [ManagerToWorkerSchema, WorkerToManagerSchema] as const;

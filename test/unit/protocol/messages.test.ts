@@ -74,6 +74,7 @@ const managerMessages: Message[] = [
   },
   { type: 'task.cancel', taskId: 't1', leaseToken: 'l1', reason: 'user' },
   { type: 'drain', reason: 'scale down' },
+  { type: 'resume' },
   { type: 'error', error: { code: 'invalid_message', message: 'x', retryable: false } },
 ];
 

@@ -288,9 +288,11 @@ function renderScaling(decisions = []) {
 
 // --- charts ---
 const charts = {
-  throughput: new LineChart($('#chart-throughput canvas'), { format: (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) }),
-  queue: new LineChart($('#chart-queue canvas')),
-  latency: new LineChart($('#chart-latency canvas'), { format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)}s` : Math.round(v)) }),
+  throughput: new LineChart($('#chart-throughput canvas')),
+  queue: new LineChart($('#chart-queue canvas'), { integer: true }),
+  latency: new LineChart($('#chart-latency canvas'), {
+    format: (v, decimals) => (v >= 1000 ? `${Number((v / 1000).toFixed(3))}s` : v.toFixed(decimals)),
+  }),
   memory: new LineChart($('#chart-memory canvas')),
 };
 

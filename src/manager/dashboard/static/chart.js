@@ -12,22 +12,42 @@ export function colourFor(key) {
   return PALETTE[h % PALETTE.length];
 }
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const exp = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return m * exp;
-  return 10 * exp;
+/**
+ * Axis ticks from 0 to at least `max`: the finest step of 1, 2 or 5 × 10^k that needs at most `target` + 1
+ * intervals, so labels never repeat
+ * (`2, 2, 1, 1, 0`) nor round oddly (`1.0, 0.8, 0.5, 0.3`). `integer` data (counts) never gets a fractional
+ * step. `decimals` is how many digits every label needs.
+ * @returns {{ max: number, step: number, ticks: number[], decimals: number }}
+ */
+export function niceTicks(max, { integer = false, target = 4 } = {}) {
+  const top = max > 0 && Number.isFinite(max) ? max : 1;
+  const exp = Math.pow(10, Math.floor(Math.log10(top / (target + 1))));
+  let step = 10 * exp;
+  for (const m of [1, 2, 5, 10]) {
+    const s = integer ? Math.max(1, Math.round(m * exp)) : m * exp;
+    if (Math.ceil(top / s - 1e-9) <= target + 1) {
+      step = s;
+      break;
+    }
+  }
+  // Rounded to the step's own digits so 0.1 + 0.2 shows as 0.3, not 0.30000000000000004.
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const round = (v) => Number(v.toFixed(decimals));
+  const count = Math.max(1, Math.ceil(top / step - 1e-9));
+  const ticks = Array.from({ length: count + 1 }, (_, i) => round(i * step));
+  return { max: ticks[ticks.length - 1], step, ticks, decimals };
 }
 
 export class LineChart {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {{ windowS?: number, format?: (v: number) => string }} options
+   * @param {{ windowS?: number, integer?: boolean, format?: (v: number, decimals: number) => string }} options
    */
   constructor(canvas, options = {}) {
     this.canvas = canvas;
     this.windowS = options.windowS ?? 120;
-    this.format = options.format ?? ((v) => String(Math.round(v)));
+    this.integer = options.integer ?? false;
+    this.format = options.format ?? ((v, decimals) => v.toFixed(decimals));
     /** @type {{ times: number[], series: { key: string, label: string, values: (number|null)[], dashed?: boolean, colour?: string }[] }} */
     this.data = { times: [], series: [] };
     this.observer = new ResizeObserver(() => this.draw());
@@ -67,20 +87,22 @@ export class LineChart {
         const v = s.values[i];
         if (v != null && times[i] >= start && v > max) max = v;
       }
-    max = niceMax(max);
+    const axis = niceTicks(max, { integer: this.integer });
+    max = axis.max;
+    this.canvas.dataset.ticks = axis.ticks.map((v) => this.format(v, axis.decimals)).join(',');
     ctx.font = '11px system-ui, sans-serif';
     ctx.fillStyle = ink;
     ctx.strokeStyle = grid;
     ctx.lineWidth = 1;
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const y = pad.t + ph - (ph * i) / 4;
+    for (const v of axis.ticks) {
+      const y = pad.t + ph - (ph * v) / max;
       ctx.beginPath();
       ctx.moveTo(pad.l, Math.round(y) + 0.5);
       ctx.lineTo(pad.l + pw, Math.round(y) + 0.5);
       ctx.stroke();
-      ctx.fillText(this.format((max * i) / 4), pad.l - 6, y);
+      ctx.fillText(this.format(v, axis.decimals), pad.l - 6, y);
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
