@@ -195,15 +195,25 @@ export const ManagerSchema = z
   })
   .prefault({});
 
+/**
+ * Each kind's section with its own sub-section key. Anything that parses one section (the config, a test
+ * starting one worker) goes through this table: a bare `workerSection(defaults)` is closed and would drop
+ * the kind's sub-section.
+ */
+export const WORKER_SECTIONS = {
+  python_sandbox: workerSection(WORKER_DEFAULTS.python_sandbox, { sandbox: z.unknown().optional() }),
+  figma_mcp: workerSection(WORKER_DEFAULTS.figma_mcp, { figma_config: z.unknown().optional() }),
+  browser_worker: workerSection(WORKER_DEFAULTS.browser_worker, { browser_config: z.unknown().optional() }),
+  echo: workerSection(WORKER_DEFAULTS.echo),
+} as const;
+
 export const FleetConfigSchema = z
   .object({
     manager: ManagerSchema,
-    python_sandbox: workerSection(WORKER_DEFAULTS.python_sandbox, { sandbox: z.unknown().optional() }),
-    figma_mcp: workerSection(WORKER_DEFAULTS.figma_mcp, { figma_config: z.unknown().optional() }),
-    browser_worker: workerSection(WORKER_DEFAULTS.browser_worker, {
-      browser_config: z.unknown().optional(),
-    }),
-    echo: workerSection(WORKER_DEFAULTS.echo),
+    python_sandbox: WORKER_SECTIONS.python_sandbox,
+    figma_mcp: WORKER_SECTIONS.figma_mcp,
+    browser_worker: WORKER_SECTIONS.browser_worker,
+    echo: WORKER_SECTIONS.echo,
   })
   .strict();
 

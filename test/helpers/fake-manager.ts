@@ -11,7 +11,12 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
-import { WORKER_DEFAULTS, workerSection, type WorkerSectionConfig } from '../../src/config/schema.js';
+import {
+  WORKER_DEFAULTS,
+  WORKER_SECTIONS,
+  workerSection,
+  type WorkerSectionConfig,
+} from '../../src/config/schema.js';
 import { deserialize } from '../../src/protocol/codec.js';
 import { FleetError } from '../../src/protocol/errors.js';
 import {
@@ -303,12 +308,12 @@ export function workerConfig(
   workerType: string,
   overrides: Record<string, unknown> = {},
 ): WorkerSectionConfig {
-  const defaults = Object.values(WORKER_DEFAULTS).find((d) => d.name === workerType) ?? {
-    ...WORKER_DEFAULTS.echo,
-    name: workerType,
-    capabilities: [],
-  };
-  return workerSection(defaults).parse({ host: '127.0.0.1', ...overrides, port: 0 });
+  const key = (Object.keys(WORKER_DEFAULTS) as (keyof typeof WORKER_DEFAULTS)[]).find(
+    (k) => WORKER_DEFAULTS[k].name === workerType,
+  );
+  const input = { host: '127.0.0.1', ...overrides, port: 0 };
+  if (key) return WORKER_SECTIONS[key].parse(input);
+  return workerSection({ ...WORKER_DEFAULTS.echo, name: workerType, capabilities: [] }).parse(input);
 }
 
 export interface StartedWorker {

@@ -10,7 +10,7 @@ import {
   type FakeManager,
   type TaskAnswer,
 } from '../../../helpers/fake-manager.js';
-import { workerSection, WORKER_DEFAULTS } from '../../../../src/config/schema.js';
+import { WORKER_SECTIONS } from '../../../../src/config/schema.js';
 import { createPythonSandboxKind } from '../../../../src/workers/python-sandbox/index.js';
 import type { TaskErrorMessage } from '../../../../src/protocol/messages.js';
 
@@ -23,7 +23,7 @@ export interface Harness {
 
 export async function startPythonWorker(sandbox: Record<string, unknown> = {}): Promise<Harness> {
   const workspace = mkdtempSync(join(tmpdir(), 'fleet-py-test-'));
-  const config = workerSection(WORKER_DEFAULTS.python_sandbox).parse({
+  const config = WORKER_SECTIONS.python_sandbox.parse({
     port: 0,
     workspace,
     sandbox: { pool_size: 2, ...sandbox },
