@@ -143,6 +143,31 @@ export const ManagerSchema = z
         retain_finished: z.number().int().nonnegative().default(10_000),
       })
       .prefault({}),
+    /**
+     * Bounds on a submitted task's payload, checked before anything is stored; a breach answers
+     * 400 invalid_task naming the limit. Workers' outputs are held to the same shape.
+     */
+    submission: z
+      .object({
+        max_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+        max_depth: z.number().int().positive().max(1000).default(64),
+        max_keys: z.number().int().positive().default(100_000),
+        max_string_length: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+      })
+      .prefault({}),
+    /**
+     * On SIGTERM: how long tasks already running may take to finish before the manager hands them back
+     * (Redis) or counts them lost (memory) and exits.
+     */
+    shutdown_grace: duration.prefault(10),
     retries: z
       .object({
         max_attempts: z.number().int().positive().default(3),

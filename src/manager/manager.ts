@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
+import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
@@ -114,6 +115,7 @@ export class WorkerManager {
   private discovering = false;
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
+  private readonly payloadLimits: JsonLimits;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
 
@@ -132,6 +134,12 @@ export class WorkerManager {
     }
     this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.clock = deps.clock ?? systemClock;
+    this.payloadLimits = {
+      maxBytes: m.submission.max_bytes,
+      maxDepth: m.submission.max_depth,
+      maxKeys: m.submission.max_keys,
+      maxStringLength: m.submission.max_string_length,
+    };
     this.logger =
       deps.logger ?? pino({ level: m.log_level, base: { managerId: this.id } }, pino.destination(2));
     this.registry = new WorkerRegistry(() => this.clock.now());
@@ -169,6 +177,7 @@ export class WorkerManager {
       clock: this.clock,
       logger: this.logger,
       metrics: this.metrics,
+      outputLimits: { ...this.payloadLimits, maxBytes: m.max_frame_bytes },
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,
@@ -310,6 +319,8 @@ export class WorkerManager {
         `invalid task: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
       );
     }
+    // Before anything is stored: a record the read paths cannot serialize must never exist.
+    checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;
     if (!this.knownCapabilities().has(capability)) {
       throw new FleetError('unknown_capability', `no worker type offers "${capability}"`, {
@@ -623,7 +634,7 @@ export class WorkerManager {
         capabilities: hello.capabilities,
         maxConcurrency: hello.maxConcurrency,
         version: hello.version,
-        info: hello.info ?? {},
+        info: hello.info && this.dispatcher.withinOutputLimits(hello.workerId, hello.info) ? hello.info : {},
         ownerId: this.id,
       });
       const previousId = this.endpointWorker.get(endpoint);

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
+import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
@@ -52,6 +53,8 @@ export interface DispatcherOptions {
   metrics?: ManagerMetrics;
   /** How long past a task's timeout the manager waits for the worker's own answer. */
   graceMs?: number;
+  /** The shape a worker's output and partial results must keep to be stored and streamed. */
+  outputLimits?: JsonLimits;
 }
 
 /** Claims in the air at once per worker group. */
@@ -327,7 +330,7 @@ export class Dispatcher {
         worker.cpu = message.cpu;
         worker.memory = message.memory;
         if (message.disk !== undefined) worker.disk = message.disk;
-        if (message.info) worker.info = message.info;
+        if (message.info && this.withinOutputLimits(workerId, message.info)) worker.info = message.info;
         if (message.draining !== undefined && message.draining !== worker.draining)
           worker.draining = message.draining;
         this.o.registry.touch(worker);
@@ -335,6 +338,9 @@ export class Dispatcher {
       case 'task.progress': {
         const lease = this.currentLease(workerId, message);
         if (!lease) return;
+        if (message.partial !== undefined && !this.withinOutputLimits(workerId, message.partial)) {
+          delete message.partial;
+        }
         if (message.percent !== undefined || message.message !== undefined) {
           await this.o.queue
             .markRunning(message.taskId, message.leaseToken, {
@@ -358,6 +364,19 @@ export class Dispatcher {
         const lease = this.currentLease(workerId, message);
         if (!lease) return;
         this.dropLease(lease);
+        if (!this.withinOutputLimits(workerId, message.output)) {
+          await this.failQuietly(
+            lease,
+            {
+              code: 'invalid_message',
+              message: `the output of task ${message.taskId} breaks the manager's limits on JSON shape`,
+              retryable: false,
+            },
+            'failed',
+          );
+          this.schedulePump();
+          return;
+        }
         const metas: ArtifactMeta[] = [];
         if (message.artifacts?.length) {
           const stored = message.artifacts.map((a) => {
@@ -382,6 +401,9 @@ export class Dispatcher {
         if (!lease) return;
         this.dropLease(lease);
         this.o.registry.recordOutcome(workerId, false, message.durationMs);
+        if (message.error.details && !this.withinOutputLimits(workerId, message.error.details)) {
+          delete message.error.details;
+        }
         if (lease.cancelling) {
           this.schedulePump();
           return;
@@ -400,6 +422,18 @@ export class Dispatcher {
       case 'hello':
         this.o.logger.warn({ workerId }, 'unexpected hello after the handshake; ignored');
         return;
+    }
+  }
+
+  /** A worker's JSON that stores and streams could not serialize back is refused (logged) instead of stored. */
+  withinOutputLimits(workerId: string, value: unknown): boolean {
+    if (!this.o.outputLimits) return true;
+    try {
+      checkJsonLimits(value, this.o.outputLimits, 'worker output', 'invalid_message');
+      return true;
+    } catch (err) {
+      this.o.logger.warn({ workerId, err: (err as Error).message }, 'refused a worker output');
+      return false;
     }
   }
 
