@@ -39,6 +39,13 @@ function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** Reads a secret from the environment and removes it, so nothing this process starts inherits it. */
+function takeEnv(name: string): string | undefined {
+  const value = process.env[name];
+  delete process.env[name];
+  return value || undefined;
+}
+
 /** Supervised children exit when the supervisor's pipe closes, even if it died by SIGKILL. */
 function dieWithSupervisor(): void {
   if (process.env.FLEET_SUPERVISED !== '1') return;
@@ -154,9 +161,13 @@ program
       }
       const create = await entry.load();
       dieWithSupervisor();
-      const token = opts.token ?? cfg.manager.token;
+      // fleet up hands its children a token generated for the run (FLEET_WORKER_TOKEN), so no other local
+      // peer can take their slots.
+      const token =
+        opts.token ?? process.env.FLEET_WORKER_TOKEN ?? cfg.manager.worker_token ?? cfg.manager.token;
       await runWorker(create(section), {
         config: section,
+        maxInboundFrameBytes: cfg.manager.submission.max_bytes + 1024 * 1024,
         ...(token ? { token } : {}),
         ...(opts.manager ? { managerUrl: opts.manager } : {}),
         ...(opts.advertiseHost ? { advertiseHost: opts.advertiseHost } : {}),

@@ -122,6 +122,11 @@ export const ManagerSchema = z
     port: z.number().int().min(0).max(65535).default(3000),
     /** When set, workers and clients must present it (Bearer). */
     token: z.string().min(1).optional(),
+    /**
+     * What the manager presents to workers when it dials them; defaults to `token`. `fleet up` generates one
+     * per run for its own children when neither is set.
+     */
+    worker_token: z.string().min(1).optional(),
     /** Accepted for reads only (GET, event stream), e.g. for a wall-mounted dashboard. */
     read_token: z.string().min(1).optional(),
     strategy: z.enum(['least-load', 'round-robin', 'power-of-two', 'latency-ewma']).default('least-load'),

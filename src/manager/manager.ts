@@ -162,7 +162,7 @@ export class WorkerManager {
         managerId: this.id,
         heartbeatIntervalMs: m.health.heartbeat_interval,
         maxFrameBytes: m.max_frame_bytes,
-        ...(m.token ? { token: m.token } : {}),
+        ...((m.worker_token ?? m.token) ? { token: m.worker_token ?? m.token } : {}),
       });
     this.metrics = new ManagerMetrics({
       queue: this.queue,
