@@ -164,7 +164,7 @@ program
       // fleet up hands its children a token generated for the run (FLEET_WORKER_TOKEN), so no other local
       // peer can take their slots.
       const token =
-        opts.token ?? process.env.FLEET_WORKER_TOKEN ?? cfg.manager.worker_token ?? cfg.manager.token;
+        opts.token ?? takeEnv('FLEET_WORKER_TOKEN') ?? cfg.manager.worker_token ?? cfg.manager.token;
       await runWorker(create(section), {
         config: section,
         maxInboundFrameBytes: cfg.manager.submission.max_bytes + 1024 * 1024,
