@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
+import { CLOSE_CODES } from '../protocol/transport.js';
 import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
@@ -104,6 +105,8 @@ export class WorkerManager {
   private readonly workerInterface: ConnectingInterface;
   private readonly events = new EventEmitter();
   private readonly endpointWorker = new Map<string, string>();
+  /** Endpoints whose peer claimed the id of a worker already connected elsewhere: not re-dialed while it is. */
+  private readonly aliases = new Map<string, string>();
   private readonly dialing = new Set<string>();
   private readonly backoff = new Map<string, { until: number; delay: number; failingSince: number }>();
   private readonly endpointSource = new Map<string, RegisterWorkerConfig['source']>();
@@ -270,15 +273,25 @@ export class WorkerManager {
   /** Adds a worker endpoint and dials it now. Resolves with the worker id once connected. */
   async registerWorker(
     config: RegisterWorkerConfig,
-  ): Promise<{ endpoint: string; workerId?: string; error?: string }> {
+  ): Promise<{ endpoint: string; workerId?: string; error?: string; code?: string }> {
     const endpoint = await this.addEndpoint(config);
     const existing = this.endpointWorker.get(endpoint);
     if (existing && this.dispatcher.isConnected(existing)) return { endpoint, workerId: existing };
+    const alias = this.aliases.get(endpoint);
+    if (alias && this.dispatcher.isConnected(alias)) {
+      return {
+        endpoint,
+        workerId: alias,
+        code: 'duplicate_worker',
+        error: `the peer at ${endpoint} is worker "${alias}", already connected through another endpoint`,
+      };
+    }
     try {
       const workerId = await this.dial(endpoint);
       return { endpoint, ...(workerId ? { workerId } : {}) };
     } catch (err) {
-      return { endpoint, error: (err as Error).message };
+      const code = err instanceof FleetError ? err.code : undefined;
+      return { endpoint, error: (err as Error).message, ...(code ? { code } : {}) };
     }
   }
 
@@ -533,12 +546,20 @@ export class WorkerManager {
       for (const endpoint of endpoints) {
         const workerId = this.endpointWorker.get(endpoint);
         if (workerId && this.dispatcher.isConnected(workerId)) {
+          // A lease belongs to the connection made through its endpoint; a mapping left from another
+          // connection must not renew (or, failing, cut) the connection the worker has now.
+          if (this.dispatcher.connection(workerId)?.endpoint !== endpoint) {
+            this.endpointWorker.delete(endpoint);
+            continue;
+          }
           if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
             this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
             await this.dispatcher.workerLost(workerId, 'ownership lease lost');
           }
           continue;
         }
+        const alias = this.aliases.get(endpoint);
+        if (alias && this.dispatcher.isConnected(alias)) continue;
         if (this.dialing.has(endpoint)) continue;
         const b = this.backoff.get(endpoint);
         if (b && b.until > now) continue;
@@ -617,6 +638,41 @@ export class WorkerManager {
     this.dnsEndpoints = found;
   }
 
+  /**
+   * One identity, one live connection: a second connection claiming a connected worker's id (an alias of its
+   * endpoint, or a peer impersonating it) is refused before it is registered, so it never takes a task and
+   * never replaces or unsettles the connection the worker has.
+   */
+  private async refuseDuplicate(
+    endpoint: string,
+    connection: WorkerConnection,
+    connectedEndpoint: string,
+  ): Promise<never> {
+    const workerId = connection.hello.workerId;
+    const error = new FleetError(
+      'duplicate_worker',
+      `the peer at ${endpoint} says it is worker "${workerId}", which is already connected through ${connectedEndpoint}; refused (an alias of the same endpoint, or an impostor)`,
+      { details: { workerId, endpoint, connectedEndpoint } },
+    );
+    await connection
+      .send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' })
+      .catch(() => undefined);
+    await connection.close(CLOSE_CODES.duplicate, 'duplicate worker id').catch(() => undefined);
+    this.aliases.set(endpoint, workerId);
+    if (this.endpointWorker.get(endpoint) === workerId) this.endpointWorker.delete(endpoint);
+    this.publishEvent({
+      type: 'alert',
+      at: this.clock.now(),
+      level: 'error',
+      kind: 'duplicate_worker',
+      key: `duplicate_worker:${endpoint}`,
+      message: error.message,
+      workerId,
+      endpoint,
+    });
+    throw error;
+  }
+
   private async dial(endpoint: string): Promise<string | undefined> {
     if (this.dialing.has(endpoint)) return undefined;
     this.dialing.add(endpoint);
@@ -625,6 +681,11 @@ export class WorkerManager {
       if (!(await this.directory.acquire(endpoint, this.id, this.leaseTtl()))) return undefined;
       const connection = await this.workerInterface.connect(endpoint);
       const hello = connection.hello;
+      const current = this.dispatcher.connection(hello.workerId);
+      if (current && current !== connection && current.isOpen) {
+        await this.refuseDuplicate(endpoint, connection, current.endpoint);
+      }
+      this.aliases.delete(endpoint);
       const port = Number(new URL(endpoint).port) || 80;
       const worker = await this.registry.registerWorker({
         workerId: hello.workerId,
@@ -658,7 +719,10 @@ export class WorkerManager {
       this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
       await this.directory.release(endpoint, this.id).catch(() => undefined);
       const e = err as FleetError;
-      const level = e.code === 'unauthorized' || e.code === 'protocol_mismatch' ? 'error' : 'debug';
+      const level =
+        e.code === 'unauthorized' || e.code === 'protocol_mismatch' || e.code === 'duplicate_worker'
+          ? 'error'
+          : 'debug';
       this.logger[level](
         { endpoint, code: e.code, retryInMs: delay },
         `cannot connect to worker: ${e.message}`,

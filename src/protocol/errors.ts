@@ -13,6 +13,11 @@ export const ERROR_CODES = {
   unknown_message: { retryable: false, http: 400, summary: 'A message had a type this side does not know.' },
   protocol_mismatch: { retryable: false, http: 400, summary: 'The peers speak different protocol versions.' },
   unauthorized: { retryable: false, http: 401, summary: 'A token was required and missing or wrong.' },
+  duplicate_worker: {
+    retryable: false,
+    http: 409,
+    summary: 'A second connection claimed the id of a worker that is already connected; it was refused.',
+  },
   // Tasks, on the manager
   invalid_task: { retryable: false, http: 400, summary: 'A submitted task did not match the task schema.' },
   unknown_capability: { retryable: false, http: 400, summary: 'No worker type offers the capability.' },

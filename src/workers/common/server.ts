@@ -16,8 +16,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { WorkerSectionConfig } from '../../config/schema.js';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_FRAME_BYTES } from '../../protocol/codec.js';
 import { FleetError } from '../../protocol/errors.js';
+import { workerProof } from '../../protocol/worker-proof.js';
 import {
   ManagerToWorkerSchema,
+  NONCE_HEADER,
   type ManagerToWorker,
   type WorkerToManager,
 } from '../../protocol/messages.js';
@@ -96,6 +98,7 @@ export class WorkerServer {
   private readonly maxFrameBytes: number;
   private readonly maxInboundFrameBytes: number;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly token: string | undefined;
   private readonly announcer: Announcer | undefined;
   private state: Lifecycle = 'new';
   private boundPort = 0;
@@ -116,6 +119,7 @@ export class WorkerServer {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxInboundFrameBytes = options.maxInboundFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES;
     this.tokenDigest = options.token ? digest(options.token) : undefined;
+    this.token = options.token;
     this.metrics = new WorkerMetrics({ workerType: kind.type, workerId: this.workerId });
     this.runtime = new WorkerRuntime({
       kind,
@@ -347,7 +351,13 @@ export class WorkerServer {
         inbound: ManagerToWorkerSchema,
         maxFrameBytes: this.maxInboundFrameBytes,
       });
-      this.runtime.attach(transport);
+      const nonce = req.headers[NONCE_HEADER];
+      this.runtime.attach(
+        transport,
+        this.token && typeof nonce === 'string' && nonce.length <= 200
+          ? (workerId) => workerProof(this.token!, nonce, workerId)
+          : undefined,
+      );
     });
   }
 

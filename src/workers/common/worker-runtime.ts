@@ -118,8 +118,11 @@ export class WorkerRuntime {
     return this.connections.size;
   }
 
-  /** Takes over a fresh manager connection: says hello and waits for welcome. */
-  attach(transport: WorkerTransport): void {
+  /**
+   * Takes over a fresh manager connection: says hello and waits for welcome. `prove` signs the manager's
+   * nonce with the token (see protocol/worker-proof.ts) when both are present.
+   */
+  attach(transport: WorkerTransport, prove?: (workerId: string) => string): void {
     const connection: Connection = {
       id: this.nextConnectionId++,
       transport,
@@ -147,6 +150,7 @@ export class WorkerRuntime {
       maxConcurrency: this.maxConcurrency,
       version: this.options.kind.version,
       info: this.kindInfo(),
+      ...(prove ? { proof: prove(this.options.workerId) } : {}),
       inFlight: [...this.active.values()].map(({ assign }) => ({
         taskId: assign.taskId,
         attempt: assign.attempt,
