@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../../../src/protocol/messages.js';
 import { startManager, type TestManager } from '../../helpers/manager.js';
-import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
+import { spawnWorker, type WorkerProcess } from '../../helpers/processes.js';
 
 async function impostor(
   workerId: string,
