@@ -39,6 +39,25 @@ function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * Exits 0 once a graceful stop is done. The stop is bounded by the manager's grace; if something still hangs
+ * well past it, the process exits 1 anyway rather than ignore the signal.
+ */
+function exitAfter(stopping: Promise<unknown>, graceMs: number): void {
+  const force = setTimeout(() => {
+    process.stderr.write('fleet: the graceful stop overran its bound; exiting\n');
+    process.exit(1);
+  }, graceMs + 30_000);
+  force.unref();
+  stopping.then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`fleet: stop failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
 /** Reads a secret from the environment and removes it, so nothing this process starts inherits it. */
 function takeEnv(name: string): string | undefined {
   const value = process.env[name];
@@ -93,10 +112,7 @@ program
     );
     const shutdown = () => {
       process.stderr.write('fleet: stopping (draining workers)\n');
-      fleet.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      exitAfter(fleet.stop(), cfg.manager.shutdown_grace);
     };
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
@@ -111,7 +127,7 @@ program
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const served = await serveManager(cfg);
     served.manager.logger.info({ address: served.url }, `manager listening on ${served.url}`);
-    const shutdown = () => void served.stop().then(() => process.exit(0));
+    const shutdown = () => exitAfter(served.stop(), cfg.manager.shutdown_grace);
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });

@@ -124,6 +124,8 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
       autoscaling?.stop();
       lifetime.abort();
       unwatchParked();
+      // Running tasks get the manager's grace on live workers before the workers are stopped.
+      await manager.shutdown();
       await supervisor.stopAll();
       await served.stop();
     },

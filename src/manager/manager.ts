@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
@@ -60,6 +60,16 @@ export interface RegisterWorkerConfig {
   endpoint: string;
   workerType?: string;
   source?: 'config' | 'announce' | 'spawned' | 'dns' | 'api';
+}
+
+/** What a graceful stop did with the work it could not finish. */
+export interface ShutdownReport {
+  /** Tasks still waiting in the queue at the end of the grace. */
+  queued: number;
+  /** Tasks still running on workers when the grace ran out. */
+  running: number;
+  /** true: the Redis store keeps both for other managers; false: the memory store loses them. */
+  handedBack: boolean;
 }
 
 export type ManagerEvent =
@@ -119,6 +129,9 @@ export class WorkerManager {
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly payloadLimits: JsonLimits;
+  /** Aborted when a graceful stop begins: every waiter and event stream listens to it. */
+  private readonly shutdownController = new AbortController();
+  private shuttingDown: Promise<ShutdownReport> | undefined;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
 
@@ -201,6 +214,8 @@ export class WorkerManager {
       },
     });
     this.events.setMaxListeners(0);
+    // Every open wait listens for the graceful stop; thousands at once are expected, not a leak.
+    setMaxListeners(0, this.shutdownController.signal);
     this.unsubscribers.push(
       this.queue.subscribe((event) => {
         if (isFinal(event.task.state)) {
@@ -324,6 +339,7 @@ export class WorkerManager {
   // --- tasks ---
 
   async submit(input: unknown): Promise<{ task: TaskRecord; created: boolean }> {
+    this.assertAccepting();
     const parsed = TaskSubmissionSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -341,6 +357,69 @@ export class WorkerManager {
       });
     }
     return this.queue.submit(parsed.data);
+  }
+
+  /** The typed error every refused submission, waiter and event stream gets during a graceful stop. */
+  shutdownError(): FleetError {
+    return new FleetError(
+      'shutting_down',
+      'the manager is shutting down; submit again, to another manager or after it restarts',
+    );
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shutdownController.signal.aborted;
+  }
+
+  /** Aborted when a graceful stop begins. */
+  get shutdownSignal(): AbortSignal {
+    return this.shutdownController.signal;
+  }
+
+  private assertAccepting(): void {
+    if (this.isShuttingDown) throw this.shutdownError();
+  }
+
+  /**
+   * The graceful stop (SIGTERM): refuse new submissions (503 `shutting_down`, retryable), release every
+   * waiter and event stream with that error, dispatch nothing more, give running tasks `graceMs` to
+   * finish, then stop. On the Redis store whatever is left is handed back for other managers; on the memory
+   * store it is lost, and the log line says how much. Bounded in time: grace plus the store's close.
+   */
+  shutdown(graceMs = this.config.manager.shutdown_grace): Promise<ShutdownReport> {
+    this.shuttingDown ??= this.doShutdown(graceMs);
+    return this.shuttingDown;
+  }
+
+  private async doShutdown(graceMs: number): Promise<ShutdownReport> {
+    this.shutdownController.abort(this.shutdownError());
+    this.dispatcher.pause();
+    const started = this.clock.now();
+    this.logger.info(
+      { running: this.dispatcher.inFlight, graceMs },
+      'shutting down: no new tasks; waiting for running ones',
+    );
+    while (this.dispatcher.inFlight > 0 && this.clock.now() - started < graceMs) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const running = this.dispatcher.inFlight;
+    const queued = await this.queue.depth().catch(() => 0);
+    const handedBack = this.config.manager.store === 'redis';
+    if (handedBack) {
+      this.logger.info(
+        { queued, running },
+        `shutdown: ${queued} queued and ${running} running tasks stay in Redis for the other managers`,
+      );
+    } else if (queued + running > 0) {
+      this.logger.warn(
+        { queued, running, lost: queued + running },
+        `shutdown: ${queued + running} tasks are lost (${queued} queued, ${running} running): the memory store keeps nothing across a restart`,
+      );
+    } else {
+      this.logger.info('shutdown: every task finished');
+    }
+    await this.stop();
+    return { queued, running, handedBack };
   }
 
   async getTask(id: string): Promise<TaskRecord> {
@@ -367,9 +446,11 @@ export class WorkerManager {
         unsubscribe();
         timer?.cancel();
         options.signal?.removeEventListener('abort', onAbort);
+        this.shutdownSignal.removeEventListener('abort', onShutdown);
         fn();
       };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
+      const onShutdown = () => finish(() => reject(this.shutdownError()));
       // Subscribed before the read, so a task finishing in between is not missed and one read is enough.
       const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
       this.getTask(id).then(
@@ -387,6 +468,8 @@ export class WorkerManager {
       }
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.isShuttingDown) onShutdown();
+      else this.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
     });
   }
 
@@ -407,6 +490,7 @@ export class WorkerManager {
     const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
     const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
     let timer: TimerHandle | undefined;
+    let onShutdown: (() => void) | undefined;
     try {
       const { task, created } = await this.submit(submission);
       const limit = options.timeoutMs ?? defaultWaitMs(task);
@@ -418,11 +502,17 @@ export class WorkerManager {
       const timedOut = new Promise<undefined>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(undefined), limit);
       });
-      const done = await Promise.race([finished, timedOut]);
+      const released = new Promise<never>((_resolve, reject) => {
+        onShutdown = () => reject(this.shutdownError());
+        if (this.isShuttingDown) onShutdown();
+        else this.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+      });
+      const done = await Promise.race([finished, timedOut, released]);
       return { task: done ?? (await this.getTask(task.id)), created };
     } finally {
       timer?.cancel();
       unsubscribe();
+      if (onShutdown) this.shutdownSignal.removeEventListener('abort', onShutdown);
     }
   }
 

@@ -41,6 +41,11 @@ export const ERROR_CODES = {
     summary: 'The client could not reach the Fleet manager.',
   },
   internal: { retryable: true, http: 500, summary: 'An unexpected error inside Fleet.' },
+  shutting_down: {
+    retryable: true,
+    http: 503,
+    summary: 'The manager is stopping: it takes no new task and releases waiters and event streams.',
+  },
   // Tasks, on a worker
   busy: { retryable: true, http: 503, summary: 'The worker has no free slot.' },
   draining: { retryable: true, http: 503, summary: 'The worker is draining and takes no new task.' },

@@ -69,6 +69,8 @@ export class Dispatcher {
   private pumpAgain = false;
   private wake: { at: number; timer: TimerHandle } | undefined;
   private stopped = false;
+  /** A graceful stop: results are still taken, no new task is handed out. */
+  private paused = false;
   private readonly unsubscribeQueue: () => void;
 
   constructor(private readonly o: DispatcherOptions) {
@@ -183,8 +185,13 @@ export class Dispatcher {
     return task;
   }
 
+  /** Hands out no new task from now on; running tasks still report and finish. */
+  pause(): void {
+    this.paused = true;
+  }
+
   schedulePump(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -196,6 +203,7 @@ export class Dispatcher {
 
   /** Fills every free slot it can. Re-entrant calls fold into one more round. */
   async pump(): Promise<void> {
+    if (this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -251,7 +259,7 @@ export class Dispatcher {
     const capability = group[0]?.capabilities[0] ?? '';
     for (;;) {
       const reserved: LiveWorker[] = [];
-      while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped) {
+      while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped && !this.paused) {
         const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
         if (candidates.length === 0) break;
         const chosen = this.o.strategy.select(candidates, { capability });

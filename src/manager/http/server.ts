@@ -348,6 +348,25 @@ export function attachReadSocket(
   return wss;
 }
 
+/**
+ * A graceful stop releases the socket with the typed error (one `error` frame, then close 1001), so a client
+ * learns why and can reconnect elsewhere instead of hanging on a server that is going away.
+ */
+export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
+  const release = () => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify({ type: 'error', error: manager.shutdownError().toJSON() }), () =>
+      ws.close(1001, 'manager shutting down'),
+    );
+  };
+  if (manager.isShuttingDown) {
+    release();
+    return;
+  }
+  manager.shutdownSignal.addEventListener('abort', release, { once: true });
+  ws.once('close', () => manager.shutdownSignal.removeEventListener('abort', release));
+}
+
 function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
   const taskId = params.get('taskId') ?? undefined;
   const types = new Set((params.get('types') ?? 'task,worker,progress').split(','));
@@ -375,4 +394,5 @@ function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchPa
   ws.on('close', unsubscribe);
   ws.on('error', () => undefined);
   ws.send(JSON.stringify({ type: 'hello', managerId: manager.id }));
+  releaseOnShutdown(ws, manager);
 }
