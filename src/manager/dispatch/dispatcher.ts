@@ -307,6 +307,7 @@ export class Dispatcher {
     set.add(task.id);
     worker.inFlight += 1;
     this.o.metrics?.observeWait(task, now);
+    this.countReexecution(task);
     try {
       if (!connection?.isOpen)
         throw new FleetError('worker_lost', `worker ${worker.workerId} is not connected`);
@@ -510,8 +511,22 @@ export class Dispatcher {
       .catch(() => undefined);
   }
 
+  /**
+   * A task runs again after an attempt that may have run (its worker was lost, or it timed out): the
+   * at-least-once cases of docs/architecture.md, counted so an operator sees how often they happen.
+   */
+  private countReexecution(task: TaskRecord): void {
+    const previous = task.attempts.length >= 2 ? task.attempts[task.attempts.length - 2] : undefined;
+    if (previous?.outcome === 'worker_lost' || previous?.outcome === 'timed_out') {
+      this.o.metrics?.reexecutions.inc({ capability: task.capability, reason: previous.outcome });
+    }
+  }
+
   /** The manager's own deadline: the worker never answered within timeout + grace. */
   private async expire(taskId: string, leaseToken: string): Promise<void> {
+    // Timers fire before sockets are read: after a pause the answer may be waiting unread. Judge after one
+    // poll phase, on whatever it delivered.
+    await new Promise((r) => setImmediate(r));
     const lease = this.leases.get(taskId);
     if (!lease || lease.leaseToken !== leaseToken) return;
     this.cancelOnWorker(lease, 'deadline passed');

@@ -137,7 +137,13 @@ export async function createApiServer(
   manager: WorkerManager,
   options: ApiServerOptions = {},
 ): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024 });
+  // return503OnClosing off: a request that arrives while the server closes still reaches the routes, which
+  // answer the typed `shutting_down` (fastify's own 503 would carry no code a client can match).
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    return503OnClosing: false,
+  });
   const guard = (access: Access) => async (req: FastifyRequest) => authorize(options, req.raw, access);
 
   app.setErrorHandler((err: unknown, _req, reply) => {

@@ -3,70 +3,10 @@
  * submissions get 503 `shutting_down` (retryable), waiters and event streams are released with that error,
  * running tasks get `manager.shutdown_grace`, the log says how many tasks the memory store loses, exit 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CLI,
-  freePort,
-  requireBuild,
-  spawnWorker,
-  waitFor,
-  type WorkerProcess,
-} from '../../helpers/processes.js';
-
-interface ManagerProcess {
-  proc: ChildProcess;
-  url: string;
-  log: () => string;
-  exit: Promise<{ code: number | null; at: number }>;
-}
-
-async function startManagerProcess(workers: string[], graceS: number): Promise<ManagerProcess> {
-  requireBuild();
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-i14-stop-'));
-  const file = join(dir, 'fleet.yaml');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      manager: {
-        port,
-        log_level: 'info',
-        workers,
-        shutdown_grace: graceS,
-        health: { heartbeat_interval: '200ms', missed_heartbeats: 5 },
-      },
-    }),
-  );
-  let out = '';
-  const proc = spawn(process.execPath, [CLI, 'manager', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FLEET_TOKEN: '', FLEET_LOG_LEVEL: 'info' },
-  });
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<{ code: number | null; at: number }>((r) =>
-    proc.once('exit', (code) => r({ code, at: Date.now() })),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`manager exited: ${out}`);
-      const r = await fetch(`${url}/api/workers`).catch(() => undefined);
-      if (!r?.ok) return false;
-      const { workers: ws } = (await r.json()) as { workers: { status: string }[] };
-      return ws.filter((w) => w.status === 'online').length === workers.length;
-    },
-    20_000,
-    'manager with its workers online',
-    100,
-  );
-  return { proc, url, log: () => out, exit };
-}
+import { startManagerProcess, type ManagerProcess } from '../../helpers/manager-process.js';
+import { spawnWorker, type WorkerProcess } from '../../helpers/processes.js';
 
 const post = (url: string, body: unknown, wait = false) =>
   fetch(`${url}/api/tasks${wait ? '?wait=1' : ''}`, {
@@ -144,7 +84,8 @@ describe('graceful stop of a manager process (issue 14 point 3)', () => {
     const w = await spawnWorker('echo');
     procs.push(w);
     m = await startManagerProcess([w.endpoint], 2);
-    const burst = Array.from({ length: 300 }, (_, i) =>
+    type Answer = { status: number; body: { error?: { code: string } } };
+    const burst = Array.from({ length: 300 }, (_, i): Promise<Answer> =>
       post(m!.url, { capability: 'sleep', payload: { ms: 200 + (i % 7) * 100 } }, true)
         .then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { code: string } } }))
         .catch(() => ({ status: 0, body: {} })),
