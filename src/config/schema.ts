@@ -59,6 +59,7 @@ export function workerSection(defaults: {
   capabilities: readonly string[];
   max_concurrent_tasks: number;
   timeout: number;
+  idempotent: readonly string[];
 }) {
   return z
     .looseObject({
@@ -72,6 +73,11 @@ export function workerSection(defaults: {
       workspace: z.string().default('./workspace'),
       max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
       timeout: duration.prefault(defaults.timeout),
+      /**
+       * Capabilities whose tasks may run twice without harm. Only these are retried after a timeout (the
+       * first run may still be going, or have had its effects); worker loss is retried for every capability.
+       */
+      idempotent: z.array(z.string().min(1)).default([...defaults.idempotent]),
       health_check: HealthCheckSchema,
       autoscale: AutoscaleSchema,
     })
@@ -86,6 +92,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['python-execution', 'file-operations', 'package-install', 'code-analysis'],
     max_concurrent_tasks: 5,
     timeout: 300,
+    idempotent: ['code-analysis'],
   },
   figma_mcp: {
     name: 'figma-mcp',
@@ -94,6 +101,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['figma-design', 'ui-generation', 'asset-export', 'design-analysis'],
     max_concurrent_tasks: 3,
     timeout: 180,
+    idempotent: ['figma-design', 'asset-export', 'design-analysis'],
   },
   browser_worker: {
     name: 'browser-worker',
@@ -102,6 +110,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['web-automation', 'scraping', 'screenshot', 'testing', 'form-filling', 'pdf-generation'],
     max_concurrent_tasks: 4,
     timeout: 120,
+    idempotent: ['screenshot', 'pdf-generation'],
   },
   echo: {
     name: 'echo',
@@ -110,6 +119,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['echo', 'sleep', 'fail', 'crash'],
     max_concurrent_tasks: 8,
     timeout: 60,
+    idempotent: ['echo', 'sleep'],
   },
 } as const;
 

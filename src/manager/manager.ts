@@ -194,6 +194,7 @@ export class WorkerManager {
       logger: this.logger,
       metrics: this.metrics,
       outputLimits: { ...this.payloadLimits, maxBytes: m.max_frame_bytes },
+      isIdempotent: (capability) => this.isIdempotent(capability),
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,
@@ -599,6 +600,13 @@ export class WorkerManager {
     for (const caps of byType.values()) for (const c of caps) known.add(c);
     this.capabilityIndex = { byType, known };
     return this.capabilityIndex;
+  }
+
+  private isIdempotent(capability: string): boolean {
+    for (const key of SECTION_KEYS) {
+      if (this.config[key].idempotent.includes(capability)) return true;
+    }
+    return false;
   }
 
   private timeoutFor(capability: string): number {

@@ -33,6 +33,11 @@ export const ERROR_CODES = {
   },
   cancelled: { retryable: false, http: 409, summary: 'The task was cancelled.' },
   timeout: { retryable: true, http: 504, summary: 'The task ran past its deadline and was killed.' },
+  poison_task: {
+    retryable: false,
+    http: 500,
+    summary: 'The task was running on two workers that died or hung under it; it is not retried.',
+  },
   attempts_exhausted: { retryable: false, http: 500, summary: 'Every allowed attempt failed.' },
   config_invalid: { retryable: false, http: 500, summary: 'The configuration failed validation.' },
   manager_unreachable: {

@@ -53,6 +53,8 @@ export interface DispatcherOptions {
   metrics?: ManagerMetrics;
   /** How long past a task's timeout the manager waits for the worker's own answer. */
   graceMs?: number;
+  /** Whether a capability's tasks may run twice (config `idempotent`); only those are retried after a timeout. */
+  isIdempotent?: (capability: string) => boolean;
   /** The shape a worker's output and partial results must keep to be stored and streamed. */
   outputLimits?: JsonLimits;
 }
@@ -418,7 +420,7 @@ export class Dispatcher {
           return;
         }
         const outcome = message.error.code === 'timeout' ? 'timed_out' : 'failed';
-        await this.failQuietly(lease, message.error, outcome);
+        await this.failQuietly(lease, message.error, outcome, this.timeoutRetry(lease, outcome));
         this.schedulePump();
         return;
       }
@@ -484,13 +486,23 @@ export class Dispatcher {
     }
   }
 
+  /** A timed-out task is retried only when its capability is declared idempotent. */
+  private timeoutRetry(lease: Lease, outcome: string): false | undefined {
+    if (outcome !== 'timed_out' || !this.o.isIdempotent) return undefined;
+    return this.o.isIdempotent(lease.capability) ? undefined : false;
+  }
+
   private async failQuietly(
     lease: Lease,
     error: ErrorBody,
     outcome: 'failed' | 'timed_out' | 'worker_lost',
+    retryable?: false,
   ): Promise<void> {
     try {
-      const task = await this.o.queue.fail(lease.taskId, lease.leaseToken, error, { outcome });
+      const task = await this.o.queue.fail(lease.taskId, lease.leaseToken, error, {
+        outcome,
+        ...(retryable === false ? { retryable } : {}),
+      });
       if (task.state !== 'queued') this.o.metrics?.observeFinished(task, this.o.clock.now());
     } catch (err) {
       this.onStale(lease.workerId, lease.taskId, err);
@@ -537,8 +549,11 @@ export class Dispatcher {
         code: 'timeout',
         message: `task ${taskId} got no answer from worker ${lease.workerId} before its deadline`,
         retryable: true,
+        // The worker hung under the task (no answer at all), which counts towards poison_task.
+        details: { hung: true },
       },
       'timed_out',
+      this.timeoutRetry(lease, 'timed_out'),
     );
     this.schedulePump();
   }
