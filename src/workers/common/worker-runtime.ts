@@ -55,6 +55,7 @@ type ConnectionState = 'awaiting_welcome' | 'ready' | 'closed';
 
 interface Connection {
   id: number;
+  managerId?: string;
   transport: WorkerTransport;
   state: ConnectionState;
   heartbeat: NodeJS.Timeout | undefined;
@@ -241,6 +242,8 @@ export class WorkerRuntime {
       return;
     }
     connection.state = 'ready';
+    connection.managerId = welcome.managerId;
+    this.yieldTo(connection);
     const asked = Math.max(MIN_HEARTBEAT_MS, welcome.heartbeatIntervalMs);
     const period = Math.min(asked, this.options.heartbeatIntervalMs ?? asked, MAX_TIMER_MS);
     if (connection.heartbeat) clearInterval(connection.heartbeat);
@@ -248,6 +251,26 @@ export class WorkerRuntime {
     connection.heartbeat.unref();
     this.options.logger.info({ managerId: welcome.managerId, heartbeatMs: period }, 'manager connected');
     this.sendHeartbeat(connection);
+  }
+
+  /**
+   * One owner at a time. A manager dials only after taking the worker's ownership lease, so the newest
+   * welcome comes from the rightful owner; a connection of any other manager still open here belongs to one
+   * that lost the lease and has not noticed yet (paused, cut off from Redis). It is closed before the new
+   * owner can send a task, so the two never dispatch into the same slots (no `busy`). Its tasks are aborted
+   * and answered on that connection; the old manager re-queues them as lost.
+   */
+  private yieldTo(owner: Connection): void {
+    for (const other of [...this.connections]) {
+      if (other === owner || other.managerId === undefined || other.managerId === owner.managerId) continue;
+      this.options.logger.warn(
+        { previous: other.managerId, next: owner.managerId },
+        'another manager took ownership of this worker; closing the previous manager connection',
+      );
+      other.state = 'closed';
+      void other.transport.close(CLOSE_CODES.replaced, 'another manager owns this worker now');
+      this.onClose(other, CLOSE_CODES.replaced, 'replaced by another manager');
+    }
   }
 
   private onAssign(connection: Connection, assign: TaskAssign): void {
