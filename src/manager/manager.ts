@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { EventEmitter, setMaxListeners } from 'node:events';
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
@@ -129,8 +129,13 @@ export class WorkerManager {
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly payloadLimits: JsonLimits;
-  /** Aborted when a graceful stop begins: every waiter and event stream listens to it. */
+  /** Aborted when a graceful stop begins. */
   private readonly shutdownController = new AbortController();
+  /**
+   * Released when a graceful stop begins. A Set, not abort listeners: thousands of waiters come and go per
+   * second, and EventTarget removes a listener in time linear in how many it holds.
+   */
+  private readonly shutdownWaiters = new Set<() => void>();
   private shuttingDown: Promise<ShutdownReport> | undefined;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
@@ -215,8 +220,6 @@ export class WorkerManager {
       },
     });
     this.events.setMaxListeners(0);
-    // Every open wait listens for the graceful stop; thousands at once are expected, not a leak.
-    setMaxListeners(0, this.shutdownController.signal);
     this.unsubscribers.push(
       this.queue.subscribe((event) => {
         if (isFinal(event.task.state)) {
@@ -377,6 +380,16 @@ export class WorkerManager {
     return this.shutdownController.signal;
   }
 
+  /** Calls `release` once when a graceful stop begins (at once if it has); returns the unsubscribe. */
+  onShutdown(release: () => void): () => void {
+    if (this.isShuttingDown) {
+      release();
+      return () => undefined;
+    }
+    this.shutdownWaiters.add(release);
+    return () => this.shutdownWaiters.delete(release);
+  }
+
   private assertAccepting(): void {
     if (this.isShuttingDown) throw this.shutdownError();
   }
@@ -394,6 +407,8 @@ export class WorkerManager {
 
   private async doShutdown(graceMs: number): Promise<ShutdownReport> {
     this.shutdownController.abort(this.shutdownError());
+    for (const release of [...this.shutdownWaiters]) release();
+    this.shutdownWaiters.clear();
     this.dispatcher.pause();
     const started = this.clock.now();
     this.logger.info(
@@ -447,11 +462,11 @@ export class WorkerManager {
         unsubscribe();
         timer?.cancel();
         options.signal?.removeEventListener('abort', onAbort);
-        this.shutdownSignal.removeEventListener('abort', onShutdown);
+        stopWatchingShutdown();
         fn();
       };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
-      const onShutdown = () => finish(() => reject(this.shutdownError()));
+      let stopWatchingShutdown: () => void = () => undefined;
       // Subscribed before the read, so a task finishing in between is not missed and one read is enough.
       const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
       this.getTask(id).then(
@@ -469,8 +484,7 @@ export class WorkerManager {
       }
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.isShuttingDown) onShutdown();
-      else this.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+      stopWatchingShutdown = this.onShutdown(() => finish(() => reject(this.shutdownError())));
     });
   }
 
@@ -491,7 +505,7 @@ export class WorkerManager {
     const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
     const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
     let timer: TimerHandle | undefined;
-    let onShutdown: (() => void) | undefined;
+    let stopWatchingShutdown: (() => void) | undefined;
     try {
       const { task, created } = await this.submit(submission);
       const limit = options.timeoutMs ?? defaultWaitMs(task);
@@ -504,16 +518,14 @@ export class WorkerManager {
         timer = this.clock.setTimeout(() => resolve(undefined), limit);
       });
       const released = new Promise<never>((_resolve, reject) => {
-        onShutdown = () => reject(this.shutdownError());
-        if (this.isShuttingDown) onShutdown();
-        else this.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+        stopWatchingShutdown = this.onShutdown(() => reject(this.shutdownError()));
       });
       const done = await Promise.race([finished, timedOut, released]);
       return { task: done ?? (await this.getTask(task.id)), created };
     } finally {
       timer?.cancel();
       unsubscribe();
-      if (onShutdown) this.shutdownSignal.removeEventListener('abort', onShutdown);
+      stopWatchingShutdown?.();
     }
   }
 

@@ -365,12 +365,8 @@ export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
       ws.close(1001, 'manager shutting down'),
     );
   };
-  if (manager.isShuttingDown) {
-    release();
-    return;
-  }
-  manager.shutdownSignal.addEventListener('abort', release, { once: true });
-  ws.once('close', () => manager.shutdownSignal.removeEventListener('abort', release));
+  const unsubscribe = manager.onShutdown(release);
+  ws.once('close', unsubscribe);
 }
 
 function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
