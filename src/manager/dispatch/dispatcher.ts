@@ -130,13 +130,19 @@ export class Dispatcher {
       void this.workerLost(
         worker.workerId,
         `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
+        // 1006: the socket died without a close frame (the process was killed or crashed under its tasks).
+        { felled: info.code === 1006 },
       );
     };
     this.schedulePump();
   }
 
   /** Declares a worker gone: closes its connection and re-queues everything it was running. */
-  async workerLost(workerId: string, reason: string): Promise<void> {
+  /**
+   * `felled`: the worker died or hung under its tasks (a crash, a kill, silence), which counts towards
+   * `poison_task`; a loss the tasks cannot have caused (ownership moved, an operator removed the endpoint) does not.
+   */
+  async workerLost(workerId: string, reason: string, options: { felled?: boolean } = {}): Promise<void> {
     const connection = this.connections.get(workerId);
     this.connections.delete(workerId);
     if (connection) {
@@ -158,6 +164,7 @@ export class Dispatcher {
       code: 'worker_lost',
       message: `worker ${workerId} was lost: ${reason}`,
       retryable: true,
+      ...(options.felled ? { details: { felled: true } } : {}),
     };
     await Promise.all(
       ids.map(async (taskId) => {

@@ -57,9 +57,10 @@ export function decideFailure(
 ): FailureDecision {
   const attempts = task.attempts ?? [];
   // A task that took down two workers (their process died or stopped answering under it) is not given a
-  // third: BullMQ's maxStalledCount is the precedent.
+  // third: BullMQ's maxStalledCount is the precedent. Losses the task cannot have caused (a manager's lock
+  // expiring, a hand-back, ownership moving) carry no `felled` mark and do not count.
   const felled = attempts.filter(
-    (a) => a.outcome === 'worker_lost' || (a.outcome === 'timed_out' && a.error?.details?.hung === true),
+    (a) => a.error?.details?.felled === true || a.error?.details?.hung === true,
   ).length;
   if (felled >= POISON_AFTER) {
     return {

@@ -117,7 +117,11 @@ describe('retry policy', () => {
     it('a task that took down two workers fails as poison_task', () => {
       const err = { code: 'worker_lost', message: 'gone', retryable: true };
       const d = decideFailure(
-        { attempt: 2, maxAttempts: 5, attempts: [attempt('worker_lost'), attempt('worker_lost')] },
+        {
+          attempt: 2,
+          maxAttempts: 5,
+          attempts: [attempt('worker_lost', { felled: true }), attempt('worker_lost', { felled: true })],
+        },
         err,
         { outcome: 'worker_lost' },
         queue,
@@ -132,7 +136,7 @@ describe('retry policy', () => {
         {
           attempt: 2,
           maxAttempts: 5,
-          attempts: [attempt('worker_lost'), attempt('timed_out', { hung: true })],
+          attempts: [attempt('worker_lost', { felled: true }), attempt('timed_out', { hung: true })],
         },
         err,
         { outcome: 'timed_out' },
