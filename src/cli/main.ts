@@ -32,6 +32,32 @@ function unknownKind(name: string): FleetError {
   );
 }
 
+/**
+ * Exits 0 once a graceful stop is done. The stop is bounded by the manager's grace; if something still hangs
+ * well past it, the process exits 1 anyway rather than ignore the signal.
+ */
+function exitAfter(stopping: Promise<unknown>, graceMs: number): void {
+  const force = setTimeout(() => {
+    process.stderr.write('fleet: the graceful stop overran its bound; exiting\n');
+    process.exit(1);
+  }, graceMs + 30_000);
+  force.unref();
+  stopping.then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`fleet: stop failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/** Reads a secret from the environment and removes it, so nothing this process starts inherits it. */
+function takeEnv(name: string): string | undefined {
+  const value = process.env[name];
+  delete process.env[name];
+  return value || undefined;
+}
+
 /** Supervised children exit when the supervisor's pipe closes, even if it died by SIGKILL. */
 function dieWithSupervisor(): void {
   if (process.env.FLEET_SUPERVISED !== '1') return;
@@ -108,10 +134,7 @@ program
     );
     const shutdown = () => {
       process.stderr.write('fleet: stopping (draining workers)\n');
-      fleet.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      exitAfter(fleet.stop(), cfg.manager.shutdown_grace);
     };
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
@@ -128,7 +151,7 @@ program
     const cfg = config(opts, opts.port !== undefined ? { manager: { port: opts.port } } : undefined);
     const served = await serveManager(cfg);
     served.manager.logger.info({ address: served.url }, `manager listening on ${served.url}`);
-    const shutdown = () => void served.stop().then(() => process.exit(0));
+    const shutdown = () => exitAfter(served.stop(), cfg.manager.shutdown_grace);
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });
@@ -177,9 +200,13 @@ program
       }
       const create = await entry.load();
       dieWithSupervisor();
-      const token = opts.token ?? cfg.manager.token;
+      // fleet up hands its children a token generated for the run (FLEET_WORKER_TOKEN), so no other local
+      // peer can take their slots.
+      const token =
+        opts.token ?? takeEnv('FLEET_WORKER_TOKEN') ?? cfg.manager.worker_token ?? cfg.manager.token;
       await runWorker(create(section), {
         config: section,
+        maxInboundFrameBytes: cfg.manager.submission.max_bytes + 1024 * 1024,
         ...(token ? { token } : {}),
         ...(opts.manager ? { managerUrl: opts.manager } : {}),
         ...(opts.advertiseHost ? { advertiseHost: opts.advertiseHost } : {}),

@@ -44,8 +44,9 @@ export async function serveManager(
       api,
       url: address.replace('[::1]', '127.0.0.1'),
       async stop() {
-        // Stopping the manager hands the tasks it holds back to the shared queue before Redis is closed.
-        await manager.stop();
+        // The graceful stop releases waiters and streams first, so closing the API never waits on them;
+        // stopping the manager hands the tasks it holds back to the shared queue before Redis is closed.
+        await manager.shutdown();
         await api.close();
         await stores?.close();
       },

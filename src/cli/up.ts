@@ -3,6 +3,7 @@
  * worker kind runs as a supervised child process on its port from the config, and a kind with
  * `autoscale.enabled` gets more instances on free ports while its queue needs them (supervised-scaling.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { FleetConfig, WorkerSectionConfig } from '../config/schema.js';
@@ -31,7 +32,16 @@ export interface RunningFleet {
 }
 
 export async function up(options: UpOptions): Promise<RunningFleet> {
-  const { config } = options;
+  // Without a token any local peer could dial a child worker and take its slots: fleet up's own children
+  // get a token made for this run (or the configured one), in their environment, never on a command line.
+  const workerToken =
+    options.config.manager.worker_token ??
+    options.config.manager.token ??
+    randomBytes(32).toString('base64url');
+  const config: FleetConfig = {
+    ...options.config,
+    manager: { ...options.config.manager, worker_token: workerToken },
+  };
   const cliPath = fileURLToPath(new URL('./main.js', import.meta.url));
   const holder: { supervisor?: Supervisor } = {};
   const served = await serveManager(config, {
@@ -61,6 +71,7 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
       kind: type,
       port,
       host: section.host,
+      env: { FLEET_WORKER_TOKEN: workerToken },
       args: [
         'worker',
         type,
@@ -113,6 +124,8 @@ export async function up(options: UpOptions): Promise<RunningFleet> {
       autoscaling?.stop();
       lifetime.abort();
       unwatchParked();
+      // Running tasks get the manager's grace on live workers before the workers are stopped.
+      await manager.shutdown();
       await supervisor.stopAll();
       await served.stop();
     },

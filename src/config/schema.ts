@@ -63,6 +63,7 @@ export function workerSection<Extra extends z.ZodRawShape = Record<never, never>
     capabilities: readonly string[];
     max_concurrent_tasks: number;
     timeout: number;
+    idempotent: readonly string[];
   },
   extra?: Extra,
 ) {
@@ -79,6 +80,11 @@ export function workerSection<Extra extends z.ZodRawShape = Record<never, never>
         workspace: z.string().default('./workspace'),
         max_concurrent_tasks: z.number().int().positive().default(defaults.max_concurrent_tasks),
         timeout: duration.prefault(defaults.timeout),
+        /**
+         * Capabilities whose tasks may run twice without harm. Only these are retried after a timeout (the
+         * first run may still be going, or have had its effects); worker loss is retried for every capability.
+         */
+        idempotent: z.array(z.string().min(1)).default([...defaults.idempotent]),
         health_check: HealthCheckSchema,
         autoscale: AutoscaleSchema,
         ...(extra as Extra),
@@ -96,6 +102,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['python-execution', 'file-operations', 'package-install', 'code-analysis'],
     max_concurrent_tasks: 5,
     timeout: 300,
+    idempotent: ['code-analysis'],
   },
   figma_mcp: {
     name: 'figma-mcp',
@@ -104,6 +111,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['figma-design', 'ui-generation', 'asset-export', 'design-analysis'],
     max_concurrent_tasks: 3,
     timeout: 180,
+    idempotent: ['figma-design', 'asset-export', 'design-analysis'],
   },
   browser_worker: {
     name: 'browser-worker',
@@ -112,6 +120,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['web-automation', 'scraping', 'screenshot', 'testing', 'form-filling', 'pdf-generation'],
     max_concurrent_tasks: 4,
     timeout: 120,
+    idempotent: ['screenshot', 'pdf-generation'],
   },
   echo: {
     name: 'echo',
@@ -120,6 +129,7 @@ export const WORKER_DEFAULTS = {
     capabilities: ['echo', 'sleep', 'fail', 'crash'],
     max_concurrent_tasks: 8,
     timeout: 60,
+    idempotent: ['echo', 'sleep'],
   },
 } as const;
 
@@ -132,6 +142,11 @@ export const ManagerSchema = z
     port: z.number().int().min(0).max(65535).default(3000),
     /** When set, workers and clients must present it (Bearer). */
     token: z.string().min(1).optional(),
+    /**
+     * What the manager presents to workers when it dials them; defaults to `token`. `fleet up` generates one
+     * per run for its own children when neither is set.
+     */
+    worker_token: z.string().min(1).optional(),
     /** Accepted for reads only (GET, event stream), e.g. for a wall-mounted dashboard. */
     read_token: z.string().min(1).optional(),
     strategy: z.enum(['least-load', 'round-robin', 'power-of-two', 'latency-ewma']).default('least-load'),
@@ -153,6 +168,31 @@ export const ManagerSchema = z
         retain_finished: z.number().int().nonnegative().default(10_000),
       })
       .prefault({}),
+    /**
+     * Bounds on a submitted task's payload, checked before anything is stored; a breach answers
+     * 400 invalid_task naming the limit. Workers' outputs are held to the same shape.
+     */
+    submission: z
+      .object({
+        max_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+        max_depth: z.number().int().positive().max(1000).default(64),
+        max_keys: z.number().int().positive().default(100_000),
+        max_string_length: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+      })
+      .prefault({}),
+    /**
+     * On SIGTERM: how long tasks already running may take to finish before the manager hands them back
+     * (Redis) or counts them lost (memory) and exits.
+     */
+    shutdown_grace: duration.prefault(10),
     retries: z
       .object({
         max_attempts: z.number().int().positive().default(3),

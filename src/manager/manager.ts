@@ -15,6 +15,8 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
+import { CLOSE_CODES } from '../protocol/transport.js';
+import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
@@ -61,6 +63,16 @@ export interface RegisterWorkerConfig {
   source?: 'config' | 'announce' | 'spawned' | 'dns' | 'api';
 }
 
+/** What a graceful stop did with the work it could not finish. */
+export interface ShutdownReport {
+  /** Tasks still waiting in the queue at the end of the grace. */
+  queued: number;
+  /** Tasks still running on workers when the grace ran out. */
+  running: number;
+  /** true: the Redis store keeps both for other managers; false: the memory store loses them. */
+  handedBack: boolean;
+}
+
 export type ManagerEvent =
   | { type: 'task'; event: TaskEvent }
   | { type: 'worker'; kind: RegistryEvent['kind']; worker: WorkerStatusView }
@@ -104,6 +116,8 @@ export class WorkerManager {
   private readonly workerInterface: ConnectingInterface;
   private readonly events = new EventEmitter();
   private readonly endpointWorker = new Map<string, string>();
+  /** Endpoints whose peer claimed the id of a worker already connected elsewhere: not re-dialed while it is. */
+  private readonly aliases = new Map<string, string>();
   private readonly dialing = new Set<string>();
   private readonly backoff = new Map<string, { until: number; delay: number; failingSince: number }>();
   private readonly endpointSource = new Map<string, RegisterWorkerConfig['source']>();
@@ -115,6 +129,15 @@ export class WorkerManager {
   private discovering = false;
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
+  private readonly payloadLimits: JsonLimits;
+  /** Aborted when a graceful stop begins. */
+  private readonly shutdownController = new AbortController();
+  /**
+   * Released when a graceful stop begins. A Set, not abort listeners: thousands of waiters come and go per
+   * second, and EventTarget removes a listener in time linear in how many it holds.
+   */
+  private readonly shutdownWaiters = new Set<() => void>();
+  private shuttingDown: Promise<ShutdownReport> | undefined;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
 
@@ -133,6 +156,12 @@ export class WorkerManager {
     }
     this.id = m.id ?? `manager-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.clock = deps.clock ?? systemClock;
+    this.payloadLimits = {
+      maxBytes: m.submission.max_bytes,
+      maxDepth: m.submission.max_depth,
+      maxKeys: m.submission.max_keys,
+      maxStringLength: m.submission.max_string_length,
+    };
     this.logger = deps.logger ?? pino({ level: m.log_level, base: { managerId: this.id } }, logDestination());
     this.registry = new WorkerRegistry(() => this.clock.now());
     this.queue =
@@ -154,7 +183,7 @@ export class WorkerManager {
         managerId: this.id,
         heartbeatIntervalMs: m.health.heartbeat_interval,
         maxFrameBytes: m.max_frame_bytes,
-        ...(m.token ? { token: m.token } : {}),
+        ...((m.worker_token ?? m.token) ? { token: m.worker_token ?? m.token } : {}),
       });
     this.metrics = new ManagerMetrics({
       queue: this.queue,
@@ -169,6 +198,8 @@ export class WorkerManager {
       clock: this.clock,
       logger: this.logger,
       metrics: this.metrics,
+      outputLimits: { ...this.payloadLimits, maxBytes: m.max_frame_bytes },
+      isIdempotent: (capability) => this.isIdempotent(capability),
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,
@@ -261,15 +292,25 @@ export class WorkerManager {
   /** Adds a worker endpoint and dials it now. Resolves with the worker id once connected. */
   async registerWorker(
     config: RegisterWorkerConfig,
-  ): Promise<{ endpoint: string; workerId?: string; error?: string }> {
+  ): Promise<{ endpoint: string; workerId?: string; error?: string; code?: string }> {
     const endpoint = await this.addEndpoint(config);
     const existing = this.endpointWorker.get(endpoint);
     if (existing && this.dispatcher.isConnected(existing)) return { endpoint, workerId: existing };
+    const alias = this.aliases.get(endpoint);
+    if (alias && this.dispatcher.isConnected(alias)) {
+      return {
+        endpoint,
+        workerId: alias,
+        code: 'duplicate_worker',
+        error: `the peer at ${endpoint} is worker "${alias}", already connected through another endpoint`,
+      };
+    }
     try {
       const workerId = await this.dial(endpoint);
       return { endpoint, ...(workerId ? { workerId } : {}) };
     } catch (err) {
-      return { endpoint, error: (err as Error).message };
+      const code = err instanceof FleetError ? err.code : undefined;
+      return { endpoint, error: (err as Error).message, ...(code ? { code } : {}) };
     }
   }
 
@@ -302,6 +343,7 @@ export class WorkerManager {
   // --- tasks ---
 
   async submit(input: unknown): Promise<{ task: TaskRecord; created: boolean }> {
+    this.assertAccepting();
     const parsed = TaskSubmissionSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -310,6 +352,8 @@ export class WorkerManager {
         `invalid task: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
       );
     }
+    // Before anything is stored: a record the read paths cannot serialize must never exist.
+    checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;
     if (!this.knownCapabilities().has(capability)) {
       throw new FleetError('unknown_capability', `no worker type offers "${capability}"`, {
@@ -317,6 +361,81 @@ export class WorkerManager {
       });
     }
     return this.queue.submit(parsed.data);
+  }
+
+  /** The typed error every refused submission, waiter and event stream gets during a graceful stop. */
+  shutdownError(): FleetError {
+    return new FleetError(
+      'shutting_down',
+      'the manager is shutting down; submit again, to another manager or after it restarts',
+    );
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shutdownController.signal.aborted;
+  }
+
+  /** Aborted when a graceful stop begins. */
+  get shutdownSignal(): AbortSignal {
+    return this.shutdownController.signal;
+  }
+
+  /** Calls `release` once when a graceful stop begins (at once if it has); returns the unsubscribe. */
+  onShutdown(release: () => void): () => void {
+    if (this.isShuttingDown) {
+      release();
+      return () => undefined;
+    }
+    this.shutdownWaiters.add(release);
+    return () => this.shutdownWaiters.delete(release);
+  }
+
+  private assertAccepting(): void {
+    if (this.isShuttingDown) throw this.shutdownError();
+  }
+
+  /**
+   * The graceful stop (SIGTERM): refuse new submissions (503 `shutting_down`, retryable), release every
+   * waiter and event stream with that error, dispatch nothing more, give running tasks `graceMs` to
+   * finish, then stop. On the Redis store whatever is left is handed back for other managers; on the memory
+   * store it is lost, and the log line says how much. Bounded in time: grace plus the store's close.
+   */
+  shutdown(graceMs = this.config.manager.shutdown_grace): Promise<ShutdownReport> {
+    this.shuttingDown ??= this.doShutdown(graceMs);
+    return this.shuttingDown;
+  }
+
+  private async doShutdown(graceMs: number): Promise<ShutdownReport> {
+    this.shutdownController.abort(this.shutdownError());
+    for (const release of [...this.shutdownWaiters]) release();
+    this.shutdownWaiters.clear();
+    this.dispatcher.pause();
+    const started = this.clock.now();
+    this.logger.info(
+      { running: this.dispatcher.inFlight, graceMs },
+      'shutting down: no new tasks; waiting for running ones',
+    );
+    while (this.dispatcher.inFlight > 0 && this.clock.now() - started < graceMs) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const running = this.dispatcher.inFlight;
+    const queued = await this.queue.depth().catch(() => 0);
+    const handedBack = this.config.manager.store === 'redis';
+    if (handedBack) {
+      this.logger.info(
+        { queued, running },
+        `shutdown: ${queued} queued and ${running} running tasks stay in Redis for the other managers`,
+      );
+    } else if (queued + running > 0) {
+      this.logger.warn(
+        { queued, running, lost: queued + running },
+        `shutdown: ${queued + running} tasks are lost (${queued} queued, ${running} running): the memory store keeps nothing across a restart`,
+      );
+    } else {
+      this.logger.info('shutdown: every task finished');
+    }
+    await this.stop();
+    return { queued, running, handedBack };
   }
 
   async getTask(id: string): Promise<TaskRecord> {
@@ -343,9 +462,11 @@ export class WorkerManager {
         unsubscribe();
         timer?.cancel();
         options.signal?.removeEventListener('abort', onAbort);
+        stopWatchingShutdown();
         fn();
       };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
+      let stopWatchingShutdown: () => void = () => undefined;
       // Subscribed before the read, so a task finishing in between is not missed and one read is enough.
       const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
       this.getTask(id).then(
@@ -363,6 +484,7 @@ export class WorkerManager {
       }
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
+      stopWatchingShutdown = this.onShutdown(() => finish(() => reject(this.shutdownError())));
     });
   }
 
@@ -383,6 +505,7 @@ export class WorkerManager {
     const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
     const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
     let timer: TimerHandle | undefined;
+    let stopWatchingShutdown: (() => void) | undefined;
     try {
       const { task, created } = await this.submit(submission);
       const limit = options.timeoutMs ?? defaultWaitMs(task);
@@ -394,11 +517,15 @@ export class WorkerManager {
       const timedOut = new Promise<undefined>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(undefined), limit);
       });
-      const done = await Promise.race([finished, timedOut]);
+      const released = new Promise<never>((_resolve, reject) => {
+        stopWatchingShutdown = this.onShutdown(() => reject(this.shutdownError()));
+      });
+      const done = await Promise.race([finished, timedOut, released]);
       return { task: done ?? (await this.getTask(task.id)), created };
     } finally {
       timer?.cancel();
       unsubscribe();
+      stopWatchingShutdown?.();
     }
   }
 
@@ -493,6 +620,13 @@ export class WorkerManager {
     return this.capabilityIndex;
   }
 
+  private isIdempotent(capability: string): boolean {
+    for (const key of SECTION_KEYS) {
+      if (this.config[key].idempotent.includes(capability)) return true;
+    }
+    return false;
+  }
+
   private timeoutFor(capability: string): number {
     for (const key of SECTION_KEYS) {
       const section = this.config[key];
@@ -528,12 +662,20 @@ export class WorkerManager {
       for (const endpoint of endpoints) {
         const workerId = this.endpointWorker.get(endpoint);
         if (workerId && this.dispatcher.isConnected(workerId)) {
+          // A lease belongs to the connection made through its endpoint; a mapping left from another
+          // connection must not renew (or, failing, cut) the connection the worker has now.
+          if (this.dispatcher.connection(workerId)?.endpoint !== endpoint) {
+            this.endpointWorker.delete(endpoint);
+            continue;
+          }
           if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
             this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
             await this.dispatcher.workerLost(workerId, 'ownership lease lost');
           }
           continue;
         }
+        const alias = this.aliases.get(endpoint);
+        if (alias && this.dispatcher.isConnected(alias)) continue;
         if (this.dialing.has(endpoint)) continue;
         const b = this.backoff.get(endpoint);
         if (b && b.until > now) continue;
@@ -612,6 +754,41 @@ export class WorkerManager {
     this.dnsEndpoints = found;
   }
 
+  /**
+   * One identity, one live connection: a second connection claiming a connected worker's id (an alias of its
+   * endpoint, or a peer impersonating it) is refused before it is registered, so it never takes a task and
+   * never replaces or unsettles the connection the worker has.
+   */
+  private async refuseDuplicate(
+    endpoint: string,
+    connection: WorkerConnection,
+    connectedEndpoint: string,
+  ): Promise<never> {
+    const workerId = connection.hello.workerId;
+    const error = new FleetError(
+      'duplicate_worker',
+      `the peer at ${endpoint} says it is worker "${workerId}", which is already connected through ${connectedEndpoint}; refused (an alias of the same endpoint, or an impostor)`,
+      { details: { workerId, endpoint, connectedEndpoint } },
+    );
+    await connection
+      .send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' })
+      .catch(() => undefined);
+    await connection.close(CLOSE_CODES.duplicate, 'duplicate worker id').catch(() => undefined);
+    this.aliases.set(endpoint, workerId);
+    if (this.endpointWorker.get(endpoint) === workerId) this.endpointWorker.delete(endpoint);
+    this.publishEvent({
+      type: 'alert',
+      at: this.clock.now(),
+      level: 'error',
+      kind: 'duplicate_worker',
+      key: `duplicate_worker:${endpoint}`,
+      message: error.message,
+      workerId,
+      endpoint,
+    });
+    throw error;
+  }
+
   private async dial(endpoint: string): Promise<string | undefined> {
     if (this.dialing.has(endpoint)) return undefined;
     this.dialing.add(endpoint);
@@ -620,6 +797,11 @@ export class WorkerManager {
       if (!(await this.directory.acquire(endpoint, this.id, this.leaseTtl()))) return undefined;
       const connection = await this.workerInterface.connect(endpoint);
       const hello = connection.hello;
+      const current = this.dispatcher.connection(hello.workerId);
+      if (current && current !== connection && current.isOpen) {
+        await this.refuseDuplicate(endpoint, connection, current.endpoint);
+      }
+      this.aliases.delete(endpoint);
       const port = Number(new URL(endpoint).port) || 80;
       const worker = await this.registry.registerWorker({
         workerId: hello.workerId,
@@ -629,7 +811,7 @@ export class WorkerManager {
         capabilities: hello.capabilities,
         maxConcurrency: hello.maxConcurrency,
         version: hello.version,
-        info: hello.info ?? {},
+        info: hello.info && this.dispatcher.withinOutputLimits(hello.workerId, hello.info) ? hello.info : {},
         ownerId: this.id,
       });
       const previousId = this.endpointWorker.get(endpoint);
@@ -653,7 +835,10 @@ export class WorkerManager {
       this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
       await this.directory.release(endpoint, this.id).catch(() => undefined);
       const e = err as FleetError;
-      const level = e.code === 'unauthorized' || e.code === 'protocol_mismatch' ? 'error' : 'debug';
+      const level =
+        e.code === 'unauthorized' || e.code === 'protocol_mismatch' || e.code === 'duplicate_worker'
+          ? 'error'
+          : 'debug';
       this.logger[level](
         { endpoint, code: e.code, retryInMs: delay },
         `cannot connect to worker: ${e.message}`,

@@ -8,6 +8,8 @@ import type { Message } from './messages.js';
 
 /** Default cap on one frame; artifacts ride inside results, so it is generous but bounded. */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
+/** What a worker reads: a task.assign with a payload at the manager's default `submission.max_bytes`, plus room. */
+export const DEFAULT_MAX_INBOUND_FRAME_BYTES = 9 * 1024 * 1024;
 
 export type Decoded<T> = { ok: true; message: T } | { ok: false; error: FleetError; inReplyTo?: string };
 

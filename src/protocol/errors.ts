@@ -13,6 +13,11 @@ export const ERROR_CODES = {
   unknown_message: { retryable: false, http: 400, summary: 'A message had a type this side does not know.' },
   protocol_mismatch: { retryable: false, http: 400, summary: 'The peers speak different protocol versions.' },
   unauthorized: { retryable: false, http: 401, summary: 'A token was required and missing or wrong.' },
+  duplicate_worker: {
+    retryable: false,
+    http: 409,
+    summary: 'A second connection claimed the id of a worker that is already connected; it was refused.',
+  },
   // Tasks, on the manager
   invalid_task: { retryable: false, http: 400, summary: 'A submitted task did not match the task schema.' },
   unknown_capability: { retryable: false, http: 400, summary: 'No worker type offers the capability.' },
@@ -28,6 +33,11 @@ export const ERROR_CODES = {
   },
   cancelled: { retryable: false, http: 409, summary: 'The task was cancelled.' },
   timeout: { retryable: true, http: 504, summary: 'The task ran past its deadline and was killed.' },
+  poison_task: {
+    retryable: false,
+    http: 500,
+    summary: 'The task was running on two workers that died or hung under it; it is not retried.',
+  },
   attempts_exhausted: { retryable: false, http: 500, summary: 'Every allowed attempt failed.' },
   config_invalid: { retryable: false, http: 500, summary: 'The configuration failed validation.' },
   manager_unreachable: {
@@ -36,6 +46,11 @@ export const ERROR_CODES = {
     summary: 'The client could not reach the Fleet manager.',
   },
   internal: { retryable: true, http: 500, summary: 'An unexpected error inside Fleet.' },
+  shutting_down: {
+    retryable: true,
+    http: 503,
+    summary: 'The manager is stopping: it takes no new task and releases waiters and event streams.',
+  },
   // Tasks, on a worker
   busy: { retryable: true, http: 503, summary: 'The worker has no free slot.' },
   draining: { retryable: true, http: 503, summary: 'The worker is draining and takes no new task.' },

@@ -13,6 +13,9 @@ import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
 
+/** The upgrade header carrying the manager's one-time nonce for the worker's `hello.proof`. */
+export const NONCE_HEADER = 'x-fleet-nonce';
+
 const id = z.string().min(1).max(200);
 
 export const ErrorBodySchema = z.object({
@@ -51,6 +54,11 @@ export const HelloSchema = z.object({
   version: z.string().max(100),
   /** Free-form facts for the board: isolation level, pool state. */
   info: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * With a token: HMAC-SHA256(token, nonce + "\n" + workerId) in hex, where the nonce is the manager's
+   * `x-fleet-nonce` upgrade header. The worker proves it holds the token before its id is believed.
+   */
+  proof: z.string().max(200).optional(),
   /** Tasks still running on the worker from before a reconnect, so the manager can reconcile. */
   inFlight: z.array(z.object(lease)).optional(),
 });

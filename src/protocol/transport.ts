@@ -35,4 +35,6 @@ export const CLOSE_CODES = {
   unauthorized: 4401,
   protocolMismatch: 4400,
   replaced: 4409,
+  /** The peer claimed the id of a worker already connected to this manager. */
+  duplicate: 4408,
 } as const;

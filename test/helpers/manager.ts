@@ -18,7 +18,12 @@ export interface TestManager {
 
 export async function startManager(
   managerOverrides: Record<string, unknown> = {},
-  options: { deps?: WorkerManagerDeps; api?: ApiServerOptions; sections?: Record<string, unknown> } = {},
+  options: {
+    deps?: WorkerManagerDeps;
+    /** Or a function of the manager, for plugins (the dashboard) that need it. */
+    api?: ApiServerOptions | ((manager: WorkerManager) => ApiServerOptions);
+    sections?: Record<string, unknown>;
+  } = {},
 ): Promise<TestManager> {
   const config = parseConfig({
     manager: {
@@ -32,7 +37,8 @@ export async function startManager(
   });
   const manager = new WorkerManager(config, { logger: pino({ level: 'silent' }), ...options.deps });
   const token = config.manager.token;
-  const api = await createApiServer(manager, { ...(token ? { token } : {}), ...options.api });
+  const extra = typeof options.api === 'function' ? options.api(manager) : options.api;
+  const api = await createApiServer(manager, { ...(token ? { token } : {}), ...extra });
   await manager.start();
   const address = await api.listen({ host: '127.0.0.1', port: 0 });
   const client = new FleetClient({ url: address, ...(token ? { token } : {}) });

@@ -11,8 +11,10 @@ import { FleetError } from '../../protocol/errors.js';
 import { CLOSE_CODES, type CloseInfo, type Transport } from '../../protocol/transport.js';
 import { WebSocketTransport } from '../../protocol/ws-transport.js';
 import { InMemoryTransport } from '../../protocol/in-memory-transport.js';
+import { newNonce, proofMatches } from '../../protocol/worker-proof.js';
 import {
   ManagerToWorkerSchema,
+  NONCE_HEADER,
   PROTOCOL_VERSION,
   WorkerToManagerSchema,
   type Hello,
@@ -48,6 +50,12 @@ export interface HandshakeOptions {
   managerId: string;
   heartbeatIntervalMs: number;
   handshakeTimeoutMs?: number;
+}
+
+/** What the worker must prove in `hello` before its id is believed (set when a token is configured). */
+export interface HelloAuth {
+  token: string;
+  nonce: string;
 }
 
 type ManagerTransport = Transport<WorkerToManager, ManagerToWorker> & { terminate?(): void };
@@ -93,6 +101,7 @@ export function handshake(
   endpoint: string,
   transport: ManagerTransport,
   options: HandshakeOptions,
+  auth?: HelloAuth,
 ): Promise<WorkerConnection> {
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -146,6 +155,18 @@ export function handshake(
           .send({ type: 'error', error: err.toJSON(), inReplyTo: 'hello' })
           .catch(() => undefined)
           .finally(() => void transport.close(CLOSE_CODES.protocolMismatch, err.message));
+        fail(err);
+        return;
+      }
+      if (auth && !proofMatches(auth.token, auth.nonce, message.workerId, message.proof)) {
+        const err = new FleetError(
+          'unauthorized',
+          `the peer at ${endpoint} did not prove it holds the token; its id "${message.workerId}" is not believed`,
+        );
+        void transport
+          .send({ type: 'error', error: err.toJSON(), inReplyTo: 'hello' })
+          .catch(() => undefined)
+          .finally(() => void transport.close(CLOSE_CODES.unauthorized, 'unauthorized'));
         fail(err);
         return;
       }
@@ -215,8 +236,10 @@ export class RealWebSocketWorkerInterface extends BaseWorkerInterface {
       throw new FleetError('invalid_message', `worker endpoint must be ws:// or wss://, got ${endpoint}`);
     }
     const maxFrameBytes = this.options.maxFrameBytes;
+    const token = this.options.token;
+    const nonce = newNonce();
     const socket = new WebSocket(endpoint, {
-      headers: this.options.token ? { authorization: `Bearer ${this.options.token}` } : {},
+      headers: token ? { authorization: `Bearer ${token}`, [NONCE_HEADER]: nonce } : {},
       handshakeTimeout: this.options.connectTimeoutMs ?? 5000,
       maxPayload: (maxFrameBytes ?? 32 * 1024 * 1024) * 2,
       perMessageDeflate: false,
@@ -235,7 +258,9 @@ export class RealWebSocketWorkerInterface extends BaseWorkerInterface {
       );
     });
     try {
-      return this.track(await handshake(endpoint, transport, this.options));
+      return this.track(
+        await handshake(endpoint, transport, this.options, token ? { token, nonce } : undefined),
+      );
     } catch (err) {
       throw connectError ?? err;
     }

@@ -20,7 +20,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
 import type { Clock } from '../clock.js';
-import { attachReadSocket, authorize, publicTask } from '../http/server.js';
+import { attachReadSocket, authorize, publicTask, releaseOnShutdown } from '../http/server.js';
 import type { WorkerManager } from '../manager.js';
 import { TASK_STATES } from '../queue/task.js';
 import { DashboardAggregator, type Snapshot, type TaskListFilter } from './aggregator.js';
@@ -238,6 +238,7 @@ function attachLive(
   const welcome = async (ws: WebSocket) => {
     const client: LiveClient = { ws, filter: {} };
     clients.add(client);
+    releaseOnShutdown(ws, manager);
     ws.on('close', () => clients.delete(client));
     ws.on('error', () => undefined);
     ws.on('message', (data, isBinary) => {

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
+import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
@@ -52,6 +53,10 @@ export interface DispatcherOptions {
   metrics?: ManagerMetrics;
   /** How long past a task's timeout the manager waits for the worker's own answer. */
   graceMs?: number;
+  /** Whether a capability's tasks may run twice (config `idempotent`); only those are retried after a timeout. */
+  isIdempotent?: (capability: string) => boolean;
+  /** The shape a worker's output and partial results must keep to be stored and streamed. */
+  outputLimits?: JsonLimits;
 }
 
 /** Claims in the air at once per worker group. */
@@ -66,6 +71,8 @@ export class Dispatcher {
   private pumpAgain = false;
   private wake: { at: number; timer: TimerHandle } | undefined;
   private stopped = false;
+  /** A graceful stop: results are still taken, no new task is handed out. */
+  private paused = false;
   private readonly unsubscribeQueue: () => void;
 
   constructor(private readonly o: DispatcherOptions) {
@@ -123,13 +130,19 @@ export class Dispatcher {
       void this.workerLost(
         worker.workerId,
         `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
+        // 1006: the socket died without a close frame (the process was killed or crashed under its tasks).
+        { felled: info.code === 1006 },
       );
     };
     this.schedulePump();
   }
 
   /** Declares a worker gone: closes its connection and re-queues everything it was running. */
-  async workerLost(workerId: string, reason: string): Promise<void> {
+  /**
+   * `felled`: the worker died or hung under its tasks (a crash, a kill, silence), which counts towards
+   * `poison_task`; a loss the tasks cannot have caused (ownership moved, an operator removed the endpoint) does not.
+   */
+  async workerLost(workerId: string, reason: string, options: { felled?: boolean } = {}): Promise<void> {
     const connection = this.connections.get(workerId);
     this.connections.delete(workerId);
     if (connection) {
@@ -151,6 +164,7 @@ export class Dispatcher {
       code: 'worker_lost',
       message: `worker ${workerId} was lost: ${reason}`,
       retryable: true,
+      ...(options.felled ? { details: { felled: true } } : {}),
     };
     await Promise.all(
       ids.map(async (taskId) => {
@@ -190,8 +204,13 @@ export class Dispatcher {
     return task;
   }
 
+  /** Hands out no new task from now on; running tasks still report and finish. */
+  pause(): void {
+    this.paused = true;
+  }
+
   schedulePump(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -203,6 +222,7 @@ export class Dispatcher {
 
   /** Fills every free slot it can. Re-entrant calls fold into one more round. */
   async pump(): Promise<void> {
+    if (this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -258,7 +278,7 @@ export class Dispatcher {
     const capability = group[0]?.capabilities[0] ?? '';
     for (;;) {
       const reserved: LiveWorker[] = [];
-      while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped) {
+      while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped && !this.paused) {
         const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
         if (candidates.length === 0) break;
         const chosen = this.o.strategy.select(candidates, { capability });
@@ -306,6 +326,7 @@ export class Dispatcher {
     set.add(task.id);
     worker.inFlight += 1;
     this.o.metrics?.observeWait(task, now);
+    this.countReexecution(task);
     try {
       if (!connection?.isOpen)
         throw new FleetError('worker_lost', `worker ${worker.workerId} is not connected`);
@@ -337,7 +358,7 @@ export class Dispatcher {
         worker.cpu = message.cpu;
         worker.memory = message.memory;
         if (message.disk !== undefined) worker.disk = message.disk;
-        if (message.info) worker.info = message.info;
+        if (message.info && this.withinOutputLimits(workerId, message.info)) worker.info = message.info;
         if (message.draining !== undefined && message.draining !== worker.draining)
           worker.draining = message.draining;
         this.o.registry.touch(worker);
@@ -345,6 +366,9 @@ export class Dispatcher {
       case 'task.progress': {
         const lease = this.currentLease(workerId, message);
         if (!lease) return;
+        if (message.partial !== undefined && !this.withinOutputLimits(workerId, message.partial)) {
+          delete message.partial;
+        }
         if (message.percent !== undefined || message.message !== undefined) {
           await this.o.queue
             .markRunning(message.taskId, message.leaseToken, {
@@ -368,6 +392,19 @@ export class Dispatcher {
         const lease = this.currentLease(workerId, message);
         if (!lease) return;
         this.dropLease(lease);
+        if (!this.withinOutputLimits(workerId, message.output)) {
+          await this.failQuietly(
+            lease,
+            {
+              code: 'invalid_message',
+              message: `the output of task ${message.taskId} breaks the manager's limits on JSON shape`,
+              retryable: false,
+            },
+            'failed',
+          );
+          this.schedulePump();
+          return;
+        }
         const metas: ArtifactMeta[] = [];
         if (message.artifacts?.length) {
           const stored = message.artifacts.map((a) => {
@@ -392,12 +429,15 @@ export class Dispatcher {
         if (!lease) return;
         this.dropLease(lease);
         this.o.registry.recordOutcome(workerId, false, message.durationMs);
+        if (message.error.details && !this.withinOutputLimits(workerId, message.error.details)) {
+          delete message.error.details;
+        }
         if (lease.cancelling) {
           this.schedulePump();
           return;
         }
         const outcome = message.error.code === 'timeout' ? 'timed_out' : 'failed';
-        await this.failQuietly(lease, message.error, outcome);
+        await this.failQuietly(lease, message.error, outcome, this.timeoutRetry(lease, outcome));
         this.schedulePump();
         return;
       }
@@ -410,6 +450,18 @@ export class Dispatcher {
       case 'hello':
         this.o.logger.warn({ workerId }, 'unexpected hello after the handshake; ignored');
         return;
+    }
+  }
+
+  /** A worker's JSON that stores and streams could not serialize back is refused (logged) instead of stored. */
+  withinOutputLimits(workerId: string, value: unknown): boolean {
+    if (!this.o.outputLimits) return true;
+    try {
+      checkJsonLimits(value, this.o.outputLimits, 'worker output', 'invalid_message');
+      return true;
+    } catch (err) {
+      this.o.logger.warn({ workerId, err: (err as Error).message }, 'refused a worker output');
+      return false;
     }
   }
 
@@ -451,13 +503,23 @@ export class Dispatcher {
     }
   }
 
+  /** A timed-out task is retried only when its capability is declared idempotent. */
+  private timeoutRetry(lease: Lease, outcome: string): false | undefined {
+    if (outcome !== 'timed_out' || !this.o.isIdempotent) return undefined;
+    return this.o.isIdempotent(lease.capability) ? undefined : false;
+  }
+
   private async failQuietly(
     lease: Lease,
     error: ErrorBody,
     outcome: 'failed' | 'timed_out' | 'worker_lost',
+    retryable?: false,
   ): Promise<void> {
     try {
-      const task = await this.o.queue.fail(lease.taskId, lease.leaseToken, error, { outcome });
+      const task = await this.o.queue.fail(lease.taskId, lease.leaseToken, error, {
+        outcome,
+        ...(retryable === false ? { retryable } : {}),
+      });
       if (task.state !== 'queued') this.o.metrics?.observeFinished(task, this.o.clock.now());
     } catch (err) {
       this.onStale(lease.workerId, lease.taskId, err);
@@ -478,8 +540,22 @@ export class Dispatcher {
       .catch(() => undefined);
   }
 
+  /**
+   * A task runs again after an attempt that may have run (its worker was lost, or it timed out): the
+   * at-least-once cases of docs/architecture.md, counted so an operator sees how often they happen.
+   */
+  private countReexecution(task: TaskRecord): void {
+    const previous = task.attempts.length >= 2 ? task.attempts[task.attempts.length - 2] : undefined;
+    if (previous?.outcome === 'worker_lost' || previous?.outcome === 'timed_out') {
+      this.o.metrics?.reexecutions.inc({ capability: task.capability, reason: previous.outcome });
+    }
+  }
+
   /** The manager's own deadline: the worker never answered within timeout + grace. */
   private async expire(taskId: string, leaseToken: string): Promise<void> {
+    // Timers fire before sockets are read: after a pause the answer may be waiting unread. Judge after one
+    // poll phase, on whatever it delivered.
+    await new Promise((r) => setImmediate(r));
     const lease = this.leases.get(taskId);
     if (!lease || lease.leaseToken !== leaseToken) return;
     this.cancelOnWorker(lease, 'deadline passed');
@@ -490,8 +566,11 @@ export class Dispatcher {
         code: 'timeout',
         message: `task ${taskId} got no answer from worker ${lease.workerId} before its deadline`,
         retryable: true,
+        // The worker hung under the task (no answer at all), which counts towards poison_task.
+        details: { hung: true },
       },
       'timed_out',
+      this.timeoutRetry(lease, 'timed_out'),
     );
     this.schedulePump();
   }

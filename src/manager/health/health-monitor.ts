@@ -64,6 +64,10 @@ export class HealthMonitor {
   private liveTimer: TimerHandle | undefined;
   private deepTimer: TimerHandle | undefined;
   private readonly deep = new Map<string, { consecutiveFailures: number; lastSuccess: number | undefined }>();
+  /** When the last liveness tick ran; a long gap means this process was paused, not the workers. */
+  private lastTick: number | undefined;
+  /** After this manager was paused, silence before this time is its own fault, not the workers'. */
+  private resumedAt = 0;
 
   constructor(private readonly o: HealthMonitorOptions) {}
 
@@ -77,27 +81,53 @@ export class HealthMonitor {
   }
 
   stopMonitoring(): void {
+    this.lastTick = undefined;
     this.liveTimer?.cancel();
     this.deepTimer?.cancel();
     this.liveTimer = this.deepTimer = undefined;
   }
 
-  /** Declares dead every connected worker that has been silent past the policy. */
+  /**
+   * Declares dead every connected worker that has been silent past the policy, and returns the suspects.
+   *
+   * Two things make silence lie. (1) This process was paused (SIGSTOP, a long GC, a starved VM): every
+   * worker looks silent, yet their heartbeats and results are waiting unread in the sockets. A tick that
+   * comes far later than scheduled gives every worker a fresh window from the resume. (2) Timers run before
+   * the event loop polls sockets, so even a normal suspect is judged only after one poll phase
+   * (setImmediate), on its state after whatever was buffered has been read.
+   */
   checkLiveness(): string[] {
     const now = this.o.clock.now();
-    const dead: string[] = [];
+    const tickMs = Math.max(50, this.o.policy.heartbeatIntervalMs / 2);
+    const window = this.o.policy.heartbeatIntervalMs * this.o.policy.missedHeartbeats;
+    if (this.lastTick !== undefined && now - this.lastTick > Math.max(3 * tickMs, window / 2)) {
+      this.o.logger.warn(
+        { pausedMs: now - this.lastTick - tickMs },
+        'this manager was paused; giving workers a fresh heartbeat window before judging them',
+      );
+      this.resumedAt = now;
+    }
+    this.lastTick = now;
+    const suspects: string[] = [];
     for (const w of this.o.registry.list()) {
       if (w.baseStatus === 'offline' || !this.o.dispatcher.isConnected(w.workerId)) continue;
-      if (liveness(w.lastHeartbeat, now, this.o.policy) === 'dead') {
-        dead.push(w.workerId);
-        this.o.logger.warn(
-          { workerId: w.workerId, silentMs: now - w.lastHeartbeat },
-          'worker missed its heartbeats; marking offline',
-        );
-        void this.o.dispatcher.workerLost(w.workerId, `no heartbeat for ${now - w.lastHeartbeat} ms`);
-      }
+      if (liveness(Math.max(w.lastHeartbeat, this.resumedAt), now, this.o.policy) === 'dead')
+        suspects.push(w.workerId);
     }
-    return dead;
+    if (suspects.length > 0) setImmediate(() => this.judge(suspects));
+    return suspects;
+  }
+
+  private judge(suspects: string[]): void {
+    const now = this.o.clock.now();
+    for (const workerId of suspects) {
+      const w = this.o.registry.get(workerId);
+      if (!w || w.baseStatus === 'offline' || !this.o.dispatcher.isConnected(workerId)) continue;
+      const seen = Math.max(w.lastHeartbeat, this.resumedAt);
+      if (liveness(seen, now, this.o.policy) !== 'dead') continue;
+      this.o.logger.warn({ workerId, silentMs: now - seen }, 'worker missed its heartbeats; marking offline');
+      void this.o.dispatcher.workerLost(workerId, `no heartbeat for ${now - seen} ms`, { felled: true });
+    }
   }
 
   async checkAll(): Promise<HealthResult[]> {

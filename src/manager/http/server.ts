@@ -137,7 +137,13 @@ export async function createApiServer(
   manager: WorkerManager,
   options: ApiServerOptions = {},
 ): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024 });
+  // return503OnClosing off: a request that arrives while the server closes still reaches the routes, which
+  // answer the typed `shutting_down` (fastify's own 503 would carry no code a client can match).
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    return503OnClosing: false,
+  });
   const guard = (access: Access) => async (req: FastifyRequest) => authorize(options, req.raw, access);
 
   app.setErrorHandler((err: unknown, _req, reply) => {
@@ -357,6 +363,21 @@ export function attachReadSocket(
   return wss;
 }
 
+/**
+ * A graceful stop releases the socket with the typed error (one `error` frame, then close 1001), so a client
+ * learns why and can reconnect elsewhere instead of hanging on a server that is going away.
+ */
+export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
+  const release = () => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify({ type: 'error', error: manager.shutdownError().toJSON() }), () =>
+      ws.close(1001, 'manager shutting down'),
+    );
+  };
+  const unsubscribe = manager.onShutdown(release);
+  ws.once('close', unsubscribe);
+}
+
 function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
   const taskId = params.get('taskId') ?? undefined;
   const types = new Set((params.get('types') ?? 'task,worker,progress').split(','));
@@ -384,4 +405,5 @@ function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchPa
   ws.on('close', unsubscribe);
   ws.on('error', () => undefined);
   ws.send(JSON.stringify({ type: 'hello', managerId: manager.id }));
+  releaseOnShutdown(ws, manager);
 }

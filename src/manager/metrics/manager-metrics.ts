@@ -102,6 +102,7 @@ export class ManagerMetrics {
   readonly registry = new Registry();
   readonly framesRejected: Counter<'code'>;
   readonly staleResults: Counter;
+  readonly reexecutions: Counter<'capability' | 'reason'>;
   readonly tasksFinished: Counter<'capability' | 'state'>;
   private readonly waitTime: Histogram<'capability'>;
   private readonly dispatchLatency: Histogram;
@@ -120,6 +121,12 @@ export class ManagerMetrics {
     this.staleResults = new Counter({
       name: 'fleet_stale_results_total',
       help: 'Results or errors dropped because their lease was not current',
+      registers: r,
+    });
+    this.reexecutions = new Counter({
+      name: 'fleet_task_reexecutions_total',
+      help: 'Dispatches of a task whose previous attempt may have run (worker lost or timed out): the at-least-once cases',
+      labelNames: ['capability', 'reason'],
       registers: r,
     });
     this.tasksFinished = new Counter({

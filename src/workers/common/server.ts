@@ -14,10 +14,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { WorkerSectionConfig } from '../../config/schema.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../../protocol/codec.js';
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_INBOUND_FRAME_BYTES } from '../../protocol/codec.js';
 import { FleetError } from '../../protocol/errors.js';
+import { workerProof } from '../../protocol/worker-proof.js';
 import {
   ManagerToWorkerSchema,
+  NONCE_HEADER,
   type ManagerToWorker,
   type WorkerToManager,
 } from '../../protocol/messages.js';
@@ -42,8 +44,17 @@ export interface WorkerServerOptions {
   managerUrl?: string;
   /** Host put into the announced endpoint. @default config.host, or the machine's hostname when that is a wildcard */
   advertiseHost?: string;
-  /** @default DEFAULT_MAX_FRAME_BYTES (32 MiB) */
+  /** Cap on the frames this worker sends (results carry artifacts). @default DEFAULT_MAX_FRAME_BYTES (32 MiB) */
   maxFrameBytes?: number;
+  /**
+   * Cap on the frames it reads. A manager sends only task.assign (a payload bounded by the manager's
+   * `submission.max_bytes`) and small control frames, so anything near 32 MiB is an abuse; ws stops reading
+   * a frame a little past this cap and closes the socket, so a peer cannot make the worker hold more.
+   * @default DEFAULT_MAX_INBOUND_FRAME_BYTES (9 MiB)
+   */
+  maxInboundFrameBytes?: number;
+  /** Manager connections open at once; more are refused with 503. @default 16 */
+  maxConnections?: number;
   logger?: Logger;
   /** How long `drain()` waits for running tasks. @default 30_000 */
   drainTimeoutMs?: number;
@@ -86,7 +97,9 @@ export class WorkerServer {
   private readonly app: FastifyInstance;
   private readonly wss: WebSocketServer;
   private readonly maxFrameBytes: number;
+  private readonly maxInboundFrameBytes: number;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly token: string | undefined;
   private readonly announcer: Announcer | undefined;
   private state: Lifecycle = 'new';
   private boundPort = 0;
@@ -104,7 +117,9 @@ export class WorkerServer {
       workerId: this.workerId,
     });
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.maxInboundFrameBytes = options.maxInboundFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES;
     this.tokenDigest = options.token ? digest(options.token) : undefined;
+    this.token = options.token;
     this.metrics = new WorkerMetrics({ workerType: kind.type, workerId: this.workerId });
     this.runtime = new WorkerRuntime({
       kind,
@@ -127,9 +142,10 @@ export class WorkerServer {
         })
       : undefined;
     this.app = Fastify({ logger: false, forceCloseConnections: true });
-    // ws stops reading a message at maxPayload and kills the socket with 1009. Set it above our own limit so
-    // an oversized frame reaches the codec and gets a typed `frame_too_large` reply instead.
-    const maxPayload = Math.max(this.maxFrameBytes * 2, this.maxFrameBytes + 1024 * 1024);
+    // ws stops reading a message at maxPayload and kills the socket with 1009. A little above our own limit,
+    // a slightly oversized frame reaches the codec and gets a typed `frame_too_large` reply; a huge one is
+    // never buffered whole.
+    const maxPayload = this.maxInboundFrameBytes + 64 * 1024;
     // Invalid UTF-8 in a text frame would make ws close the socket (1007); decoded leniently it becomes a
     // `bad_frame` or `invalid_message` reply like any other bad input, and the connection carries on.
     this.wss = new WebSocketServer({ noServer: true, maxPayload, skipUTF8Validation: true });
@@ -319,7 +335,7 @@ export class WorkerServer {
       refuseUpgrade(socket, 404, 'Not Found');
       return;
     }
-    if (this.state !== 'started') {
+    if (this.state !== 'started' || this.wss.clients.size >= (this.options.maxConnections ?? 16)) {
       refuseUpgrade(socket, 503, 'Service Unavailable');
       return;
     }
@@ -333,9 +349,15 @@ export class WorkerServer {
       }
       const transport = new WebSocketTransport<ManagerToWorker, WorkerToManager>(ws, {
         inbound: ManagerToWorkerSchema,
-        maxFrameBytes: this.maxFrameBytes,
+        maxFrameBytes: this.maxInboundFrameBytes,
       });
-      this.runtime.attach(transport);
+      const nonce = req.headers[NONCE_HEADER];
+      this.runtime.attach(
+        transport,
+        this.token && typeof nonce === 'string' && nonce.length <= 200
+          ? (workerId) => workerProof(this.token!, nonce, workerId)
+          : undefined,
+      );
     });
   }
 

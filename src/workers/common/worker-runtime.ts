@@ -55,6 +55,7 @@ type ConnectionState = 'awaiting_welcome' | 'ready' | 'closed';
 
 interface Connection {
   id: number;
+  managerId?: string;
   transport: WorkerTransport;
   state: ConnectionState;
   heartbeat: NodeJS.Timeout | undefined;
@@ -120,8 +121,11 @@ export class WorkerRuntime {
     return this.connections.size;
   }
 
-  /** Takes over a fresh manager connection: says hello and waits for welcome. */
-  attach(transport: WorkerTransport): void {
+  /**
+   * Takes over a fresh manager connection: says hello and waits for welcome. `prove` signs the manager's
+   * nonce with the token (see protocol/worker-proof.ts) when both are present.
+   */
+  attach(transport: WorkerTransport, prove?: (workerId: string) => string): void {
     const connection: Connection = {
       id: this.nextConnectionId++,
       transport,
@@ -149,6 +153,7 @@ export class WorkerRuntime {
       maxConcurrency: this.maxConcurrency,
       version: this.options.kind.version,
       info: this.kindInfo(),
+      ...(prove ? { proof: prove(this.options.workerId) } : {}),
       inFlight: [...this.active.values()].map(({ assign }) => ({
         taskId: assign.taskId,
         attempt: assign.attempt,
@@ -258,6 +263,8 @@ export class WorkerRuntime {
       return;
     }
     connection.state = 'ready';
+    connection.managerId = welcome.managerId;
+    this.yieldTo(connection);
     const asked = Math.max(MIN_HEARTBEAT_MS, welcome.heartbeatIntervalMs);
     const period = Math.min(asked, this.options.heartbeatIntervalMs ?? asked, MAX_TIMER_MS);
     if (connection.heartbeat) clearInterval(connection.heartbeat);
@@ -265,6 +272,26 @@ export class WorkerRuntime {
     connection.heartbeat.unref();
     this.options.logger.info({ managerId: welcome.managerId, heartbeatMs: period }, 'manager connected');
     this.sendHeartbeat(connection);
+  }
+
+  /**
+   * One owner at a time. A manager dials only after taking the worker's ownership lease, so the newest
+   * welcome comes from the rightful owner; a connection of any other manager still open here belongs to one
+   * that lost the lease and has not noticed yet (paused, cut off from Redis). It is closed before the new
+   * owner can send a task, so the two never dispatch into the same slots (no `busy`). Its tasks are aborted
+   * and answered on that connection; the old manager re-queues them as lost.
+   */
+  private yieldTo(owner: Connection): void {
+    for (const other of [...this.connections]) {
+      if (other === owner || other.managerId === undefined || other.managerId === owner.managerId) continue;
+      this.options.logger.warn(
+        { previous: other.managerId, next: owner.managerId },
+        'another manager took ownership of this worker; closing the previous manager connection',
+      );
+      other.state = 'closed';
+      void other.transport.close(CLOSE_CODES.replaced, 'another manager owns this worker now');
+      this.onClose(other, CLOSE_CODES.replaced, 'replaced by another manager');
+    }
   }
 
   private onAssign(connection: Connection, assign: TaskAssign): void {

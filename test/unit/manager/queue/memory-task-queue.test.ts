@@ -31,7 +31,7 @@ describe('MemoryTaskQueue (fake clock)', () => {
       const c = await queue.claim(['c'], 'w');
       expect(c?.id).toBe(task.id);
       const failed = await queue.fail(task.id, c?.leaseToken as string, retryable, {
-        outcome: 'worker_lost',
+        outcome: 'failed',
       });
       expect(failed.notBefore).toBe(clock.t + delay);
       expect(await queue.nextReadyAt()).toBe(clock.t + delay);

@@ -58,4 +58,100 @@ describe('retry policy', () => {
       error: err,
     });
   });
+
+  describe("issue 14 point 5: one budget, the upstream's word, poison tasks", () => {
+    const attempt = (outcome: string, details?: Record<string, unknown>) => ({
+      attempt: 1,
+      workerId: 'w',
+      leaseToken: 'l',
+      startedAt: 0,
+      outcome: outcome as 'failed',
+      error: { code: 'figma_upstream', message: 'x', retryable: true, ...(details ? { details } : {}) },
+    });
+
+    it("a worker's own upstream tries count against the task's attempts", () => {
+      const err = {
+        code: 'figma_upstream',
+        message: '500',
+        retryable: true,
+        details: { upstreamAttempts: 4 },
+      };
+      const d = decideFailure(
+        { attempt: 1, maxAttempts: 3, attempts: [attempt('failed', { upstreamAttempts: 4 })] },
+        err,
+        { outcome: 'failed' },
+        queue,
+        5000,
+      );
+      expect(d.kind).toBe('final');
+      const ok = decideFailure(
+        { attempt: 1, maxAttempts: 3, attempts: [attempt('failed', { upstreamAttempts: 1 })] },
+        { ...err, details: { upstreamAttempts: 1 } },
+        { outcome: 'failed' },
+        queue,
+        5000,
+      );
+      expect(ok.kind).toBe('retry');
+    });
+
+    it('retryAfter (seconds) sets the earliest next attempt, or fails at once past the deadline', () => {
+      const err = { code: 'figma_rate_limited', message: '429', retryable: true, details: { retryAfter: 2 } };
+      const task = {
+        attempt: 1,
+        maxAttempts: 3,
+        createdAt: 5000,
+        timeoutMs: 10_000,
+        attempts: [attempt('failed')],
+      };
+      expect(decideFailure(task, err, { outcome: 'failed' }, queue, 5000)).toMatchObject({
+        kind: 'retry',
+        notBefore: 7000,
+      });
+      const late = { ...err, details: { retryAfter: 3600 } };
+      expect(decideFailure(task, late, { outcome: 'failed' }, queue, 5000)).toMatchObject({
+        kind: 'final',
+        error: { code: 'figma_rate_limited' },
+      });
+    });
+
+    it('a task that took down two workers fails as poison_task', () => {
+      const err = { code: 'worker_lost', message: 'gone', retryable: true };
+      const d = decideFailure(
+        {
+          attempt: 2,
+          maxAttempts: 5,
+          attempts: [attempt('worker_lost', { felled: true }), attempt('worker_lost', { felled: true })],
+        },
+        err,
+        { outcome: 'worker_lost' },
+        queue,
+        5000,
+      );
+      expect(d).toMatchObject({
+        kind: 'final',
+        state: 'failed',
+        error: { code: 'poison_task', retryable: false },
+      });
+      const hung = decideFailure(
+        {
+          attempt: 2,
+          maxAttempts: 5,
+          attempts: [attempt('worker_lost', { felled: true }), attempt('timed_out', { hung: true })],
+        },
+        err,
+        { outcome: 'timed_out' },
+        queue,
+        5000,
+      );
+      expect(hung).toMatchObject({ error: { code: 'poison_task' } });
+      const once = decideFailure(
+        { attempt: 1, maxAttempts: 5, attempts: [attempt('worker_lost')] },
+        err,
+        { outcome: 'worker_lost' },
+        queue,
+        5000,
+      );
+      expect(once.kind).toBe('retry');
+    });
+  });
 });

@@ -1,0 +1,78 @@
+/**
+ * Issue 14 point 4: a task recorded once also runs once. Executions are counted on the worker side (every
+ * handler run ends in exactly one fleet_worker_tasks_total outcome; refusals are `rejected`), not from the
+ * manager's records.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startManagerProcess, type ManagerProcess } from '../../helpers/manager-process.js';
+import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
+
+/** Handler runs on a worker: every outcome but `rejected` (a refusal never ran the handler). */
+async function executions(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    const m = /^fleet_worker_tasks_total\{([^}]*)\} (\d+)/.exec(line);
+    if (m && !m[1]!.includes('outcome="rejected"')) n += Number(m[2]);
+  }
+  return n;
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+}
+
+describe('run once (issue 14 point 4)', () => {
+  const procs: WorkerProcess[] = [];
+  let m: ManagerProcess | undefined;
+  afterEach(() => {
+    if (m && m.proc.exitCode === null) {
+      m.proc.kill('SIGCONT');
+      m.proc.kill('SIGKILL');
+    }
+    m = undefined;
+    for (const p of procs.splice(0)) p.kill('SIGKILL');
+  });
+
+  it('a 4 s SIGSTOP of the manager: every task runs exactly once on the workers', async () => {
+    const a = await spawnWorker('echo');
+    const b = await spawnWorker('echo');
+    procs.push(a, b);
+    m = await startManagerProcess([a.endpoint, b.endpoint], 5);
+    const n = 200;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(`${m.url}/api/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ capability: 'sleep', payload: { ms: 100 + (i % 5) * 100 } }),
+      });
+      ids.push(((await res.json()) as { task: { id: string } }).task.id);
+    }
+    await new Promise((r) => setTimeout(r, 800));
+    // Paused well past the heartbeat window (1 s), well within the workers' ping timeout (15 s): results
+    // finish and wait in the manager's sockets while it cannot read them.
+    m.proc.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4000));
+    m.proc.kill('SIGCONT');
+    await waitFor(
+      async () => {
+        const r = await fetch(`${m!.url}/api/tasks?state=succeeded,failed,timed_out,cancelled&limit=10000`);
+        return ((await r.json()) as { tasks: unknown[] }).tasks.length === n;
+      },
+      60_000,
+      'every task final',
+      200,
+    );
+    const r = await fetch(`${m.url}/api/tasks?limit=10000`);
+    const tasks = ((await r.json()) as { tasks: { state: string; attempts: unknown[] }[] }).tasks;
+    expect(tasks.filter((t) => t.state === 'succeeded')).toHaveLength(n);
+    expect((await executions(a.port)) + (await executions(b.port))).toBe(n);
+    expect(tasks.every((t) => t.attempts.length === 1)).toBe(true);
+    expect(await metric(m.url, 'fleet_task_reexecutions_total')).toBe(0);
+  }, 120_000);
+});
