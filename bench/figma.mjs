@@ -5,13 +5,13 @@ import { performance } from 'node:perf_hooks';
 import Fastify from 'fastify';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { WORKER_DEFAULTS, workerSection } from '../dist/config/schema.js';
+import { WORKER_SECTIONS } from '../dist/config/schema.js';
 import { createFigmaKind, startFakeFigma, MARKETING_KEY } from '../dist/workers/figma-mcp/index.js';
 
 const N = Number(process.env.BENCH_N ?? 40);
 const NODE = '2:1';
 const fake = await startFakeFigma();
-const config = workerSection(WORKER_DEFAULTS.figma_mcp).parse({
+const config = WORKER_SECTIONS.figma_mcp.parse({
   port: 0,
   figma_config: {
     api_token: fake.token,

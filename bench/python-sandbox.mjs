@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { workerSection, WORKER_DEFAULTS } from '../dist/config/schema.js';
+import { WORKER_SECTIONS } from '../dist/config/schema.js';
 import { WorkerServer } from '../dist/workers/common/server.js';
 import { createPythonSandboxKind } from '../dist/workers/python-sandbox/index.js';
 import { treeRss } from '../dist/workers/python-sandbox/proc-stats.js';
@@ -96,7 +96,7 @@ function connect(endpoint) {
 }
 
 const workspace = mkdtempSync(join(tmpdir(), 'fleet-bench-py-'));
-const config = workerSection(WORKER_DEFAULTS.python_sandbox).parse({
+const config = WORKER_SECTIONS.python_sandbox.parse({
   port: 0,
   workspace,
   sandbox: { pool_size: 2 },

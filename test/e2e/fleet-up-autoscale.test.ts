@@ -23,6 +23,7 @@ interface TaskView {
   workerId?: string;
   attempt: number;
   attempts: { error?: { code: string } }[];
+  error?: { code: string };
 }
 interface Decision {
   workerType: string;
@@ -269,7 +270,15 @@ echo:
     );
     const stream = collectEvents(fleet, 'alert');
     await waitFor(() => stream.events.some((e) => e.type === 'hello'), 5000, 'the event stream');
-    // Each attempt kills the worker process; the task comes back after every restart until it is parked.
+    // Each attempt kills the worker process. One task may fell two workers before it is poison_task, so a
+    // second crashing task brings the third crash, and the worker is parked with that task still queued.
+    const { task: first } = await post<{ task: TaskView }>(fleet, '/api/tasks?wait=true', {
+      capability: 'crash',
+      payload: {},
+      maxAttempts: 10,
+    });
+    expect(first.state).toBe('failed');
+    expect(first.error?.code).toBe('poison_task');
     const { task } = await post<{ task: TaskView }>(fleet, '/api/tasks', {
       capability: 'crash',
       payload: {},

@@ -14,7 +14,14 @@ const MAX_FRAME = 64 * 1024;
 describe('bad input at the socket edge gets a typed error; the connection and other tasks carry on', () => {
   let worker: StartedWorker;
   beforeAll(async () => {
-    worker = await startWorker(createEchoKind(workerConfig('echo')), {}, { maxFrameBytes: MAX_FRAME });
+    worker = await startWorker(
+      createEchoKind(workerConfig('echo')),
+      {},
+      {
+        maxFrameBytes: MAX_FRAME,
+        maxInboundFrameBytes: MAX_FRAME,
+      },
+    );
   });
   afterAll(async () => {
     await worker.stop();
