@@ -5,20 +5,11 @@
  * outside it. A launcher joins the group by writing its own pid into `procsFile` before exec'ing, so every child
  * is born inside.
  *
- * The probe and the v1/v2 handling follow `workers/python-sandbox/cgroups.ts` (the generic part, memory only,
- * copied so the two worker kinds do not import each other; the lead may merge them here).
+ * Where the groups live is read by `cgroup-fs.ts`, shared with the python sandbox's groups.
  */
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmdirSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cgroupMounts, groupDir, readText, selfGroups, tryWrite, writable } from './cgroup-fs.js';
 
 export interface MemoryCgroupRoot {
   version: 'v1' | 'v2';
@@ -26,75 +17,9 @@ export interface MemoryCgroupRoot {
   dir: string;
 }
 
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function tryWrite(path: string, value: string): boolean {
-  try {
-    writeFileSync(path, value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function writable(dir: string): boolean {
-  try {
-    accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface Mount {
-  fstype: string;
-  mountPoint: string;
-  root: string;
-  superOptions: string[];
-}
-
-function mounts(): Mount[] {
-  const out: Mount[] = [];
-  for (const line of (readText('/proc/self/mountinfo') ?? '').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const l = left.split(' ');
-    const r = right.split(' ');
-    const fstype = r[0];
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({ fstype, mountPoint: l[4] ?? '', root: l[3] ?? '/', superOptions: (r[2] ?? '').split(',') });
-  }
-  return out;
-}
-
-/** This process's group per hierarchy: v1 controller → path, '' → the v2 path. */
-function selfGroups(): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const line of (readText('/proc/self/cgroup') ?? '').split('\n')) {
-    const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    if (m[1] === '') map.set('', m[2] ?? '/');
-    else for (const c of (m[1] ?? '').split(',')) map.set(c, m[2] ?? '/');
-  }
-  return map;
-}
-
-function groupDir(mount: Mount, selfPath: string): string {
-  // A mount whose root is our group (a container's namespaced view) maps our path to the mount point.
-  const rel =
-    mount.root !== '/' && selfPath.startsWith(mount.root) ? selfPath.slice(mount.root.length) : selfPath;
-  return join(mount.mountPoint, rel);
-}
-
 /** Where memory groups can be made: v1 memory controller first (hybrid hosts keep it there), else v2. */
 export function probeMemoryCgroup(): MemoryCgroupRoot | undefined {
-  const all = mounts();
+  const all = cgroupMounts();
   const self = selfGroups();
   const v1 = all.find((m) => m.fstype === 'cgroup' && m.superOptions.includes('memory'));
   const v1path = self.get('memory');

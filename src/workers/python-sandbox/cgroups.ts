@@ -8,17 +8,9 @@
  * Group names carry the worker's pid so several workers share a host and a restarted worker can sweep
  * the groups a dead one left behind.
  */
-import {
-  existsSync,
-  readFileSync,
-  readdirSync,
-  mkdirSync,
-  rmdirSync,
-  writeFileSync,
-  accessSync,
-  constants,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cgroupMounts, groupDir, readText, selfGroups, tryWrite, writable } from '../common/cgroup-fs.js';
 import { pidAlive } from './proc-stats.js';
 
 export type CgroupMode = 'v1' | 'v2' | 'hybrid' | 'none';
@@ -45,68 +37,8 @@ export interface CgroupStats {
 
 const ROOT_PREFIX = 'fleet-py-';
 
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-function writable(dir: string): boolean {
-  try {
-    accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface Mount {
-  fstype: string;
-  mountPoint: string;
-  root: string;
-  superOptions: string[];
-}
-
-function readMounts(): Mount[] {
-  const text = readText('/proc/self/mountinfo') ?? '';
-  const mounts: Mount[] = [];
-  for (const line of text.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!left || !right) continue;
-    const l = left.split(' ');
-    const r = right.split(' ');
-    const fstype = r[0];
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    mounts.push({ fstype, mountPoint: l[4] ?? '', root: l[3] ?? '/', superOptions: (r[2] ?? '').split(',') });
-  }
-  return mounts;
-}
-
-/** Where this process sits in each hierarchy: v1 controller → path, and '' → v2 path. */
-function selfGroups(): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const line of (readText('/proc/self/cgroup') ?? '').split('\n')) {
-    const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const controllers = m[1] ?? '';
-    const path = m[2] ?? '/';
-    if (controllers === '') map.set('', path);
-    else for (const c of controllers.split(',')) map.set(c, path);
-  }
-  return map;
-}
-
-function groupDir(mount: Mount, selfPath: string): string {
-  // A mount whose root is our group (a container's namespaced view) maps our path to the mount point.
-  const rel =
-    mount.root !== '/' && selfPath.startsWith(mount.root) ? selfPath.slice(mount.root.length) : selfPath;
-  return join(mount.mountPoint, rel);
-}
-
 export function probeCgroups(): CgroupLayout {
-  const mounts = readMounts();
+  const mounts = cgroupMounts();
   const self = selfGroups();
   const v1: CgroupLayout['v1'] = {};
   for (const controller of ['memory', 'pids', 'cpu', 'freezer'] as const) {
@@ -300,15 +232,6 @@ async function removeGroup(dir: string): Promise<void> {
       // The kernel frees a killed group within a few ms of its last process exiting.
       await new Promise((resolve) => setTimeout(resolve, 10).unref());
     }
-  }
-}
-
-function tryWrite(path: string, value: string): boolean {
-  try {
-    writeFileSync(path, value);
-    return true;
-  } catch {
-    return false;
   }
 }
 
