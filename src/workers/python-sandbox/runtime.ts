@@ -358,7 +358,7 @@ export class SandboxRuntime {
     let dirs;
     try {
       const limits = chain.limits;
-      dirs = createSandboxDirs(
+      dirs = await createSandboxDirs(
         this.workspaceRoot,
         id,
         uid,

@@ -8,7 +8,8 @@
  * The worker never opens a path inside these directories (see workspace-files.ts); it only creates them
  * before the sandbox starts and removes them after every process of the sandbox is dead.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
   existsSync,
   mkdirSync,
@@ -54,20 +55,20 @@ export function ensureWorkspaceRoot(root: string): string {
  * Creates a sandbox's directories (before any of its processes exists, so nothing races this). With a
  * quota, `root` becomes a tmpfs (mode 0711: the sandbox uid passes through to its own directories).
  */
-export function createSandboxDirs(
+export async function createSandboxDirs(
   workspaceRoot: string,
   id: string,
   uid: number,
   chownToUid: boolean,
   quota: WorkspaceQuota | undefined,
-): SandboxDirs {
+): Promise<SandboxDirs> {
   const root = join(workspaceRoot, `${PREFIX}${process.pid}-${id}`);
   const workDir = join(root, 'work');
   const pkgDir = join(root, 'pkgs');
   mkdirSync(root, { mode: 0o700 });
   let mounted = false;
   if (quota) {
-    mountTmpfs(root, quota);
+    await mountTmpfsAsync(root, quota);
     mounted = true;
   }
   try {
@@ -77,16 +78,43 @@ export function createSandboxDirs(
     if (chownToUid)
       for (const d of mounted ? [workDir, pkgDir] : [root, workDir, pkgDir]) chownSync(d, uid, uid);
   } catch (err) {
-    if (mounted) unmount(root);
+    if (mounted) await unmountAsync(root);
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
   return { root, workDir, pkgDir, mounted };
 }
 
+const execFileAsync = promisify(execFile);
+
+function tmpfsOptions(quota: WorkspaceQuota): string {
+  return `size=${quota.bytes},nr_inodes=${quota.inodes},mode=0700,nosuid,nodev`;
+}
+
+// Sandboxes start and end while tasks run (the warm pool refills right after a claim): mount and umount run
+// as child processes off the event loop, or each one would hold every task's reply for a fork and exec.
+async function mountTmpfsAsync(dir: string, quota: WorkspaceQuota): Promise<void> {
+  try {
+    await execFileAsync('mount', ['-t', 'tmpfs', '-o', tmpfsOptions(quota), 'fleet-workspace', dir], {
+      timeout: 10_000,
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`could not mount the workspace tmpfs: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+async function unmountAsync(dir: string): Promise<boolean> {
+  try {
+    await execFileAsync('umount', ['-l', dir], { timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function mountTmpfs(dir: string, quota: WorkspaceQuota): void {
-  const opts = `size=${quota.bytes},nr_inodes=${quota.inodes},mode=0700,nosuid,nodev`;
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', opts, 'fleet-workspace', dir], {
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', tmpfsOptions(quota), 'fleet-workspace', dir], {
     encoding: 'utf8',
     timeout: 10_000,
   });
@@ -136,7 +164,7 @@ export function workspaceUsage(
 
 /** Only once every process of the sandbox is dead: nothing can change the tree under this. */
 export async function removeSandboxDirs(dirs: SandboxDirs): Promise<void> {
-  if (dirs.mounted) unmount(dirs.root);
+  if (dirs.mounted) await unmountAsync(dirs.root);
   await rm(dirs.root, { recursive: true, force: true, maxRetries: 3 });
 }
 
