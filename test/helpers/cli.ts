@@ -2,11 +2,12 @@
  * The `fleet` binary as an operator uses it: `fleet up -c fleet.yaml` in a temporary directory with a config
  * on free ports, and client commands run in that directory (so they find ./fleet.yaml as a user's would).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, freePort, requireBuild, waitFor } from './processes.js';
+import { startFleetUp } from './fleet-up.js';
+import { CLI, freePort, requireBuild } from './processes.js';
 
 export interface CliResult {
   code: number;
@@ -85,50 +86,36 @@ export async function startCliFleet(
       options.extraYaml ?? '',
     ].join('\n'),
   );
-  let out = '';
-  const proc = spawn(
-    process.execPath,
-    [CLI, 'up', '-c', 'fleet.yaml', ...(options.upArgs ?? ['--only', 'echo'])],
-    { cwd: dir, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const f: CliFleet = {
+  const online = options.online ?? 1;
+  let up;
+  try {
+    up = await startFleetUp(
+      ['-c', 'fleet.yaml', ...(options.upArgs ?? ['--only', 'echo'])],
+      cleanEnv(options.env),
+      (workers) => workers.filter((w) => w.status === 'online').length >= online,
+      'fleet up with its workers online',
+      60_000,
+      { cwd: dir, url },
+    );
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const started = up;
+  return {
     dir,
     url,
     port,
     echoPort,
-    proc,
-    log: () => out,
+    proc: started.proc,
+    log: () => started.log(),
     run: (args, env) => fleet(args, { cwd: dir, env: cleanEnv(env) }),
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await exited;
-      }
+      await started.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  try {
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`fleet up exited: ${out}`);
-        const r = await fetch(`${url}/api/workers`).catch(() => undefined);
-        if (!r?.ok) return false;
-        const { workers } = (await r.json()) as { workers: { status: string }[] };
-        return workers.filter((w) => w.status === 'online').length >= (options.online ?? 1);
-      },
-      60_000,
-      'fleet up with its workers online',
-      200,
-    );
-  } catch (err) {
-    await f.stop();
-    throw err;
-  }
-  return f;
 }
 
 function shellQuote(s: string): string {

@@ -16,19 +16,29 @@ export interface FleetUp {
   stop(): Promise<void>;
 }
 
+/**
+ * `where`: the directory to start in (a `fleet.yaml` there) and the manager's URL when the port comes from that
+ * file; otherwise the URL is `FLEET_PORT`'s.
+ */
 export async function startFleetUp(
   args: string[],
-  env: NodeJS.ProcessEnv & { FLEET_PORT: string },
+  env: NodeJS.ProcessEnv,
   ready: (workers: WorkerSummary[]) => boolean,
   what: string,
   timeoutMs = 60_000,
+  where: { cwd?: string; url?: string } = {},
 ): Promise<FleetUp> {
   requireBuild();
+  const url = where.url ?? (env.FLEET_PORT ? `http://127.0.0.1:${env.FLEET_PORT}` : undefined);
+  if (!url) throw new Error('startFleetUp: give FLEET_PORT in env or where.url');
   let out = '';
-  const proc = spawn(process.execPath, [CLI, 'up', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'up', ...args], {
+    env,
+    cwd: where.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const url = `http://127.0.0.1:${env.FLEET_PORT}`;
   const fleet: FleetUp = {
     proc,
     url,

@@ -65,6 +65,12 @@ const nodeId = z
   .max(1000)
   .describe('A node id, as 1:2 or 1-2 (instance sublayers: I1:2;3:4)');
 const nodeIds = z.array(nodeId).max(500);
+const outDir = z
+  .string()
+  .min(1)
+  .max(500)
+  .optional()
+  .describe('Write files here (relative to the workspace) instead of returning bytes');
 
 // ---- output shapes (loose: the documented fields are guaranteed, more may be added) ---------------------
 
@@ -443,12 +449,7 @@ const exportAssets = tool({
     node_ids: nodeIds.optional().describe('Nodes to render (default: the node-id in the URL)'),
     format: z.enum(['png', 'jpg', 'svg', 'pdf']).default('png').describe('Image format of the renders'),
     scale: z.number().min(0.01).max(4).default(1).describe('Raster scale, 0.01 to 4 (png/jpg only)'),
-    out_dir: z
-      .string()
-      .min(1)
-      .max(500)
-      .optional()
-      .describe('Write files here (relative to the workspace) instead of returning bytes'),
+    out_dir: outDir,
   }),
   output: z.looseObject({
     ...exported,
@@ -506,12 +507,7 @@ const exportFills = tool({
       .max(500)
       .optional()
       .describe('Only these imageRefs (default: all in the file)'),
-    out_dir: z
-      .string()
-      .min(1)
-      .max(500)
-      .optional()
-      .describe('Write files here (relative to the workspace) instead of returning bytes'),
+    out_dir: outDir,
   }),
   output: z.looseObject({
     ...exported,

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { fail, ok, sid, startPythonWorker, type Harness } from './helpers.js';
+import { fail, hostProcessesWith, ok, sid, startPythonWorker, type Harness } from './helpers.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -22,19 +22,6 @@ const run = (code: string, opts: { sessionId?: string; timeoutMs?: number } = {}
     { code },
     { timeoutMs: opts.timeoutMs ?? 20_000, ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) },
   );
-
-function hostProcessesWith(arg: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(arg)) found.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return found;
-}
 
 describe('attack suite', () => {
   test('cannot read /etc/shadow or /root', async () => {

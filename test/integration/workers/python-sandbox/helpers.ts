@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- task outputs are JSON the tests inspect field by field */
 /** Starts the python-sandbox kind behind the real worker runtime, with a private workspace. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -59,4 +59,18 @@ export function fail(answer: TaskAnswer, code: string): TaskErrorMessage['error'
 let n = 0;
 export function sid(prefix = 's'): string {
   return `${prefix}-${process.pid}-${++n}`;
+}
+
+/** Pids of host processes whose command line has `arg` as one of its words (a sandbox's marker, a runner path). */
+export function hostProcessesWith(arg: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(arg)) found.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return found;
 }

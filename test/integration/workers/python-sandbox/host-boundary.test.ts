@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { fail, ok, sid, startPythonWorker, type Harness } from './helpers.js';
+import { fail, hostProcessesWith, ok, sid, startPythonWorker, type Harness } from './helpers.js';
 
 const QUOTA_MB = 16;
 const QUOTA_INODES = 3000;
@@ -39,19 +39,6 @@ function workspaceMounts(): { mountPoint: string; options: string }[] {
     .map((line) => line.split(' '))
     .filter((f) => f[4]?.startsWith(`${h.workspace}/`))
     .map((f) => ({ mountPoint: f[4] as string, options: f.slice(f.indexOf('-') + 3).join(' ') }));
-}
-
-function hostProcessesWith(arg: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(arg)) found.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return found;
 }
 
 describe('the worker never resolves a workspace path the sandbox can change', () => {
