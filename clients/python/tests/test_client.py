@@ -10,6 +10,7 @@ start. The tests import ``fleet_client`` as installed, or from clients/python wh
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -23,9 +24,8 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-try:
-    import fleet_client  # noqa: F401  (installed: the path `pip install ./clients/python` gives users)
-except ImportError:
+if importlib.util.find_spec("fleet_client") is None:
+    # Not installed: the source next to the tests. (Installed is the path `pip install ./clients/python` gives.)
     sys.path.insert(0, str(HERE.parent))
 
 from fleet_client import FleetClient, FleetError  # noqa: E402
