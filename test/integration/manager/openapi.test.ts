@@ -50,6 +50,23 @@ function responseChecker(doc: Doc) {
   };
 }
 
+/** Every route fastify's router holds, read from its printed tree: a second count, independent of the hook. */
+function routerRoutes(tree: string): Set<string> {
+  const out = new Set<string>();
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const m = /^(.*?)[├└]── (.*?)(?: \(([^)]*)\))?$/.exec(line);
+    if (!m) continue;
+    const depth = [...m[1]!].length / 4;
+    stack.length = depth;
+    const url = (stack[depth - 1] ?? '') + m[2]!;
+    stack[depth] = url;
+    for (const method of (m[3] ?? '').split(', ').filter((x) => x && x !== 'HEAD'))
+      out.add(`${method} ${url}`);
+  }
+  return out;
+}
+
 async function call(
   m: TestManager,
   method: string,
@@ -94,6 +111,10 @@ describe('GET /api/openapi.json (issue 18 point 3)', () => {
     // The hook saw the whole server: the core routes and the dashboard plugin's.
     expect(routes.length).toBeGreaterThan(15);
     expect(routes).toContainEqual({ method: 'GET', url: '/dashboard/api/tasks' });
+    // The hook saw every route the router has (none was registered before it).
+    expect(new Set(routes.map((r) => `${r.method} ${r.url}`))).toEqual(
+      routerRoutes(m.api.printRoutes({ commonPrefix: false })),
+    );
     expect(undocumentedRoutes(m.api)).toEqual([]);
     for (const r of routes.filter((r) => !r.url.startsWith('/dashboard'))) {
       expect(doc.paths[openApiPath(r.url)]?.[r.method.toLowerCase()], `${r.method} ${r.url}`).toBeDefined();
