@@ -93,6 +93,7 @@ class Fleet:
                         "host": "127.0.0.1",
                         "workers": [f"ws://127.0.0.1:{worker_port}/ws"],
                         "health": {"heartbeat_interval": "200ms", "missed_heartbeats": 5},
+                        "shutdown_grace": 1,
                     }
                 }
             )
@@ -290,6 +291,23 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(FleetError) as ws:
             nobody.events(timeout=2)
         self.assertEqual(ws.exception.code, "manager_unreachable")
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_a_manager_that_stops_ends_the_event_stream_with_its_typed_error(self) -> None:
+        fleet = Fleet()
+        try:
+            client = FleetClient(fleet.url, token=TOKEN)
+            with client.events() as events:
+                self.assertEqual(events.next(timeout=10)["type"], "hello")
+                fleet.procs[-1].terminate()  # the manager: SIGTERM, a graceful stop
+                with self.assertRaises(FleetError) as stopped:
+                    while True:
+                        events.next(timeout=15)
+            self.assertEqual(stopped.exception.code, "shutting_down")
+            self.assertTrue(stopped.exception.retryable)
+        finally:
+            fleet.stop()
 
 
 if __name__ == "__main__":
