@@ -347,10 +347,10 @@ export class WorkerManager {
     const parsed = TaskSubmissionSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new FleetError(
-        'invalid_task',
-        `invalid task: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
-      );
+      const field = i?.path.join('.') || '(root)';
+      throw new FleetError('invalid_task', `invalid task: ${field}: ${i?.message ?? 'invalid'}`, {
+        details: { field },
+      });
     }
     // Before anything is stored: a record the read paths cannot serialize must never exist.
     checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');

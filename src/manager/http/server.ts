@@ -17,6 +17,8 @@ import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js'
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
+import { ListQuery, RegisterBody, WaitQuery } from './api-schemas.js';
+import { registerOpenApiRoute, type OpenApiOptions } from './openapi.js';
 
 export interface ApiServerOptions {
   token?: string;
@@ -24,6 +26,8 @@ export interface ApiServerOptions {
   bodyLimitBytes?: number;
   /** Extra routes (the dashboard) registered on the same server. */
   plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
+  /** What `GET /api/openapi.json` adds to the route table (the capability catalog's schemas). */
+  openapi?: OpenApiOptions;
 }
 
 type Access = 'read' | 'write';
@@ -78,24 +82,6 @@ export function authorize(
     given ? 'wrong token' : 'this manager requires a token (Authorization: Bearer <token>)',
   );
 }
-
-const ListQuery = z.object({
-  state: z.string().optional(),
-  capability: z.string().optional(),
-  workerId: z.string().optional(),
-  limit: z.coerce.number().int().positive().max(10_000).optional(),
-});
-
-const WaitQuery = z.object({
-  timeoutMs: z.coerce.number().int().nonnegative().max(3_600_000).optional(),
-  wait: z.string().optional(),
-});
-
-const RegisterBody = z.object({
-  endpoint: z.string().min(1).max(2000),
-  workerType: z.string().min(1).max(100).optional(),
-  workerId: z.string().max(200).optional(),
-});
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -166,6 +152,8 @@ export async function createApiServer(
       error: new FleetError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON(),
     });
   });
+
+  registerOpenApiRoute(app, guard('read'), options.openapi);
 
   app.get('/health', async () => {
     const workers = manager.registry.list();
