@@ -18,7 +18,7 @@ fi
 # browser worker, util-linux for setpriv; the tests also need full Chromium, a redis-server binary, and iproute2 +
 # mount for the browser worker's network-namespace attack test (ip link/addr, mount --bind).
 apt_packages=(bubblewrap python3 python3-numpy python3-matplotlib python3-pyflakes python3-pip util-linux chromium-headless-shell fonts-liberation procps)
-if [ "$mode" = "test" ]; then apt_packages+=(chromium redis-server iproute2 mount); fi
+if [ "$mode" = "test" ]; then apt_packages+=(chromium redis-server iproute2 mount python3-setuptools); fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
