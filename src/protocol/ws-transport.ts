@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
+import { batchWritesThisTurn } from './batch-writes.js';
 import { deserialize, serialize, DEFAULT_MAX_FRAME_BYTES } from './codec.js';
 import { FleetError } from './errors.js';
 import type { Message } from './messages.js';
@@ -16,7 +17,6 @@ export class WebSocketTransport<In extends Message, Out extends Message> impleme
   onerror?: (error: FleetError) => void;
   onclose?: (info: CloseInfo) => void;
   private readonly maxFrameBytes: number;
-  private corked = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -47,7 +47,7 @@ export class WebSocketTransport<In extends Message, Out extends Message> impleme
 
   send(message: Out): Promise<void> {
     if (!this.isOpen) return Promise.reject(new FleetError('worker_lost', 'connection is not open'));
-    this.corkUntilTurnEnds();
+    batchWritesThisTurn(this.socket);
     return new Promise((resolve, reject) => {
       this.socket.send(serialize(message), (err) =>
         err ? reject(new FleetError('worker_lost', `send failed: ${err.message}`)) : resolve(),
@@ -74,24 +74,6 @@ export class WebSocketTransport<In extends Message, Out extends Message> impleme
   /** Drops the connection at once, without the closing handshake (a dead peer will never answer it). */
   terminate(): void {
     this.socket.terminate();
-  }
-
-  /**
-   * Holds this turn's frames in the socket and writes them with one syscall when the event loop reaches its
-   * check phase. Under load a manager hands out many tasks per turn (and a worker answers many): one writev
-   * (and one wake-up of the peer) per frame was the largest cost of a no-op task (docs/performance.md).
-   */
-  private corkUntilTurnEnds(): void {
-    if (this.corked) return;
-    // ws keeps the net.Socket private; without it (another WebSocket implementation) frames go out one by one.
-    const raw = (this.socket as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
-    if (typeof raw?.cork !== 'function' || typeof raw.uncork !== 'function') return;
-    this.corked = true;
-    raw.cork();
-    setImmediate(() => {
-      this.corked = false;
-      raw.uncork!();
-    });
   }
 
   private reject(error: FleetError, inReplyTo: string | undefined): void {

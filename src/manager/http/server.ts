@@ -17,6 +17,7 @@ import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js'
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
+import { attachClientChannel } from './client-channel.js';
 
 export interface ApiServerOptions {
   token?: string;
@@ -90,6 +91,8 @@ const WaitQuery = z.object({
   timeoutMs: z.coerce.number().int().nonnegative().max(3_600_000).optional(),
   wait: z.string().optional(),
 });
+
+const BatchBody = z.object({ tasks: z.array(z.unknown()).min(1) });
 
 const RegisterBody = z.object({
   endpoint: z.string().min(1).max(2000),
@@ -193,6 +196,15 @@ export async function createApiServer(
     }
     const { task, created } = await manager.submit(req.body ?? {});
     return reply.code(created ? 201 : 200).send({ task: publicTask(task), created });
+  });
+
+  // `::` is a literal colon in fastify's router: the path is /api/tasks:batch.
+  app.post('/api/tasks::batch', { preHandler: guard('write') }, async (req, reply) => {
+    const body = parse(BatchBody, req.body ?? {}, 'batch');
+    const results = await manager.submitMany(body.tasks);
+    return reply
+      .code(results.some((r) => r.created) ? 201 : 200)
+      .send({ tasks: results.map(({ task, created }) => ({ task: publicTask(task), created })) });
   });
 
   app.get('/api/tasks', { preHandler: guard('read') }, async (req) => {
@@ -313,6 +325,10 @@ export async function createApiServer(
   for (const plugin of options.plugins ?? []) await plugin(app);
 
   attachEventStream(app, manager, options);
+  attachClientChannel(app, manager, {
+    ...options,
+    maxFrameBytes: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+  });
   return app;
 }
 
