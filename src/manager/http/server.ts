@@ -23,6 +23,8 @@ export interface ApiServerOptions {
   token?: string;
   readToken?: string;
   bodyLimitBytes?: number;
+  /** Requests one client channel connection (`/api/channel`) may have in flight. */
+  channelMaxInFlight?: number;
   /** Extra routes (the dashboard) registered on the same server. */
   plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
 }
@@ -328,6 +330,7 @@ export async function createApiServer(
   attachClientChannel(app, manager, {
     ...options,
     maxFrameBytes: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    ...(options.channelMaxInFlight !== undefined ? { maxInFlight: options.channelMaxInFlight } : {}),
   });
   return app;
 }
