@@ -11,6 +11,7 @@
  *   the waiting requests fail with `manager_unreachable`; a refused token fails them at once.
  */
 import { WebSocket } from 'ws';
+import { batchWritesThisTurn } from '../protocol/batch-writes.js';
 import type { ChannelHello } from '../protocol/client-channel.js';
 import { FleetError, type FleetErrorShape } from '../protocol/errors.js';
 
@@ -142,6 +143,8 @@ export class ClientChannel {
       const p = this.waiting.shift()!;
       p.onWire = true;
       this.onWire += 1;
+      // Callers that issue many requests in one turn (fan-out, a closed loop) share one write.
+      batchWritesThisTurn(ws);
       ws.send(p.text);
     }
   }
