@@ -1,133 +1,226 @@
-// The foundation's targets, side by side with BullMQ on the machine's Redis in the same run:
-//  1. sequential round trip (submit → result) of a no-op echo task, p50/p99, vs BullMQ add → completed;
-//  2. throughput with 4 echo workers vs BullMQ no-op jobs at concurrency 16;
-//  3. failure detection: kill -9 of a worker process → offline, → its task running elsewhere;
-//  4. manager RSS before and after 100 000 tasks.
-// Workers run in this process (over real loopback WebSockets), as the BullMQ worker of the reference does.
-// Build first (`npm run build`); then `node bench/manager.mjs [roundTrips] [throughputTasks] [rssTasks]`.
-import { spawn } from 'node:child_process';
+// The user's path, side by side with BullMQ in the same run, each with the same three processes:
+//   Fleet:  client process (FleetClient, public API) → manager process → one echo worker process (concurrency 64)
+//   BullMQ: client process (Queue.add + waitUntilFinished, QueueEvents) → redis-server → one Worker process
+//           (concurrency 64)
+// on a no-op echo. Measures sequential round trips (p50/p99) and a closed loop with 64 tasks in flight, over
+// HTTP (`POST /api/tasks?wait=1`) and over FleetClient's WebSocket channel; the manager's CPU per task
+// (process.cpuUsage() in the manager process) next to redis-server's (INFO cpu). Then, as before, failure
+// detection (kill -9 of a worker process) and the manager's RSS over many tasks; the in-process
+// `executeTask` figure is kept only as a labelled extra line (no user calls Fleet that way).
+//
+// Build first (`npm run build`), then
+//   node bench/manager.mjs [--rounds 2000] [--tasks 20000] [--repeat 1] [--rss 100000] [--dist dist]
+//                          [--cpu-prof DIR] [--only http,ws,bullmq] [--skip-failure] [--skip-rss]
+// --dist runs another build (e.g. an older commit's) in the same conditions; --cpu-prof writes V8 profiles
+// of the manager and worker processes under the closed loop. REDIS_URL picks the Redis.
+import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Queue, QueueEvents, Worker } from 'bullmq';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { parseConfig } from '../dist/config/load.js';
-import { WorkerManager } from '../dist/manager/manager.js';
-import { WorkerServer } from '../dist/workers/common/server.js';
-import { createEchoKind } from '../dist/workers/echo/index.js';
-import { freePort } from './lib/support.mjs';
+import { deleteKeys, freePort, sleep } from './lib/support.mjs';
 
-const [rounds = 2000, throughputTasks = 20000, rssTasks = 100000] = process.argv.slice(2).map(Number);
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '2000' },
+    tasks: { type: 'string', default: '20000' },
+    repeat: { type: 'string', default: '1' },
+    rss: { type: 'string', default: '100000' },
+    dist: { type: 'string', default: 'dist' },
+    only: { type: 'string', default: 'http,ws,bullmq' },
+    'cpu-prof': { type: 'string' },
+    'skip-failure': { type: 'boolean', default: false },
+    'skip-rss': { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(args.rounds);
+const tasks = Number(args.tasks);
+const repeat = Number(args.repeat);
+const rssTasks = Number(args.rss);
+for (const [name, v, max] of [
+  ['rounds', rounds, 100_000],
+  ['tasks', tasks, 500_000],
+  ['repeat', repeat, 20],
+  ['rss', rssTasks, 1_000_000],
+]) {
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new Error(`--${name} must be an integer in 1..${max}`);
+}
+const only = new Set(args.only.split(','));
+const dist = resolve(args.dist);
+const load = (p) => import(pathToFileURL(join(dist, p)).href);
+const here = (p) => new URL(p, import.meta.url).pathname;
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const silent = pino({ level: 'silent' });
-const pct = (xs, p) =>
-  xs.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[
-    Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))
-  ];
-const us = (ns) => `${(Number(ns) / 1000).toFixed(0)} µs`;
+const INFLIGHT = 64;
+const token = `bench-${randomUUID()}`;
+const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+const profArgs = (name) =>
+  profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+const { FleetClient } = await load('client/fleet-client.js');
+const hasWs = FleetClient.prototype.connect !== undefined;
 
-function config(extra = {}) {
-  return parseConfig({
-    manager: {
-      port: 0,
-      log_level: 'silent',
-      queue: { max_size: 1_000_000 },
-      health: { heartbeat_interval: '250ms', missed_heartbeats: 4 },
-      ...extra,
-    },
-    echo: { port: 0, max_concurrent_tasks: 16 },
+function waitMessage(child, pred) {
+  return new Promise((res, rej) => {
+    const onMsg = (m) => pred(m) && (child.off('message', onMsg), res(m));
+    child.on('message', onMsg);
+    child.once('exit', (code) => rej(new Error(`child exited (${code}) before it was ready`)));
   });
 }
 
-async function echoWorkers(n) {
-  const servers = [];
-  for (let i = 0; i < n; i++) {
-    const section = config().echo;
-    const s = new WorkerServer({ kind: createEchoKind(section), config: section, logger: silent });
-    await s.start();
-    servers.push(s);
-  }
-  return servers;
-}
-
-async function fleetWith(workers) {
-  const m = new WorkerManager(config(), { logger: silent });
-  await m.start();
-  for (const w of workers) await m.registerWorker({ endpoint: w.endpoint });
-  return m;
-}
-
-async function fleetRoundTrip(m) {
-  const times = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = process.hrtime.bigint();
-    const t = await m.executeTask({ capability: 'echo', payload: { i } });
-    times.push(process.hrtime.bigint() - t0);
-    if (t.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(t.error)}`);
-  }
-  return times;
-}
-
-async function bullRoundTrip(prefix) {
-  const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const q = new Queue('rt', { connection, prefix });
-  const ev = new QueueEvents('rt', { connection, prefix });
-  const w = new Worker('rt', async (job) => job.data, { connection, prefix, concurrency: 1 });
-  await ev.waitUntilReady();
-  await w.waitUntilReady();
-  const times = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = process.hrtime.bigint();
-    const job = await q.add('noop', { i });
-    await job.waitUntilFinished(ev, 10_000);
-    times.push(process.hrtime.bigint() - t0);
-  }
-  await w.close();
-  await ev.close();
-  await q.close();
-  return times;
-}
-
-async function fleetThroughput(m, n) {
-  const t0 = performance.now();
-  const ids = [];
-  for (let i = 0; i < n; i++) ids.push((await m.submit({ capability: 'echo', payload: { i } })).task.id);
-  await Promise.all(ids.map((id) => m.waitForTask(id)));
-  return n / ((performance.now() - t0) / 1000);
-}
-
-async function bullThroughput(prefix, n) {
-  const connection = { url: redisUrl, maxRetriesPerRequest: null };
-  const q = new Queue('tp', { connection, prefix });
-  let done = 0;
-  let finish;
-  const all = new Promise((r) => (finish = r));
-  const t0 = performance.now();
-  const w = new Worker('tp', async () => undefined, { connection, prefix, concurrency: 16 });
-  w.on('completed', () => ++done === n && finish());
-  for (let i = 0; i < n; i += 500)
-    await q.addBulk(
-      Array.from({ length: Math.min(500, n - i) }, (_, j) => ({
-        name: 'noop',
-        data: { i: i + j },
-        opts: { removeOnComplete: true },
-      })),
+function runClient(opts) {
+  return new Promise((res, rej) => {
+    const c = spawn(process.execPath, [here('./lib/bench-client.mjs'), JSON.stringify({ dist, ...opts })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.once('exit', (code) =>
+      code === 0
+        ? res(JSON.parse(out.trim().split('\n').pop()))
+        : rej(new Error(`client ${opts.mode} exited ${code}`)),
     );
-  await all;
-  const rate = n / ((performance.now() - t0) / 1000);
-  await w.close();
-  await q.close();
-  return rate;
+  });
+}
+
+/** The Fleet side: an echo worker process at concurrency 64 and a manager process that dials it. */
+async function startFleet(tag) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
+  const cfg = join(dir, 'fleet.yaml');
+  writeFileSync(cfg, `echo:\n  max_concurrent_tasks: ${INFLIGHT}\n`);
+  const worker = spawn(
+    process.execPath,
+    [
+      ...profArgs(`worker-${tag}`),
+      join(dist, 'cli/main.js'),
+      'worker',
+      'echo',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--token',
+      token,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, FLEET_CONFIG: cfg, FLEET_LOG_LEVEL: 'error' },
+    },
+  );
+  const manager = fork(here('./lib/bench-manager-proc.mjs'), [dist, `ws://127.0.0.1:${port}/ws`, token], {
+    execArgv: profArgs(`manager-${tag}`),
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const { url } = await waitMessage(manager, (m) => m.url);
+  const cpu = async () => (manager.send('cpu'), (await waitMessage(manager, (m) => m.cpu)).cpu);
+  return {
+    url,
+    cpu,
+    async stop() {
+      manager.send('stop');
+      await new Promise((r) => manager.once('exit', r));
+      // SIGTERM, not SIGKILL: the worker drains and exits, so --cpu-prof writes its profile.
+      worker.kill('SIGTERM');
+      await new Promise((r) => worker.once('exit', r));
+    },
+  };
+}
+
+async function redisCpu(r) {
+  const info = await r.info('cpu');
+  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1]);
+  return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6; // µs
+}
+
+const cpuMicros = (a, b) => b.user - a.user + (b.system - a.system);
+
+async function fleetRun(mode, i) {
+  const f = await startFleet(`${mode}-${i}`);
+  try {
+    const seq = await runClient({ mode, phase: 'seq', url: f.url, token, rounds });
+    const before = await f.cpu();
+    const loop = await runClient({ mode, phase: 'loop', url: f.url, token, tasks, inflight: INFLIGHT });
+    const after = await f.cpu();
+    return { ...seq, ...loop, cpuPerTask: cpuMicros(before, after) / (tasks + 500) };
+  } finally {
+    await f.stop();
+  }
+}
+
+async function bullRun(i) {
+  const prefix = `fleet-bench-${randomUUID().slice(0, 8)}`;
+  const w = fork(here('./lib/bench-bull-worker.mjs'), [redisUrl, prefix, 'bench', String(INFLIGHT)], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const r = new Redis(redisUrl);
+  try {
+    await waitMessage(w, (m) => m.ready);
+    const seq = await runClient({ mode: 'bullmq', phase: 'seq', redisUrl, prefix, rounds });
+    const before = await redisCpu(r);
+    const loop = await runClient({
+      mode: 'bullmq',
+      phase: 'loop',
+      redisUrl,
+      prefix,
+      tasks,
+      inflight: INFLIGHT,
+    });
+    const after = await redisCpu(r);
+    return { ...seq, ...loop, cpuPerTask: (after - before) / (tasks + 500) };
+  } finally {
+    w.send('stop');
+    await new Promise((res) => w.once('exit', res));
+    await deleteKeys(redisUrl, `${prefix}:*`);
+    r.disconnect();
+    void i;
+  }
+}
+
+/** The old figure: executeTask inside the manager's process, echo worker in the same process too. */
+async function inProcess() {
+  const { parseConfig } = await load('config/load.js');
+  const { WorkerManager } = await load('manager/manager.js');
+  const { WorkerServer } = await load('workers/common/server.js');
+  const { createEchoKind } = await load('workers/echo/index.js');
+  const silent = pino({ level: 'silent' });
+  const config = parseConfig({
+    manager: { port: 0, log_level: 'silent', queue: { max_size: 1_000_000 } },
+    echo: { port: 0, max_concurrent_tasks: INFLIGHT },
+  });
+  const w = new WorkerServer({ kind: createEchoKind(config.echo), config: config.echo, logger: silent });
+  await w.start();
+  const m = new WorkerManager(config, { logger: silent });
+  await m.start();
+  await m.registerWorker({ endpoint: w.endpoint });
+  const times = [];
+  for (let i = 0; i < rounds + 200; i++) {
+    const t0 = performance.now();
+    await m.executeTask({ capability: 'echo', payload: { i } });
+    if (i >= 200) times.push(performance.now() - t0);
+  }
+  await m.stop();
+  await w.stop();
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)] };
 }
 
 async function failureDetection() {
+  const { parseConfig } = await load('config/load.js');
+  const { WorkerManager } = await load('manager/manager.js');
+  const config = parseConfig({
+    manager: { port: 0, log_level: 'silent', health: { heartbeat_interval: '250ms', missed_heartbeats: 4 } },
+  });
   const ports = [await freePort(), await freePort()];
   const procs = ports.map((port) =>
-    spawn(process.execPath, ['dist/cli/main.js', 'worker', 'echo', '--port', String(port)], {
+    spawn(process.execPath, [join(dist, 'cli/main.js'), 'worker', 'echo', '--port', String(port)], {
       stdio: 'ignore',
       env: { ...process.env, FLEET_LOG_LEVEL: 'silent' },
     }),
   );
-  const m = new WorkerManager(config(), { logger: silent });
+  const m = new WorkerManager(config, { logger: pino({ level: 'silent' }) });
   await m.start();
   for (
     let tries = 0;
@@ -135,10 +228,10 @@ async function failureDetection() {
     tries++
   ) {
     for (const p of ports) await m.registerWorker({ endpoint: `ws://127.0.0.1:${p}/ws` });
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   const task = (await m.submit({ capability: 'sleep', payload: { ms: 3000 } })).task;
-  while ((await m.getTask(task.id)).state !== 'running') await new Promise((r) => setTimeout(r, 5));
+  while ((await m.getTask(task.id)).state !== 'running') await sleep(5);
   const victimId = (await m.getTask(task.id)).workerId;
   const victim = procs[ports.indexOf(m.registry.get(victimId).port)];
   let offlineAt;
@@ -167,8 +260,24 @@ async function failureDetection() {
 }
 
 async function rssGrowth(n) {
-  const workers = await echoWorkers(4);
-  const m = await fleetWith(workers);
+  const { parseConfig } = await load('config/load.js');
+  const { WorkerManager } = await load('manager/manager.js');
+  const { WorkerServer } = await load('workers/common/server.js');
+  const { createEchoKind } = await load('workers/echo/index.js');
+  const silent = pino({ level: 'silent' });
+  const config = parseConfig({
+    manager: { port: 0, log_level: 'silent', queue: { max_size: 1_000_000 } },
+    echo: { port: 0, max_concurrent_tasks: 16 },
+  });
+  const workers = [];
+  for (let i = 0; i < 4; i++) {
+    const s = new WorkerServer({ kind: createEchoKind(config.echo), config: config.echo, logger: silent });
+    await s.start();
+    workers.push(s);
+  }
+  const m = new WorkerManager(config, { logger: silent });
+  await m.start();
+  for (const w of workers) await m.registerWorker({ endpoint: w.endpoint });
   const batch = async (count) => {
     for (let i = 0; i < count; i += 1000) {
       const ids = [];
@@ -188,52 +297,82 @@ async function rssGrowth(n) {
   return { before, after };
 }
 
-const prefix = `fleet-bench-${randomUUID().slice(0, 8)}`;
-const workers = await echoWorkers(4);
-const m = await fleetWith(workers);
-const fleetRt = await fleetRoundTrip(m);
-const bullRt = await bullRoundTrip(prefix);
-const fleetTp = await fleetThroughput(m, throughputTasks);
-const bullTp = await bullThroughput(prefix, throughputTasks);
-await m.stop();
-for (const w of workers) await w.stop();
-const fd = await failureDetection();
-const rss = await rssGrowth(rssTasks);
-const r = new Redis(redisUrl);
-const keys = await r.keys(`${prefix}:*`);
-if (keys.length) await r.del(...keys);
-r.disconnect();
+const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const runs = { http: [], ws: [], bullmq: [] };
+for (let i = 0; i < repeat; i++) {
+  // Interleaved, so a noisy neighbour on the shared machine hits every side alike.
+  if (only.has('bullmq')) runs.bullmq.push(await bullRun(i));
+  if (only.has('http')) runs.http.push(await fleetRun('fleet-http', i));
+  if (only.has('ws') && hasWs) runs.ws.push(await fleetRun('fleet-ws', i));
+}
+const agg = (list) =>
+  list.length
+    ? {
+        p50: median(list.map((r) => r.p50)),
+        p99: median(list.map((r) => r.p99)),
+        perSecond: median(list.map((r) => r.perSecond)),
+        cpuPerTask: median(list.map((r) => r.cpuPerTask)),
+      }
+    : undefined;
+const bull = agg(runs.bullmq);
+const sides = { 'Fleet HTTP': agg(runs.http), 'Fleet WebSocket': agg(runs.ws) };
 
 console.log(
-  '\nFleet foundation benchmark (no-op echo on loopback; BullMQ on the same machine as the reference)\n',
+  `\nFleet vs BullMQ on the user's path: client process → broker → one worker process (concurrency ${INFLIGHT}), no-op echo` +
+    `\n${rounds} sequential round trips, ${tasks} tasks closed-loop with ${INFLIGHT} in flight; median of ${repeat} run(s); build ${dist}\n`,
 );
-console.table({
-  'round trip p50': {
-    fleet: us(pct(fleetRt, 50)),
-    bullmq: us(pct(bullRt, 50)),
-    'fleet/bullmq': (Number(pct(fleetRt, 50)) / Number(pct(bullRt, 50))).toFixed(2),
-  },
-  'round trip p99': {
-    fleet: us(pct(fleetRt, 99)),
-    bullmq: us(pct(bullRt, 99)),
-    'fleet/bullmq': (Number(pct(fleetRt, 99)) / Number(pct(bullRt, 99))).toFixed(2),
-  },
-  'throughput (tasks/s)': {
-    fleet: fleetTp.toFixed(0),
-    bullmq: bullTp.toFixed(0),
-    'fleet/bullmq': (fleetTp / bullTp).toFixed(2),
-  },
-});
-console.table({
-  'kill -9 → offline': { ms: fd.offlineMs.toFixed(1), aim: '≤ 1000' },
-  'offline → task claimed elsewhere': { ms: fd.rerunAfterDetectionMs.toFixed(1), aim: '≤ 200' },
-});
-console.table({
-  [`manager RSS, ${rssTasks} tasks after a 10 000 warm-up`]: {
-    before: `${(rss.before / 2 ** 20).toFixed(1)} MB`,
-    after: `${(rss.after / 2 ** 20).toFixed(1)} MB`,
-    growth: `${(((rss.after - rss.before) / rss.before) * 100).toFixed(1)} %`,
-    aim: '< 10 %',
-  },
-});
+const ms = (x) => (x === undefined ? '-' : `${x.toFixed(3)} ms`);
+const ratio = (a, b, inv = false) =>
+  a === undefined || b === undefined ? '-' : `${(inv ? b / a : a / b).toFixed(2)}×`;
+const table = {};
+const row = (name, s) => {
+  table[name] = {
+    p50: ms(s?.p50),
+    p99: ms(s?.p99),
+    'tasks/s (64 in flight)': s ? s.perSecond.toFixed(0) : '-',
+    'broker CPU/task': s ? `${s.cpuPerTask.toFixed(0)} µs` : '-',
+  };
+};
+row('BullMQ (broker: redis-server)', bull);
+for (const [name, s] of Object.entries(sides)) row(`${name} (broker: manager)`, s);
+console.table(table);
+const ratios = {};
+for (const [name, s] of Object.entries(sides)) {
+  if (!s) continue;
+  const aimP50 = name.includes('WebSocket') ? 0.5 : 1;
+  const aimTp = name.includes('WebSocket') ? 2 : 1;
+  ratios[`${name} / BullMQ`] = {
+    'p50 ratio': ratio(s.p50, bull?.p50),
+    'p50 aim': `≤ ${aimP50}×`,
+    'p99 ratio': ratio(s.p99, bull?.p99),
+    'throughput ratio': ratio(s.perSecond, bull?.perSecond),
+    'throughput aim': `≥ ${aimTp}×`,
+  };
+}
+console.table(ratios);
+if (!hasWs) console.log('(this build has no WebSocket client channel: that row is empty)');
+
+const extra = await inProcess();
+console.log(
+  `extra, not the user's path: manager.executeTask() inside the manager's process, p50 ${ms(extra.p50)}, p99 ${ms(extra.p99)}`,
+);
+if (!args['skip-failure']) {
+  const fd = await failureDetection();
+  console.table({
+    'kill -9 → offline': { ms: fd.offlineMs.toFixed(1), aim: '≤ 1000' },
+    'offline → task claimed elsewhere': { ms: fd.rerunAfterDetectionMs.toFixed(1), aim: '≤ 200' },
+  });
+}
+if (!args['skip-rss']) {
+  const rss = await rssGrowth(rssTasks);
+  console.table({
+    [`manager RSS, ${rssTasks} tasks after a 10 000 warm-up`]: {
+      before: `${(rss.before / 2 ** 20).toFixed(1)} MB`,
+      after: `${(rss.after / 2 ** 20).toFixed(1)} MB`,
+      growth: `${(((rss.after - rss.before) / rss.before) * 100).toFixed(1)} %`,
+      aim: '< 10 %',
+    },
+  });
+}
+if (profDir) console.log(`CPU profiles of the manager and worker processes in ${profDir}`);
 process.exit(0);

@@ -2,8 +2,12 @@
  * FleetClient: the typed way for an agent (or the CLI) to use a manager over HTTP and WebSocket.
  * Errors come back as FleetError with the manager's code, so callers branch on `err.code`.
  */
+import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { FleetError, type FleetErrorShape } from '../protocol/errors.js';
+import { ClientChannel, type ChannelProgress } from './client-channel.js';
+
+export type { ChannelProgress } from './client-channel.js';
 
 export interface ClientTask {
   id: string;
@@ -66,6 +70,20 @@ export interface FleetClientOptions {
   token?: string;
   /** Per-request deadline for ordinary calls (not waits). */
   timeoutMs?: number;
+  /**
+   * `websocket`: submit, execute, submitMany, wait, cancel and get go over one persistent WebSocket
+   * (`/api/channel`), reconnecting and resubscribing by itself; call close() when done. `http` (the default):
+   * one HTTP request per call. Other calls are HTTP either way.
+   */
+  channel?: 'http' | 'websocket';
+  /** websocket channel: how long to keep trying to reconnect before waiting calls fail. @default 30 000 */
+  reconnectTimeoutMs?: number;
+}
+
+/** One task of a `submitMany` batch. */
+export interface BatchTask extends SubmitOptions {
+  capability: string;
+  payload?: unknown;
 }
 
 /** Longest a single long-poll is held, well under the idle timeouts of common proxies. */
@@ -74,12 +92,84 @@ const FINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled', 'ti
 
 export class FleetClient {
   private readonly base: string;
+  private channelInstance: ClientChannel | undefined;
 
   constructor(private readonly options: FleetClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
   }
 
+  /** The persistent channel, opened on first use (websocket mode only). */
+  private get channel(): ClientChannel | undefined {
+    if (this.options.channel !== 'websocket') return undefined;
+    this.channelInstance ??= new ClientChannel({
+      url: `${this.base.replace(/^http/, 'ws')}/api/channel`,
+      ...(this.options.token ? { token: this.options.token } : {}),
+      ...(this.options.reconnectTimeoutMs !== undefined
+        ? { reconnectTimeoutMs: this.options.reconnectTimeoutMs }
+        : {}),
+    });
+    return this.channelInstance;
+  }
+
+  /** websocket mode: opens the channel now instead of on the first call (a no-op over HTTP). */
+  async connect(): Promise<void> {
+    await this.channel?.connect();
+  }
+
+  /** Closes the websocket channel; calls still waiting on it fail with `manager_unreachable`. */
+  close(): void {
+    this.channelInstance?.close();
+    this.channelInstance = undefined;
+  }
+
+  /** Runs a channel request, giving up on it (and answering with `onTimeout`) after `timeoutMs`. */
+  private async overChannel<T>(
+    channel: ClientChannel,
+    frame: Record<string, unknown>,
+    answer: 'accepted' | 'result' | 'task',
+    timeoutMs?: number,
+    onTimeout?: () => Promise<T>,
+    onProgress?: (p: ChannelProgress) => void,
+  ): Promise<Record<string, unknown> | T> {
+    const { rid, done } = channel.request(frame, answer, onProgress);
+    if (timeoutMs === undefined || !onTimeout) return done;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
+    try {
+      const first = await Promise.race([done, late]);
+      if (first !== 'late') return first;
+      channel.abandon(rid);
+      return onTimeout();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Submits several tasks in one request (fan-out). The manager validates the whole batch before it stores
+   * any task: one bad entry refuses them all, with the entry's index in `details.index`.
+   */
+  async submitMany(tasks: BatchTask[]): Promise<{ task: ClientTask; created: boolean }[]> {
+    const channel = this.channel;
+    if (channel) {
+      // Client-chosen ids make a batch sent again after a reconnect find its tasks instead of doubling them.
+      const withIds = tasks.map((t) => ({ ...t, id: t.id ?? randomUUID() }));
+      const r = await channel.request({ type: 'submitMany', tasks: withIds }, 'accepted').done;
+      return r.tasks as { task: ClientTask; created: boolean }[];
+    }
+    return (
+      await this.request<{ tasks: { task: ClientTask; created: boolean }[] }>('POST', '/api/tasks:batch', {
+        tasks,
+      })
+    ).tasks;
+  }
+
   async submit(capability: string, payload: unknown, options: SubmitOptions = {}): Promise<ClientTask> {
+    const channel = this.channel;
+    if (channel) {
+      const task = { capability, payload, ...options, id: options.id ?? randomUUID() };
+      return (await channel.request({ type: 'submit', task }, 'accepted').done).task as ClientTask;
+    }
     const r = await this.request<{ task: ClientTask }>('POST', '/api/tasks', {
       capability,
       payload,
@@ -92,9 +182,26 @@ export class FleetClient {
   async execute(
     capability: string,
     payload: unknown,
-    options: SubmitOptions & { waitMs?: number } = {},
+    options: SubmitOptions & {
+      waitMs?: number;
+      /** websocket channel only: called with each progress report of the task. */
+      onProgress?: (progress: ChannelProgress) => void;
+    } = {},
   ): Promise<ClientTask> {
-    const { waitMs = 300_000, ...submit } = options;
+    const { waitMs = 300_000, onProgress, ...submit } = options;
+    const channel = this.channel;
+    if (channel) {
+      const task = { capability, payload, ...submit, id: submit.id ?? randomUUID() };
+      const r = await this.overChannel(
+        channel,
+        { type: 'submit', task, wait: true, ...(onProgress ? { progress: true } : {}) },
+        'result',
+        waitMs,
+        () => this.get(task.id).then((t) => ({ task: t })),
+        onProgress,
+      );
+      return r.task as ClientTask;
+    }
     const deadline = Date.now() + waitMs;
     // One request for a task that finishes within a long-poll slice; a longer one goes on with wait().
     const slice = Math.min(waitMs, WAIT_SLICE_MS);
@@ -109,11 +216,20 @@ export class FleetClient {
   }
 
   async get(id: string): Promise<ClientTask> {
+    const channel = this.channel;
+    if (channel) return (await channel.request({ type: 'get', taskId: id }, 'task').done).task as ClientTask;
     return (await this.request<{ task: ClientTask }>('GET', `/api/tasks/${encodeURIComponent(id)}`)).task;
   }
 
   /** Long-polls until the task is final (or `timeoutMs` passes: then the current state comes back). */
   async wait(id: string, timeoutMs = 300_000): Promise<ClientTask> {
+    const channel = this.channel;
+    if (channel) {
+      const r = await this.overChannel(channel, { type: 'wait', taskId: id }, 'result', timeoutMs, () =>
+        this.get(id).then((t) => ({ task: t })),
+      );
+      return r.task as ClientTask;
+    }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = Math.max(0, deadline - Date.now());
@@ -129,6 +245,9 @@ export class FleetClient {
   }
 
   async cancel(id: string): Promise<ClientTask> {
+    const channel = this.channel;
+    if (channel)
+      return (await channel.request({ type: 'cancel', taskId: id }, 'task').done).task as ClientTask;
     return (await this.request<{ task: ClientTask }>('POST', `/api/tasks/${encodeURIComponent(id)}/cancel`))
       .task;
   }

@@ -99,6 +99,9 @@ export function normalizeEndpoint(endpoint: string): string {
   return url.toString();
 }
 
+/** Tasks one `submitMany` (POST /api/tasks:batch) may carry. */
+export const MAX_BATCH = 1000;
+
 /** Long enough for every attempt the task may make, plus a margin for queueing. */
 const defaultWaitMs = (task: TaskRecord): number => task.timeoutMs * task.maxAttempts + 5000;
 
@@ -344,6 +347,43 @@ export class WorkerManager {
 
   async submit(input: unknown): Promise<{ task: TaskRecord; created: boolean }> {
     this.assertAccepting();
+    return this.queue.submit(this.validateSubmission(input));
+  }
+
+  /**
+   * Submits several tasks (fan-out): every one is validated, and the queue's room checked, before any is
+   * stored, so a bad entry refuses the whole batch (the error names its index) instead of half of it.
+   */
+  async submitMany(inputs: unknown[]): Promise<{ task: TaskRecord; created: boolean }[]> {
+    this.assertAccepting();
+    if (inputs.length > MAX_BATCH) {
+      throw new FleetError('invalid_task', `a batch holds at most ${MAX_BATCH} tasks, got ${inputs.length}`, {
+        details: { limit: MAX_BATCH, count: inputs.length },
+      });
+    }
+    const valid = inputs.map((input, index) => {
+      try {
+        return this.validateSubmission(input);
+      } catch (err) {
+        if (!(err instanceof FleetError)) throw err;
+        throw new FleetError(err.code, `task ${index}: ${err.message}`, {
+          details: { ...err.details, index },
+        });
+      }
+    });
+    const room = this.config.manager.queue.max_size - (await this.queue.depth());
+    if (valid.length > room) {
+      throw new FleetError(
+        'queue_full',
+        `the queue has room for ${Math.max(0, room)} more tasks, not ${valid.length}`,
+      );
+    }
+    const out: { task: TaskRecord; created: boolean }[] = [];
+    for (const submission of valid) out.push(await this.queue.submit(submission));
+    return out;
+  }
+
+  private validateSubmission(input: unknown): TaskSubmission {
     const parsed = TaskSubmissionSchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
@@ -360,7 +400,7 @@ export class WorkerManager {
         details: { known: [...this.knownCapabilities()].sort() },
       });
     }
-    return this.queue.submit(parsed.data);
+    return parsed.data;
   }
 
   /** The typed error every refused submission, waiter and event stream gets during a graceful stop. */

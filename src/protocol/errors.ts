@@ -22,6 +22,11 @@ export const ERROR_CODES = {
   invalid_task: { retryable: false, http: 400, summary: 'A submitted task did not match the task schema.' },
   unknown_capability: { retryable: false, http: 400, summary: 'No worker type offers the capability.' },
   queue_full: { retryable: true, http: 429, summary: 'The queue is at its bound; submit again later.' },
+  too_many_requests: {
+    retryable: true,
+    http: 429,
+    summary: 'A client channel connection has too many requests in flight; wait for answers first.',
+  },
   not_found: { retryable: false, http: 404, summary: 'No task, worker or artifact with that id.' },
   conflict: { retryable: false, http: 409, summary: 'The action does not fit the current state.' },
   no_worker: { retryable: true, http: 503, summary: 'No worker with the capability is online.' },

@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
+import { batchWritesThisTurn } from './batch-writes.js';
 import { deserialize, serialize, DEFAULT_MAX_FRAME_BYTES } from './codec.js';
 import { FleetError } from './errors.js';
 import type { Message } from './messages.js';
@@ -46,6 +47,7 @@ export class WebSocketTransport<In extends Message, Out extends Message> impleme
 
   send(message: Out): Promise<void> {
     if (!this.isOpen) return Promise.reject(new FleetError('worker_lost', 'connection is not open'));
+    batchWritesThisTurn(this.socket);
     return new Promise((resolve, reject) => {
       this.socket.send(serialize(message), (err) =>
         err ? reject(new FleetError('worker_lost', `send failed: ${err.message}`)) : resolve(),

@@ -40,6 +40,13 @@ export const RegisterBody = z.object({
   workerId: z.string().max(200).optional(),
 });
 
+export const BatchBody = z.object({
+  tasks: z
+    .array(z.unknown())
+    .min(1)
+    .meta({ description: 'Submissions, each as the body of POST /api/tasks.' }),
+});
+
 export { TaskSubmissionSchema };
 
 const TaskIdParams = z.object({ id: z.string() });
@@ -229,6 +236,21 @@ export const API_ROUTES: readonly ApiRoute[] = [
     },
   },
   {
+    method: 'POST',
+    // fastify's `::` is a literal colon: the path is /api/tasks:batch.
+    url: '/api/tasks::batch',
+    operationId: 'submitTasks',
+    summary:
+      'Submit many tasks at once (fan-out); every entry is checked before any is stored, a bad one names its index.',
+    tags: ['tasks'],
+    access: 'write',
+    body: BatchBody,
+    responses: {
+      200: json('Every entry matched an existing task.', z.object({ tasks: z.array(SubmitResponse) })),
+      201: json('At least one task was queued.', z.object({ tasks: z.array(SubmitResponse) })),
+    },
+  },
+  {
     method: 'GET',
     url: '/api/tasks',
     operationId: 'listTasks',
@@ -383,6 +405,19 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tags: ['events'],
     access: 'read',
     query: EventsQuery,
+    upgrade: true,
+    responses: {
+      101: { description: 'Switching to the WebSocket protocol.', mediaType: 'application/json' },
+    },
+  },
+  {
+    method: 'GET',
+    url: '/api/channel',
+    operationId: 'clientChannel',
+    summary:
+      'WebSocket: the persistent client channel (submit, wait, cancel, get and progress multiplexed by request id; docs/client-channel.md).',
+    tags: ['tasks'],
+    access: 'read',
     upgrade: true,
     responses: {
       101: { description: 'Switching to the WebSocket protocol.', mediaType: 'application/json' },

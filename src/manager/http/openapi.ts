@@ -41,7 +41,12 @@ export function componentName(raw: string): string {
   return raw.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-export const openApiPath = (url: string): string => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+// fastify writes a literal colon as `::` (POST /api/tasks::batch is /api/tasks:batch).
+export const openApiPath = (url: string): string =>
+  url
+    .split('::')
+    .map((part) => part.replace(/:([A-Za-z0-9_]+)/g, '{$1}'))
+    .join(':');
 
 function stripMeta(schema: JsonSchema): JsonSchema {
   const { $schema: _s, $id: _i, ...rest } = schema;

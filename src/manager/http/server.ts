@@ -17,13 +17,16 @@ import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js'
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
-import { ListQuery, RegisterBody, WaitQuery } from './api-schemas.js';
+import { BatchBody, ListQuery, RegisterBody, WaitQuery } from './api-schemas.js';
+import { attachClientChannel } from './client-channel.js';
 import { registerOpenApiRoute, type OpenApiOptions } from './openapi.js';
 
 export interface ApiServerOptions {
   token?: string;
   readToken?: string;
   bodyLimitBytes?: number;
+  /** Requests one client channel connection (`/api/channel`) may have in flight. */
+  channelMaxInFlight?: number;
   /** Extra routes (the dashboard) registered on the same server. */
   plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
   /** What `GET /api/openapi.json` adds to the route table (the capability catalog's schemas). */
@@ -183,6 +186,15 @@ export async function createApiServer(
     return reply.code(created ? 201 : 200).send({ task: publicTask(task), created });
   });
 
+  // `::` is a literal colon in fastify's router: the path is /api/tasks:batch.
+  app.post('/api/tasks::batch', { preHandler: guard('write') }, async (req, reply) => {
+    const body = parse(BatchBody, req.body ?? {}, 'batch');
+    const results = await manager.submitMany(body.tasks);
+    return reply
+      .code(results.some((r) => r.created) ? 201 : 200)
+      .send({ tasks: results.map(({ task, created }) => ({ task: publicTask(task), created })) });
+  });
+
   app.get('/api/tasks', { preHandler: guard('read') }, async (req) => {
     const q = parse(ListQuery, req.query, 'query');
     const states = parseStates(q.state);
@@ -301,6 +313,11 @@ export async function createApiServer(
   for (const plugin of options.plugins ?? []) await plugin(app);
 
   attachEventStream(app, manager, options);
+  attachClientChannel(app, manager, {
+    ...options,
+    maxFrameBytes: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    ...(options.channelMaxInFlight !== undefined ? { maxInFlight: options.channelMaxInFlight } : {}),
+  });
   return app;
 }
 

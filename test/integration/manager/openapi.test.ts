@@ -112,7 +112,8 @@ describe('GET /api/openapi.json (issue 18 point 3)', () => {
     expect(routes.length).toBeGreaterThan(15);
     expect(routes).toContainEqual({ method: 'GET', url: '/dashboard/api/tasks' });
     // The hook saw every route the router has (none was registered before it).
-    expect(new Set(routes.map((r) => `${r.method} ${r.url}`))).toEqual(
+    // The router prints fastify's `::` (a literal colon) as one colon.
+    expect(new Set(routes.map((r) => `${r.method} ${r.url.replaceAll('::', ':')}`))).toEqual(
       routerRoutes(m.api.printRoutes({ commonPrefix: false })),
     );
     expect(undocumentedRoutes(m.api)).toEqual([]);

@@ -1,0 +1,79 @@
+// The client process of bench/manager.mjs: the path an agent takes, through the public API only.
+//   fleet-http: FleetClient.execute over HTTP (POST /api/tasks?wait=1 on a keep-alive connection);
+//   fleet-ws:   FleetClient over its WebSocket channel;
+//   bullmq:     Queue.add + job.waitUntilFinished(QueueEvents).
+// Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
+// the air, and prints one JSON line. Not a benchmark itself.
+// argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight }
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+
+const o = JSON.parse(process.argv[2]);
+
+async function fleetSide() {
+  const { FleetClient } = await import(pathToFileURL(resolve(o.dist, 'client/fleet-client.js')).href);
+  const client = new FleetClient({
+    url: o.url,
+    ...(o.token ? { token: o.token } : {}),
+    ...(o.mode === 'fleet-ws' ? { channel: 'websocket' } : {}),
+  });
+  return {
+    run: async (i) => {
+      const t = await client.execute('echo', { i });
+      if (t.state !== 'succeeded')
+        throw new Error(`task ${t.id} ended ${t.state}: ${JSON.stringify(t.error)}`);
+    },
+    close: async () => client.close?.(),
+  };
+}
+
+async function bullSide() {
+  const { Queue, QueueEvents } = await import('bullmq');
+  const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
+  const q = new Queue('bench', { connection, prefix: o.prefix });
+  const ev = new QueueEvents('bench', { connection, prefix: o.prefix });
+  // 64 waiters at once each add a listener; that is the reference's own usage, not a leak.
+  q.setMaxListeners(0);
+  ev.setMaxListeners(0);
+  await ev.waitUntilReady();
+  await q.waitUntilReady();
+  return {
+    run: async (i) => {
+      const job = await q.add('noop', { i });
+      await job.waitUntilFinished(ev, 30_000);
+    },
+    close: async () => {
+      await ev.close();
+      await q.close();
+    },
+  };
+}
+
+const side = o.mode === 'bullmq' ? await bullSide() : await fleetSide();
+const out = {};
+if (o.phase === 'seq') {
+  for (let i = 0; i < Math.min(200, o.rounds); i++) await side.run(i); // warm-up: JIT, connections
+  const times = new Float64Array(o.rounds);
+  for (let i = 0; i < o.rounds; i++) {
+    const t0 = performance.now();
+    await side.run(i);
+    times[i] = performance.now() - t0;
+  }
+  times.sort();
+  const at = (p) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))];
+  out.p50 = at(50);
+  out.p99 = at(99);
+} else {
+  for (let i = 0; i < 500; i++) await side.run(i); // warm-up
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: o.inflight }, async () => {
+      while (next < o.tasks) await side.run(next++);
+    }),
+  );
+  out.perSecond = o.tasks / ((performance.now() - t0) / 1000);
+}
+await side.close();
+process.stdout.write(`${JSON.stringify(out)}\n`);
+process.exit(0);

@@ -1,0 +1,28 @@
+/**
+ * Holds the frames a WebSocket sends during one event-loop turn in its TCP socket and writes them with one
+ * syscall when the loop reaches its check phase. Under load a manager hands out many tasks per turn (and a
+ * worker or a client channel answers many): one writev, and one wake-up of the peer, per frame was the
+ * largest single cost of a no-op task (docs/performance.md).
+ */
+import type { WebSocket } from 'ws';
+
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
+const corked = new WeakSet<Corkable>();
+
+export function batchWritesThisTurn(ws: WebSocket): void {
+  // ws keeps the net.Socket private; without it (another WebSocket implementation) frames go out one by one.
+  const raw = (ws as unknown as { _socket?: Partial<Corkable> })._socket;
+  if (typeof raw?.cork !== 'function' || typeof raw.uncork !== 'function') return;
+  const socket = raw as Corkable;
+  if (corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  setImmediate(() => {
+    corked.delete(socket);
+    socket.uncork();
+  });
+}
