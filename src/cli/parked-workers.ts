@@ -11,12 +11,10 @@ export function watchParkedWorkers(manager: WorkerManager, supervisor: Superviso
   const parked = new Map<string, string>();
   const endpointOf = (child: SupervisedChild) =>
     normalizeEndpoint(`ws://${child.spec.host}:${child.spec.port}/ws`);
-  const workerAt = (endpoint: string) => manager.registry.list().find((w) => w.endpoint === endpoint);
+  const workerAt = (endpoint: string) => manager.workerAt(endpoint);
 
   const markError = (endpoint: string) => {
-    const worker = workerAt(endpoint);
-    if (worker && worker.baseStatus !== 'error')
-      void manager.registry.updateWorkerStatus(worker.workerId, 'error').catch(() => undefined);
+    void manager.markWorkerError(endpoint).catch(() => undefined);
   };
 
   const resolve = (child: SupervisedChild, why: string) => {

@@ -28,6 +28,8 @@ import { OperatorEventLog, type OperatorEvent } from './operator-events.js';
 import { MemoryTaskQueue } from './queue/memory-task-queue.js';
 import type { TaskEvent, TaskFilter, TaskQueue } from './queue/task-queue.js';
 import { isFinal, TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './queue/task.js';
+import { normalizeEndpoint } from './discovery/endpoint.js';
+import { loadByType, type TypeLoad } from './registry/fleet-load.js';
 import { MemoryWorkerDirectory } from './registry/memory-worker-directory.js';
 import type { WorkerDirectory, WorkerRecord } from './registry/worker-directory.js';
 import {
@@ -76,12 +78,14 @@ const defaultWaitMs = (task: TaskRecord): number => task.timeoutMs * task.maxAtt
 
 export class WorkerManager {
   readonly id: string;
-  readonly registry: WorkerRegistry;
-  readonly dispatcher: Dispatcher;
-  readonly healthMonitor: HealthMonitor;
+  // The collaborators are the manager's own: callers use the methods below (the public surface, listed in
+  // docs/architecture.md), so the rooms can change without every caller changing with them.
+  private readonly registry: WorkerRegistry;
+  private readonly dispatcher: Dispatcher;
+  private readonly healthMonitor: HealthMonitor;
   readonly metrics: ManagerMetrics;
-  readonly queue: TaskQueue;
-  readonly directory: WorkerDirectory;
+  private readonly queue: TaskQueue;
+  private readonly directory: WorkerDirectory;
   readonly artifacts: ArtifactStore;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -237,6 +241,12 @@ export class WorkerManager {
     await this.directory.close();
   }
 
+  /** Resolves once the store listens for other managers' task events (Redis); at once on the memory store. */
+  async ready(): Promise<void> {
+    const queue = this.queue as TaskQueue & { ready?: () => Promise<void> };
+    if (typeof queue.ready === 'function') await queue.ready();
+  }
+
   subscribe(listener: (event: ManagerEvent) => void): () => void {
     this.events.on('event', listener);
     return () => this.events.off('event', listener);
@@ -272,6 +282,58 @@ export class WorkerManager {
     return [...local, ...remote].sort(
       (a, b) => a.workerType.localeCompare(b.workerType) || a.workerId.localeCompare(b.workerId),
     );
+  }
+
+  /** The workers this manager holds (connected, or offline and error ones not yet removed). */
+  localWorkers(): WorkerStatusView[] {
+    return this.registry.views();
+  }
+
+  /** A worker this manager is connected to (or was: offline and error workers stay until they are removed). */
+  worker(workerId: string): WorkerStatusView | undefined {
+    const w = this.registry.get(workerId);
+    return w ? viewOf(w, this.clock.now()) : undefined;
+  }
+
+  /** The worker of this manager reached through `endpoint` (any form normalizeEndpoint accepts). */
+  workerAt(endpoint: string): WorkerStatusView | undefined {
+    const normalized = normalizeEndpoint(endpoint);
+    const w = this.registry.list().find((x) => x.endpoint === normalized);
+    return w ? viewOf(w, this.clock.now()) : undefined;
+  }
+
+  /** Load and capacity per worker type of this manager's workers (registry/fleet-load.ts defines them). */
+  loadByType(): Map<string, TypeLoad> {
+    return loadByType(this.registry.views());
+  }
+
+  /** Tasks waiting, for one capability or in all. */
+  queueDepth(capability?: string): Promise<number> {
+    return this.queue.depth(capability);
+  }
+
+  /** Tasks this manager has on workers right now. */
+  get inFlight(): number {
+    return this.dispatcher.inFlight;
+  }
+
+  /**
+   * Marks the worker at `endpoint` as `error` (a process its supervisor gave up on), so it shows as needing
+   * a human rather than as an `offline` that looks like it will come back. No-op without such a worker.
+   */
+  async markWorkerError(endpoint: string): Promise<void> {
+    const worker = this.workerAt(endpoint);
+    if (worker && worker.status !== 'error') await this.registry.updateWorkerStatus(worker.workerId, 'error');
+  }
+
+  /** What `GET /health` reports. */
+  async health(): Promise<{ workers: number; connected: number; queued: number }> {
+    const workers = this.registry.list();
+    return {
+      workers: workers.length,
+      connected: workers.filter((w) => this.dispatcher.isConnected(w.workerId)).length,
+      queued: await this.queue.depth(),
+    };
   }
 
   /** Re-queues the in-flight tasks of every worker that is not connected any more, then fills free slots. */

@@ -16,8 +16,8 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import type { ManagerEvent } from '../manager.js';
 import type { AlertEvent, PublishedAlertKind } from '../operator-events.js';
-import type { TaskQueue } from '../queue/task-queue.js';
 import { isFinal, type TaskRecord, type TaskState } from '../queue/task.js';
+import { loadByType } from '../registry/fleet-load.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
 import type { ScalingDecision } from '../scaling/autoscaler.js';
 
@@ -27,7 +27,7 @@ export interface DashboardSource {
   subscribe(listener: (event: ManagerEvent) => void): () => void;
   getWorkerStatus(): Promise<WorkerStatusView[]>;
   capabilitiesByType(): Map<string, string[]>;
-  readonly queue: Pick<TaskQueue, 'depth'>;
+  queueDepth(capability?: string): Promise<number>;
 }
 
 export interface AggregatorOptions {
@@ -467,10 +467,10 @@ export class DashboardAggregator {
     const queueByType: Record<string, number> = {};
     for (const [type, caps] of capsByType) {
       let n = 0;
-      for (const c of caps) n += await this.source.queue.depth(c);
+      for (const c of caps) n += await this.source.queueDepth(c);
       queueByType[type] = n;
     }
-    const queue = await this.source.queue.depth();
+    const queue = await this.source.queueDepth();
 
     const workers = views.map((v) => toWorkerRow(v, now));
     const types = summarizeTypes(workers, queueByType);
@@ -635,17 +635,25 @@ function summarizeTypes(workers: WorkerRow[], queueByType: Record<string, number
     }
     return r;
   };
-  for (const w of workers) {
-    const r = row(w.type);
-    r.workers += 1;
-    r[w.status] += 1;
-    if (w.status === 'online' || w.status === 'busy') {
-      r.inFlight += w.inFlight;
-      if (!w.draining) {
-        r.capacity += w.max;
-        r.free += Math.max(0, w.max - w.inFlight);
-      }
-    }
+  const load = loadByType(
+    workers.map((w) => ({
+      workerType: w.type,
+      status: w.status,
+      draining: w.draining,
+      inFlight: w.inFlight,
+      maxConcurrency: w.max,
+    })),
+  );
+  for (const [type, l] of load) {
+    const r = row(type);
+    r.workers = l.workers;
+    r.online = l.online;
+    r.busy = l.busy;
+    r.offline = l.offline;
+    r.error = l.error;
+    r.inFlight = l.inFlight;
+    r.capacity = l.capacity;
+    r.free = l.free;
   }
   for (const [type, n] of Object.entries(queueByType)) {
     // Configured types with no worker and nothing queued are noise on the board.

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
+import { loadByType } from '../registry/fleet-load.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
 
 export interface ApiServerOptions {
@@ -118,19 +119,18 @@ function parseStates(raw: string | undefined): TaskState[] | undefined {
   return states as TaskState[];
 }
 
+/** Per worker type: `online` counts workers up (online or busy); capacity as registry/fleet-load.ts defines it. */
 export function summarize(workers: WorkerStatusView[]) {
-  const byType = new Map<string, { workers: number; online: number; inFlight: number; capacity: number }>();
-  for (const w of workers) {
-    const t = byType.get(w.workerType) ?? { workers: 0, online: 0, inFlight: 0, capacity: 0 };
-    t.workers += 1;
-    if (w.status === 'online' || w.status === 'busy') {
-      t.online += 1;
-      t.capacity += w.maxConcurrency;
-    }
-    t.inFlight += w.inFlight;
-    byType.set(w.workerType, t);
+  const byType: Record<string, { workers: number; online: number; inFlight: number; capacity: number }> = {};
+  for (const [type, t] of loadByType(workers)) {
+    byType[type] = {
+      workers: t.workers,
+      online: t.online + t.busy,
+      inFlight: t.inFlight,
+      capacity: t.capacity,
+    };
   }
-  return Object.fromEntries(byType);
+  return byType;
 }
 
 export async function createApiServer(
@@ -167,16 +167,7 @@ export async function createApiServer(
     });
   });
 
-  app.get('/health', async () => {
-    const workers = manager.registry.list();
-    return {
-      status: 'ok',
-      managerId: manager.id,
-      workers: workers.length,
-      connected: workers.filter((w) => manager.dispatcher.isConnected(w.workerId)).length,
-      queued: await manager.queue.depth(),
-    };
-  });
+  app.get('/health', async () => ({ status: 'ok', managerId: manager.id, ...(await manager.health()) }));
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', manager.metrics.registry.contentType);
@@ -289,13 +280,13 @@ export async function createApiServer(
     const workers = await manager.getWorkerStatus();
     const byCapability: Record<string, number> = {};
     for (const caps of manager.capabilitiesByType().values()) {
-      for (const c of caps) byCapability[c] = await manager.queue.depth(c);
+      for (const c of caps) byCapability[c] = await manager.queueDepth(c);
     }
     return {
       managerId: manager.id,
       workers,
       types: summarize(workers),
-      queue: { depth: await manager.queue.depth(), byCapability },
+      queue: { depth: await manager.queueDepth(), byCapability },
     };
   });
 
