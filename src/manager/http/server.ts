@@ -3,81 +3,27 @@
  * /health. Every error leaves as `{ error: { code, message, retryable, details? } }` with the code's HTTP
  * status, so clients match on codes, never on text.
  *
- * Auth: with `manager.token` set, every /api call needs `Authorization: Bearer <token>` (or `?token=` where a
- * header cannot be sent: browsers' WebSockets). `manager.read_token`, when set, is accepted for reads only
- * (GET and the event stream), so a wall-mounted dashboard can watch without being able to act.
+ * Auth (http/auth.ts), the event stream (http/event-stream.ts) and how records are shown (http/views.ts) are
+ * shared modules; this file is the routes.
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
-import type { ManagerEvent, WorkerManager } from '../manager.js';
-import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
-import { loadByType } from '../registry/fleet-load.js';
-import type { WorkerStatusView } from '../registry/worker-registry.js';
+import type { WorkerManager } from '../manager.js';
+import { TASK_STATES, type TaskState } from '../queue/task.js';
+import { authorize, type Access, type AuthOptions } from './auth.js';
+import { attachEventStream } from './event-stream.js';
+import { publicTask, summarize } from './views.js';
 
-export interface ApiServerOptions {
-  token?: string;
-  readToken?: string;
+// The shared pieces live in their own modules (the dashboard imports them, not this server).
+export { authorize } from './auth.js';
+export { attachReadSocket, releaseOnShutdown } from './event-stream.js';
+export { publicTask, summarize } from './views.js';
+
+export interface ApiServerOptions extends AuthOptions {
   bodyLimitBytes?: number;
   /** Extra routes (the dashboard) registered on the same server. */
   plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
-}
-
-type Access = 'read' | 'write';
-
-export function publicTask(task: TaskRecord): Record<string, unknown> {
-  const { leaseToken: _lease, attempts, ...rest } = task;
-  return {
-    ...rest,
-    attempts: attempts.map(({ leaseToken: _l, ...a }) => a),
-    ...(task.artifacts
-      ? {
-          artifacts: task.artifacts.map((a) => ({
-            ...a,
-            url: `/api/tasks/${encodeURIComponent(task.id)}/artifacts/${encodeURIComponent(a.name)}`,
-          })),
-        }
-      : {}),
-  };
-}
-
-function tokenMatches(given: string | undefined, expected: string | undefined): boolean {
-  if (!given || !expected) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function presentedToken(req: {
-  headers: IncomingMessage['headers'];
-  url?: string | undefined;
-}): string | undefined {
-  const header = req.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  const url = new URL(req.url ?? '/', 'http://x');
-  return url.searchParams.get('token') ?? undefined;
-}
-
-export function authorize(
-  options: Pick<ApiServerOptions, 'token' | 'readToken'>,
-  req: { headers: IncomingMessage['headers']; url?: string | undefined },
-  access: Access,
-): void {
-  if (!options.token) return;
-  const given = presentedToken(req);
-  if (tokenMatches(given, options.token)) return;
-  if (access === 'read' && tokenMatches(given, options.readToken)) return;
-  if (given && access === 'write' && tokenMatches(given, options.readToken)) {
-    throw new FleetError('unauthorized', 'this token may only read; actions need the operator token');
-  }
-  throw new FleetError(
-    'unauthorized',
-    given ? 'wrong token' : 'this manager requires a token (Authorization: Bearer <token>)',
-  );
 }
 
 const ListQuery = z.object({
@@ -117,20 +63,6 @@ function parseStates(raw: string | undefined): TaskState[] | undefined {
     }
   }
   return states as TaskState[];
-}
-
-/** Per worker type: `online` counts workers up (online or busy); capacity as registry/fleet-load.ts defines it. */
-export function summarize(workers: WorkerStatusView[]) {
-  const byType: Record<string, { workers: number; online: number; inFlight: number; capacity: number }> = {};
-  for (const [type, t] of loadByType(workers)) {
-    byType[type] = {
-      workers: t.workers,
-      online: t.online + t.busy,
-      inFlight: t.inFlight,
-      capacity: t.capacity,
-    };
-  }
-  return byType;
 }
 
 export async function createApiServer(
@@ -305,96 +237,4 @@ export async function createApiServer(
 
   attachEventStream(app, manager, options);
   return app;
-}
-
-/**
- * `GET /api/events` upgraded to a WebSocket: task, worker and progress events as JSON lines.
- * `?taskId=` narrows to one task; `?types=task,worker,progress` picks kinds (`scaling` and `alert` on request:
- * a decision per worker type per second would drown the default stream). A slow client is cut off rather
- * than buffered without bound.
- */
-function attachEventStream(app: FastifyInstance, manager: WorkerManager, options: ApiServerOptions): void {
-  attachReadSocket(app, '/api/events', options, 64 * 1024, (ws, url) =>
-    streamEvents(ws, manager, url.searchParams),
-  );
-}
-
-/**
- * Serves a WebSocket at `path` on the API's server for readers: the token is checked at the upgrade (a refusal
- * is a 401 with the typed error as JSON), and every socket is cut when the server closes.
- */
-export function attachReadSocket(
-  app: FastifyInstance,
-  path: string,
-  auth: Pick<ApiServerOptions, 'token' | 'readToken'>,
-  maxPayload: number,
-  onSocket: (ws: WebSocket, url: URL) => void,
-): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, maxPayload });
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== path) return;
-    try {
-      authorize(auth, req, 'read');
-    } catch (err) {
-      const e = err as FleetError;
-      socket.end(
-        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: e.toJSON() })}`,
-      );
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws, url));
-  });
-  // preClose, not onClose: the HTTP server's close waits for every socket, upgraded ones included, so
-  // cutting them only after it would leave `fleet up` hanging on SIGTERM while anyone watches events.
-  app.addHook('preClose', async () => {
-    for (const c of wss.clients) c.terminate();
-    wss.close();
-  });
-  return wss;
-}
-
-/**
- * A graceful stop releases the socket with the typed error (one `error` frame, then close 1001), so a client
- * learns why and can reconnect elsewhere instead of hanging on a server that is going away.
- */
-export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
-  const release = () => {
-    if (ws.readyState !== ws.OPEN) return;
-    ws.send(JSON.stringify({ type: 'error', error: manager.shutdownError().toJSON() }), () =>
-      ws.close(1001, 'manager shutting down'),
-    );
-  };
-  const unsubscribe = manager.onShutdown(release);
-  ws.once('close', unsubscribe);
-}
-
-function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
-  const taskId = params.get('taskId') ?? undefined;
-  const types = new Set((params.get('types') ?? 'task,worker,progress').split(','));
-  const unsubscribe = manager.subscribe((event: ManagerEvent) => {
-    if (!types.has(event.type)) return;
-    if (taskId) {
-      const id =
-        event.type === 'task'
-          ? event.event.task.id
-          : event.type === 'progress'
-            ? event.progress.taskId
-            : undefined;
-      if (id !== taskId) return;
-    }
-    if (ws.bufferedAmount > 8 * 1024 * 1024) {
-      ws.close(1013, 'client too slow');
-      return;
-    }
-    const out =
-      event.type === 'task'
-        ? { type: 'task', kind: event.event.kind, task: publicTask(event.event.task) }
-        : event;
-    ws.send(JSON.stringify(out));
-  });
-  ws.on('close', unsubscribe);
-  ws.on('error', () => undefined);
-  ws.send(JSON.stringify({ type: 'hello', managerId: manager.id }));
-  releaseOnShutdown(ws, manager);
 }
