@@ -3,7 +3,7 @@
  * as status `error` with a `worker_parked` alert until someone restarts it (POST /api/workers/:id/restart
  * un-parks it), rather than as a plain `offline` that looks like it will come back by itself.
  */
-import { normalizeEndpoint, type WorkerManager } from '../manager/manager.js';
+import { normalizeEndpoint, type WorkerManager } from '../manager/public.js';
 import type { SupervisedChild, Supervisor } from './supervisor.js';
 
 export function watchParkedWorkers(manager: WorkerManager, supervisor: Supervisor): () => void {

@@ -5,8 +5,12 @@ import type { FleetConfig } from '../config/schema.js';
 import { logDestination } from '../workers/common/logger.js';
 import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
-import { WorkerManager, type WorkerManagerDeps } from '../manager/manager.js';
-import { createManagerStores, generateManagerId } from '../manager/store-factory.js';
+import {
+  WorkerManager,
+  createManagerStores,
+  generateManagerId,
+  type WorkerManagerDeps,
+} from '../manager/public.js';
 
 export interface ServedManager {
   manager: WorkerManager;

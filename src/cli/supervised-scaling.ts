@@ -9,14 +9,14 @@
  */
 import type { Logger } from 'pino';
 import type { WorkerSectionConfig } from '../config/schema.js';
-import { normalizeEndpoint, type WorkerManager } from '../manager/manager.js';
+import { normalizeEndpoint, type WorkerManager } from '../manager/public.js';
 import {
   Autoscaler,
   scalingPolicyFromConfig,
   type HostResources,
   type ScalingSignal,
   type ScalingTarget,
-} from '../manager/scaling/index.js';
+} from '../manager/public.js';
 import { freePort, type ChildSpec, type SupervisedChild, type Supervisor } from './supervisor.js';
 
 /** How long a new instance may take to answer /health before it is registered anyway (discovery retries). */

@@ -13,13 +13,19 @@
  *     — the backlog that looks like overload but is a stuck dispatcher or a capability mismatch.
  * Alerts published by others (`worker_parked` from `fleet up`'s supervisor) are shown until resolved.
  */
-import type { Clock, TimerHandle } from '../clock.js';
-import type { ManagerEvent } from '../manager.js';
-import type { AlertEvent, PublishedAlertKind } from '../operator-events.js';
-import { isFinal, type TaskRecord, type TaskState } from '../queue/task.js';
-import { loadByType } from '../registry/fleet-load.js';
-import type { WorkerStatusView } from '../registry/worker-registry.js';
-import type { ScalingDecision } from '../scaling/autoscaler.js';
+import {
+  isFinal,
+  loadByType,
+  type AlertEvent,
+  type Clock,
+  type ManagerEvent,
+  type PublishedAlertKind,
+  type ScalingDecision,
+  type TaskRecord,
+  type TaskState,
+  type TimerHandle,
+  type WorkerStatusView,
+} from '../public.js';
 
 /** What the aggregator needs from the manager; `WorkerManager` satisfies it. */
 export interface DashboardSource {

@@ -19,12 +19,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
-import type { Clock } from '../clock.js';
 import { authorize } from '../http/auth.js';
 import { attachReadSocket, releaseOnShutdown } from '../http/event-stream.js';
 import { publicTask } from '../http/views.js';
-import type { WorkerManager } from '../manager.js';
-import { TASK_STATES } from '../queue/task.js';
+import { TASK_STATES, type Clock, type WorkerManager } from '../public.js';
 import { DashboardAggregator, type Snapshot, type TaskListFilter } from './aggregator.js';
 
 export { DashboardAggregator } from './aggregator.js';
