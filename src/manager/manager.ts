@@ -27,7 +27,8 @@ import { ManagerMetrics } from './metrics/manager-metrics.js';
 import { OperatorEventLog, type OperatorEvent } from './operator-events.js';
 import { MemoryTaskQueue } from './queue/memory-task-queue.js';
 import type { TaskEvent, TaskFilter, TaskQueue } from './queue/task-queue.js';
-import { isFinal, TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './queue/task.js';
+import { parseSubmission } from './queue/task-record.js';
+import { isFinal, type TaskRecord, type TaskSubmission } from './queue/task.js';
 import { normalizeEndpoint } from './discovery/endpoint.js';
 import { loadByType, type TypeLoad } from './registry/fleet-load.js';
 import { MemoryWorkerDirectory } from './registry/memory-worker-directory.js';
@@ -349,14 +350,8 @@ export class WorkerManager {
 
   async submit(input: unknown): Promise<{ task: TaskRecord; created: boolean }> {
     this.assertAccepting();
-    const parsed = TaskSubmissionSchema.safeParse(input);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new FleetError(
-        'invalid_task',
-        `invalid task: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
-      );
-    }
+    // The one validation of a submission: the store takes the parsed value without parsing it again.
+    const parsed = { data: parseSubmission(input) };
     // Before anything is stored: a record the read paths cannot serialize must never exist.
     checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;

@@ -9,6 +9,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
+import { zodToFleetError } from '../../protocol/zod-error.js';
 import type { WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskState } from '../queue/task.js';
 import { authorize, type Access, type AuthOptions } from './auth.js';
@@ -47,11 +48,7 @@ const RegisterBody = z.object({
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const i = r.error.issues[0];
-  throw new FleetError(
-    'invalid_task',
-    `invalid ${what}: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
-  );
+  throw zodToFleetError(r.error, 'invalid_task', `invalid ${what}:`);
 }
 
 function parseStates(raw: string | undefined): TaskState[] | undefined {
