@@ -217,6 +217,18 @@ export class WorkerManager {
           worker: viewOf(e.worker, this.clock.now()),
         } satisfies ManagerEvent);
       }),
+      this.queue.onCorruptRecord?.((error) => {
+        const key = (error.details as { key?: string } | undefined)?.key ?? 'unknown';
+        this.logger.error({ key, err: error.message }, 'a record in the shared store failed validation');
+        this.publishEvent({
+          type: 'alert',
+          at: this.clock.now(),
+          level: 'error',
+          kind: 'store_corrupt',
+          key: `store_corrupt:${key}`,
+          message: error.message,
+        });
+      }) ?? (() => undefined),
       this.dispatcher.onProgress((progress) =>
         this.events.emit('event', { type: 'progress', progress } satisfies ManagerEvent),
       ),

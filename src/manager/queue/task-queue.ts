@@ -65,6 +65,11 @@ export interface TaskQueue {
   nextReadyAt(): Promise<number | undefined>;
   /** Subscribes to changes; returns the unsubscribe function. */
   subscribe(listener: (event: TaskEvent) => void): () => void;
+  /**
+   * Shared stores: calls `listener` with the typed `store_corrupt` error of every record that failed
+   * validation when read back (the manager raises an alert). A store holding only its own objects has none.
+   */
+  onCorruptRecord?(listener: (error: FleetError) => void): () => void;
   close(): Promise<void>;
 }
 
