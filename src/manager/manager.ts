@@ -161,6 +161,7 @@ export class WorkerManager {
     this.dispatcher = new Dispatcher({
       queue: this.queue,
       registry: this.registry,
+      workers: this.workerInterface,
       strategy: createStrategy(m.strategy),
       artifacts: this.artifacts,
       clock: this.clock,
