@@ -1,5 +1,5 @@
 /**
- * The distributed store: the task queue on Redis, shared by every manager (DESIGN §7, docs/distributed.md).
+ * The distributed store: the task queue on Redis, shared by every manager (docs/architecture.md: Stores; docs/distributed.md).
  *
  * Two layers, each doing what it is good at:
  * - **BullMQ** moves the work: one BullMQ queue per worker type (`queueFor(capability)`), a job per task
@@ -463,7 +463,7 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   /**
-   * Graceful shutdown (DESIGN §7): tasks this manager still holds go back to the queue at once, with their
+   * Graceful shutdown (docs/architecture.md: Stores): tasks this manager still holds go back to the queue at once, with their
    * attempt not counted, instead of waiting for their locks to expire. The caller drains first; whatever is
    * still running here after that would finish into a stale lease.
    */

@@ -1,5 +1,5 @@
 /**
- * The queue/store seam (DESIGN §7). One interface, two implementations (memory now, Redis/BullMQ later),
+ * The queue/store seam (docs/architecture.md: Stores). One interface, two implementations (memory now, Redis/BullMQ later),
  * one contract suite (`test/contract/task-queue.contract.ts`) that both must pass.
  *
  * Late binding: tasks wait here until a worker has a free slot; the dispatcher then `claim`s the best task

@@ -1,5 +1,5 @@
 /**
- * The worker directory in Redis, for distributed mode (DESIGN §2, §7): every manager sees the same
+ * The worker directory in Redis, for distributed mode (docs/architecture.md: Discovery, Stores): every manager sees the same
  * endpoints, ownership leases and worker records.
  *
  * Expiry is Redis's own (`PX` on the keys), so a dead manager's leases and its workers' records vanish
