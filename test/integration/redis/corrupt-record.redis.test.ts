@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { WorkerManager } from '../../../src/manager/manager.js';
 import { RedisTaskQueue } from '../../../src/manager/queue/redis-task-queue.js';
+import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
 import { FleetError } from '../../../src/protocol/errors.js';
 import { deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../../helpers/redis.js';
 import { testQueueOptions } from '../../helpers/queue-options.js';
@@ -97,5 +98,41 @@ describe('records read back from Redis are validated', () => {
       }),
     ]);
     expect(await manager.listTasks()).toEqual([]);
+  });
+
+  it('a corrupt worker record is left out of the fleet view; a corrupt endpoint entry reads as nothing known', async () => {
+    const prefix = uniquePrefix();
+    prefixes.add(prefix);
+    const dir = new RedisWorkerDirectory({ redis: { url: redis.url, prefix } });
+    cleanups.push(() => dir.close());
+    const record = (workerId: string) => ({
+      workerId,
+      workerType: 'echo',
+      endpoint: `ws://127.0.0.1:1/${workerId}`,
+      port: 1,
+      status: 'online' as const,
+      capabilities: ['echo'],
+      currentLoad: 0,
+      inFlight: 0,
+      maxConcurrency: 2,
+      lastHeartbeat: Date.now(),
+    });
+    await dir.publish(record('w-good'), 60_000);
+    await dir.publish(record('w-bad'), 60_000);
+    await raw.set(
+      `${prefix}:dir:worker:w-bad`,
+      JSON.stringify({ ...record('w-bad'), status: 'sideways' }),
+      'PX',
+      60_000,
+    );
+    expect((await dir.list()).map((w) => w.workerId)).toEqual(['w-good']);
+    await raw.set(`${prefix}:dir:worker:w-bad`, '{{{', 'PX', 60_000);
+    expect((await dir.list()).map((w) => w.workerId)).toEqual(['w-good']);
+
+    await dir.addEndpoint('ws://127.0.0.1:9/ws', { workerType: 'echo', source: 'config' });
+    await raw.hset(`${prefix}:dir:endpoints`, 'ws://127.0.0.1:9/ws', 'not json');
+    expect(await dir.endpointMeta()).toEqual(new Map([['ws://127.0.0.1:9/ws', {}]]));
+    await dir.addEndpoint('ws://127.0.0.1:9/ws', { source: 'announce' });
+    expect(await dir.endpointMeta()).toEqual(new Map([['ws://127.0.0.1:9/ws', { source: 'announce' }]]));
   });
 });
