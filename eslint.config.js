@@ -45,4 +45,42 @@ export default tseslint.config(
     files: ['src/workers/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/manager/**', '**/cli/**'] }] },
   },
+  {
+    // The manager's front door (docs/architecture.md): the CLI reaches the manager only through its public
+    // module, the http helpers and the dashboard's entry, never its rooms (registry, dispatch, queue, ...).
+    files: ['src/cli/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./manager/(?!public\\.js$|http/[^/]+\\.js$|dashboard/index\\.js$)',
+              message:
+                'cli/ uses the manager through manager/public.js (or manager/http/*), not its internals',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The dashboard is a client of the manager like the CLI: its public module, the shared http helpers
+    // (not the server), client/ and protocol/.
+    files: ['src/manager/dashboard/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!public\\.js$|http/(?!server\\.js$)[^/]+\\.js$|\\.\\./(protocol|client)/)',
+              message:
+                'manager/dashboard/ may import ../public.js, ../http/* helpers (not the server), client/ and protocol/',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

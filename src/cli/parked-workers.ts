@@ -3,7 +3,7 @@
  * as status `error` with a `worker_parked` alert until someone restarts it (POST /api/workers/:id/restart
  * un-parks it), rather than as a plain `offline` that looks like it will come back by itself.
  */
-import { normalizeEndpoint, type WorkerManager } from '../manager/manager.js';
+import { normalizeEndpoint, type WorkerManager } from '../manager/public.js';
 import type { SupervisedChild, Supervisor } from './supervisor.js';
 
 export function watchParkedWorkers(manager: WorkerManager, supervisor: Supervisor): () => void {
@@ -11,12 +11,10 @@ export function watchParkedWorkers(manager: WorkerManager, supervisor: Superviso
   const parked = new Map<string, string>();
   const endpointOf = (child: SupervisedChild) =>
     normalizeEndpoint(`ws://${child.spec.host}:${child.spec.port}/ws`);
-  const workerAt = (endpoint: string) => manager.registry.list().find((w) => w.endpoint === endpoint);
+  const workerAt = (endpoint: string) => manager.workerAt(endpoint);
 
   const markError = (endpoint: string) => {
-    const worker = workerAt(endpoint);
-    if (worker && worker.baseStatus !== 'error')
-      void manager.registry.updateWorkerStatus(worker.workerId, 'error').catch(() => undefined);
+    void manager.markWorkerError(endpoint).catch(() => undefined);
   };
 
   const resolve = (child: SupervisedChild, why: string) => {

@@ -5,9 +5,12 @@ import type { FleetConfig } from '../config/schema.js';
 import { logDestination } from '../workers/common/logger.js';
 import { dashboardPlugin } from '../manager/dashboard/index.js';
 import { createApiServer } from '../manager/http/server.js';
-import { WorkerManager, type WorkerManagerDeps } from '../manager/manager.js';
-import { RedisTaskQueue } from '../manager/queue/redis-task-queue.js';
-import { createManagerStores, generateManagerId } from '../manager/store-factory.js';
+import {
+  WorkerManager,
+  createManagerStores,
+  generateManagerId,
+  type WorkerManagerDeps,
+} from '../manager/public.js';
 
 export interface ServedManager {
   manager: WorkerManager;
@@ -31,7 +34,7 @@ export async function serveManager(
   const manager = new WorkerManager(withId, { ...stores?.deps, ...deps, logger });
   try {
     // Listen for other managers' task events before taking any work, so none is missed.
-    if (manager.queue instanceof RedisTaskQueue) await manager.queue.ready();
+    await manager.ready();
     const auth = {
       ...(config.manager.token ? { token: config.manager.token } : {}),
       ...(config.manager.read_token ? { readToken: config.manager.read_token } : {}),

@@ -9,14 +9,14 @@
  */
 import type { Logger } from 'pino';
 import type { WorkerSectionConfig } from '../config/schema.js';
-import { normalizeEndpoint, type WorkerManager } from '../manager/manager.js';
+import { normalizeEndpoint, type WorkerManager } from '../manager/public.js';
 import {
   Autoscaler,
   scalingPolicyFromConfig,
   type HostResources,
   type ScalingSignal,
   type ScalingTarget,
-} from '../manager/scaling/index.js';
+} from '../manager/public.js';
 import { freePort, type ChildSpec, type SupervisedChild, type Supervisor } from './supervisor.js';
 
 /** How long a new instance may take to answer /health before it is registered anyway (discovery retries). */
@@ -57,16 +57,9 @@ export class SupervisedScalingTarget implements ScalingTarget {
     const { manager } = this.deps;
     const capabilities = manager.capabilitiesByType().get(this.workerType) ?? this.section.capabilities;
     let queued = 0;
-    for (const capability of capabilities) queued += await manager.queue.depth(capability);
-    let inFlight = 0;
-    let capacity = 0;
-    for (const w of manager.registry.list()) {
-      if (w.workerType !== this.workerType) continue;
-      inFlight += w.inFlight;
-      if (w.baseStatus === 'online' && !w.draining && manager.dispatcher.isConnected(w.workerId))
-        capacity += w.maxConcurrency;
-    }
-    this.cached = { inFlight, queued, capacity };
+    for (const capability of capabilities) queued += await manager.queueDepth(capability);
+    const load = manager.loadByType().get(this.workerType);
+    this.cached = { inFlight: load?.inFlight ?? 0, queued, capacity: load?.capacity ?? 0 };
   }
 
   async scaleTo(n: number, reason: string): Promise<void> {
@@ -117,11 +110,11 @@ export class SupervisedScalingTarget implements ScalingTarget {
   private async retire(child: SupervisedChild): Promise<void> {
     const { manager, supervisor } = this.deps;
     const endpoint = this.endpointOf(child.spec.port);
-    const worker = manager.registry.list().find((w) => w.endpoint === endpoint);
+    const worker = manager.workerAt(endpoint);
     if (worker) {
       await manager.drainWorker(worker.workerId).catch(() => undefined);
       const drained = await waitUntil(
-        async () => (manager.registry.get(worker.workerId)?.inFlight ?? 0) === 0,
+        async () => (manager.worker(worker.workerId)?.inFlight ?? 0) === 0,
         this.section.timeout + DRAIN_SLACK_MS,
         this.deps.signal,
       );

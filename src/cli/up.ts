@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { FleetConfig, WorkerSectionConfig } from '../config/schema.js';
-import type { WorkerManager } from '../manager/manager.js';
+import type { WorkerManager } from '../manager/public.js';
 import { WORKER_KINDS } from '../workers/kinds.js';
 import { watchParkedWorkers } from './parked-workers.js';
 import { serveManager } from './serve-manager.js';

@@ -3,35 +3,34 @@
  * metrics, and exposes the spec's operations (registerWorker, executeTask, getWorkerStatus,
  * redistributeTasks) plus what the API needs.
  *
- * Discovery (DESIGN §2): endpoints come from the config, from workers announcing themselves, from workers
- * Fleet spawned, and from DNS names. Every round the manager dials each endpoint nobody owns (the directory's
- * ownership lease makes this safe with several managers), renews the leases it holds and publishes the state
- * of its workers, so any manager can show the whole fleet.
+ * Discovery (where workers are, who owns each, when to dial again) lives in discovery/discovery.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
-import { CLOSE_CODES } from '../protocol/transport.js';
 import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { RealWebSocketWorkerInterface } from './connect/worker-interface.js';
 import {
-  RealWebSocketWorkerInterface,
-  type WebSocketWorkerInterface,
-  type WorkerConnection,
-} from './connect/worker-interface.js';
+  WorkerDiscovery,
+  type ConnectingInterface,
+  type RegisterWorkerConfig,
+} from './discovery/discovery.js';
 import { Dispatcher, type ProgressEvent } from './dispatch/dispatcher.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { ManagerMetrics } from './metrics/manager-metrics.js';
 import { OperatorEventLog, type OperatorEvent } from './operator-events.js';
 import { MemoryTaskQueue } from './queue/memory-task-queue.js';
 import type { TaskEvent, TaskFilter, TaskQueue } from './queue/task-queue.js';
-import { isFinal, TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './queue/task.js';
+import { parseSubmission } from './queue/task-record.js';
+import { isFinal, type TaskRecord, type TaskSubmission } from './queue/task.js';
+import { normalizeEndpoint } from './discovery/endpoint.js';
+import { loadByType, type TypeLoad } from './registry/fleet-load.js';
 import { MemoryWorkerDirectory } from './registry/memory-worker-directory.js';
 import type { WorkerDirectory, WorkerRecord } from './registry/worker-directory.js';
 import {
@@ -42,9 +41,7 @@ import {
 } from './registry/worker-registry.js';
 import { logDestination } from '../workers/common/logger.js';
 
-export type ConnectingInterface = WebSocketWorkerInterface & {
-  connect(endpoint: string): Promise<WorkerConnection>;
-};
+export type { ConnectingInterface, RegisterWorkerConfig } from './discovery/discovery.js';
 
 export interface WorkerManagerDeps {
   queue?: TaskQueue;
@@ -55,12 +52,6 @@ export interface WorkerManagerDeps {
   logger?: Logger;
   /** Restarts a supervised worker process (fleet up); absent when Fleet does not own the process. */
   restartWorker?: (worker: WorkerStatusView) => Promise<boolean>;
-}
-
-export interface RegisterWorkerConfig {
-  endpoint: string;
-  workerType?: string;
-  source?: 'config' | 'announce' | 'spawned' | 'dns' | 'api';
 }
 
 /** What a graceful stop did with the work it could not finish. */
@@ -80,24 +71,8 @@ export type ManagerEvent =
   | OperatorEvent;
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
-/** How long an announced endpoint may stay unreachable before it is forgotten. */
-const ANNOUNCE_TTL_MS = 60_000;
 
-export function normalizeEndpoint(endpoint: string): string {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    throw new FleetError('invalid_task', `"${endpoint}" is not a URL (expected ws://host:port/ws)`);
-  }
-  if (url.protocol === 'http:') url.protocol = 'ws:';
-  if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new FleetError('invalid_task', `worker endpoint must be ws:// or wss://, got ${endpoint}`);
-  }
-  if (url.pathname === '/' || url.pathname === '') url.pathname = '/ws';
-  return url.toString();
-}
+export { normalizeEndpoint } from './discovery/endpoint.js';
 
 /** Tasks one `submitMany` (POST /api/tasks:batch) may carry. */
 export const MAX_BATCH = 1000;
@@ -107,29 +82,22 @@ const defaultWaitMs = (task: TaskRecord): number => task.timeoutMs * task.maxAtt
 
 export class WorkerManager {
   readonly id: string;
-  readonly registry: WorkerRegistry;
-  readonly dispatcher: Dispatcher;
-  readonly healthMonitor: HealthMonitor;
+  // The collaborators are the manager's own: callers use the methods below (the public surface, listed in
+  // docs/architecture.md), so the rooms can change without every caller changing with them.
+  private readonly registry: WorkerRegistry;
+  private readonly dispatcher: Dispatcher;
+  private readonly healthMonitor: HealthMonitor;
   readonly metrics: ManagerMetrics;
-  readonly queue: TaskQueue;
-  readonly directory: WorkerDirectory;
+  private readonly queue: TaskQueue;
+  private readonly directory: WorkerDirectory;
   readonly artifacts: ArtifactStore;
   readonly logger: Logger;
   readonly clock: Clock;
   private readonly workerInterface: ConnectingInterface;
   private readonly events = new EventEmitter();
-  private readonly endpointWorker = new Map<string, string>();
-  /** Endpoints whose peer claimed the id of a worker already connected elsewhere: not re-dialed while it is. */
-  private readonly aliases = new Map<string, string>();
-  private readonly dialing = new Set<string>();
-  private readonly backoff = new Map<string, { until: number; delay: number; failingSince: number }>();
-  private readonly endpointSource = new Map<string, RegisterWorkerConfig['source']>();
-  private dnsEndpoints: string[] = [];
+  private readonly discovery: WorkerDiscovery;
   private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
-  private lastDns = 0;
-  private discoveryTimer: TimerHandle | undefined;
-  private discovering = false;
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly payloadLimits: JsonLimits;
@@ -196,6 +164,7 @@ export class WorkerManager {
     this.dispatcher = new Dispatcher({
       queue: this.queue,
       registry: this.registry,
+      workers: this.workerInterface,
       strategy: createStrategy(m.strategy),
       artifacts: this.artifacts,
       clock: this.clock,
@@ -222,6 +191,17 @@ export class WorkerManager {
         return this.deps.restartWorker(viewOf(worker, this.clock.now()));
       },
     });
+    this.discovery = new WorkerDiscovery({
+      id: this.id,
+      config,
+      clock: this.clock,
+      logger: this.logger,
+      directory: this.directory,
+      registry: this.registry,
+      dispatcher: this.dispatcher,
+      workerInterface: this.workerInterface,
+      publishEvent: (event) => this.publishEvent(event),
+    });
     this.events.setMaxListeners(0);
     this.unsubscribers.push(
       this.queue.subscribe((event) => {
@@ -241,6 +221,18 @@ export class WorkerManager {
           worker: viewOf(e.worker, this.clock.now()),
         } satisfies ManagerEvent);
       }),
+      this.queue.onCorruptRecord?.((error) => {
+        const key = (error.details as { key?: string } | undefined)?.key ?? 'unknown';
+        this.logger.error({ key, err: error.message }, 'a record in the shared store failed validation');
+        this.publishEvent({
+          type: 'alert',
+          at: this.clock.now(),
+          level: 'error',
+          kind: 'store_corrupt',
+          key: `store_corrupt:${key}`,
+          message: error.message,
+        });
+      }) ?? (() => undefined),
       this.dispatcher.onProgress((progress) =>
         this.events.emit('event', { type: 'progress', progress } satisfies ManagerEvent),
       ),
@@ -250,33 +242,26 @@ export class WorkerManager {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const endpoint of this.config.manager.workers) {
-      await this.addEndpoint({ endpoint, source: 'config' });
-    }
     await this.healthMonitor.startMonitoring();
-    this.discoveryTimer = this.clock.setInterval(
-      () => void this.discover(),
-      this.config.manager.health.heartbeat_interval,
-    );
-    await this.discover();
+    await this.discovery.start();
   }
 
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    this.discoveryTimer?.cancel();
+    this.discovery.stop();
     this.healthMonitor.stopMonitoring();
     await this.dispatcher.stop();
-    for (const [endpoint, workerId] of this.endpointWorker) {
-      await this.directory.release(endpoint, this.id).catch(() => undefined);
-      await this.dispatcher
-        .connection(workerId)
-        ?.close(1001, 'manager stopping')
-        .catch(() => undefined);
-    }
+    await this.discovery.releaseAll();
     for (const u of this.unsubscribers) u();
     await this.queue.close();
     await this.directory.close();
+  }
+
+  /** Resolves once the store listens for other managers' task events (Redis); at once on the memory store. */
+  async ready(): Promise<void> {
+    const queue = this.queue as TaskQueue & { ready?: () => Promise<void> };
+    if (typeof queue.ready === 'function') await queue.ready();
   }
 
   subscribe(listener: (event: ManagerEvent) => void): () => void {
@@ -293,28 +278,10 @@ export class WorkerManager {
   // --- the spec's operations ---
 
   /** Adds a worker endpoint and dials it now. Resolves with the worker id once connected. */
-  async registerWorker(
+  registerWorker(
     config: RegisterWorkerConfig,
   ): Promise<{ endpoint: string; workerId?: string; error?: string; code?: string }> {
-    const endpoint = await this.addEndpoint(config);
-    const existing = this.endpointWorker.get(endpoint);
-    if (existing && this.dispatcher.isConnected(existing)) return { endpoint, workerId: existing };
-    const alias = this.aliases.get(endpoint);
-    if (alias && this.dispatcher.isConnected(alias)) {
-      return {
-        endpoint,
-        workerId: alias,
-        code: 'duplicate_worker',
-        error: `the peer at ${endpoint} is worker "${alias}", already connected through another endpoint`,
-      };
-    }
-    try {
-      const workerId = await this.dial(endpoint);
-      return { endpoint, ...(workerId ? { workerId } : {}) };
-    } catch (err) {
-      const code = err instanceof FleetError ? err.code : undefined;
-      return { endpoint, error: (err as Error).message, ...(code ? { code } : {}) };
-    }
+    return this.discovery.registerWorker(config);
   }
 
   /** Submits a task and waits for its final state. */
@@ -332,6 +299,58 @@ export class WorkerManager {
     return [...local, ...remote].sort(
       (a, b) => a.workerType.localeCompare(b.workerType) || a.workerId.localeCompare(b.workerId),
     );
+  }
+
+  /** The workers this manager holds (connected, or offline and error ones not yet removed). */
+  localWorkers(): WorkerStatusView[] {
+    return this.registry.views();
+  }
+
+  /** A worker this manager is connected to (or was: offline and error workers stay until they are removed). */
+  worker(workerId: string): WorkerStatusView | undefined {
+    const w = this.registry.get(workerId);
+    return w ? viewOf(w, this.clock.now()) : undefined;
+  }
+
+  /** The worker of this manager reached through `endpoint` (any form normalizeEndpoint accepts). */
+  workerAt(endpoint: string): WorkerStatusView | undefined {
+    const normalized = normalizeEndpoint(endpoint);
+    const w = this.registry.list().find((x) => x.endpoint === normalized);
+    return w ? viewOf(w, this.clock.now()) : undefined;
+  }
+
+  /** Load and capacity per worker type of this manager's workers (registry/fleet-load.ts defines them). */
+  loadByType(): Map<string, TypeLoad> {
+    return loadByType(this.registry.views());
+  }
+
+  /** Tasks waiting, for one capability or in all. */
+  queueDepth(capability?: string): Promise<number> {
+    return this.queue.depth(capability);
+  }
+
+  /** Tasks this manager has on workers right now. */
+  get inFlight(): number {
+    return this.dispatcher.inFlight;
+  }
+
+  /**
+   * Marks the worker at `endpoint` as `error` (a process its supervisor gave up on), so it shows as needing
+   * a human rather than as an `offline` that looks like it will come back. No-op without such a worker.
+   */
+  async markWorkerError(endpoint: string): Promise<void> {
+    const worker = this.workerAt(endpoint);
+    if (worker && worker.status !== 'error') await this.registry.updateWorkerStatus(worker.workerId, 'error');
+  }
+
+  /** What `GET /health` reports. */
+  async health(): Promise<{ workers: number; connected: number; queued: number }> {
+    const workers = this.registry.list();
+    return {
+      workers: workers.length,
+      connected: workers.filter((w) => this.dispatcher.isConnected(w.workerId)).length,
+      queued: await this.queue.depth(),
+    };
   }
 
   /** Re-queues the in-flight tasks of every worker that is not connected any more, then fills free slots. */
@@ -384,14 +403,8 @@ export class WorkerManager {
   }
 
   private validateSubmission(input: unknown): TaskSubmission {
-    const parsed = TaskSubmissionSchema.safeParse(input);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      const field = i?.path.join('.') || '(root)';
-      throw new FleetError('invalid_task', `invalid task: ${field}: ${i?.message ?? 'invalid'}`, {
-        details: { field },
-      });
-    }
+    // The one validation of a submission: the store takes the parsed value without parsing it again.
+    const parsed = { data: parseSubmission(input) };
     // Before anything is stored: a record the read paths cannot serialize must never exist.
     checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;
@@ -618,18 +631,8 @@ export class WorkerManager {
   }
 
   /** Forgets an endpoint (a supervised worker that was scaled down). */
-  async removeEndpoint(endpoint: string): Promise<void> {
-    const normalized = normalizeEndpoint(endpoint);
-    await this.directory.removeEndpoint(normalized);
-    this.endpointSource.delete(normalized);
-    this.backoff.delete(normalized);
-    const workerId = this.endpointWorker.get(normalized);
-    this.endpointWorker.delete(normalized);
-    if (workerId) {
-      await this.dispatcher.workerLost(workerId, 'endpoint removed');
-      await this.registry.unregisterWorker(workerId);
-      await this.directory.remove(workerId);
-    }
+  removeEndpoint(endpoint: string): Promise<void> {
+    return this.discovery.removeEndpoint(endpoint);
   }
 
   /** Capabilities per worker type: the config's sections plus what connected workers announced. Do not modify. */
@@ -675,218 +678,9 @@ export class WorkerManager {
     return this.config.python_sandbox.timeout;
   }
 
-  private async addEndpoint(config: RegisterWorkerConfig): Promise<string> {
-    const endpoint = normalizeEndpoint(config.endpoint);
-    const source = config.source ?? 'api';
-    await this.directory.addEndpoint(endpoint, {
-      ...(config.workerType ? { workerType: config.workerType } : {}),
-      source,
-    });
-    // Config and spawned endpoints are permanent; an announcement only refreshes a transient one.
-    const previous = this.endpointSource.get(endpoint);
-    if (!previous || previous === 'announce' || previous === 'dns') this.endpointSource.set(endpoint, source);
-    const b = this.backoff.get(endpoint);
-    if (b && source === 'announce') b.until = 0; // a live announcement means: try now
-    return endpoint;
-  }
-
   /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */
-  async discover(): Promise<void> {
-    if (this.discovering || !this.started) return;
-    this.discovering = true;
-    try {
-      const now = this.clock.now();
-      const leaseTtl = this.leaseTtl();
-      await this.resolveDns(now);
-      const endpoints = new Set([...(await this.directory.endpoints()), ...this.dnsEndpoints]);
-      for (const endpoint of endpoints) {
-        const workerId = this.endpointWorker.get(endpoint);
-        if (workerId && this.dispatcher.isConnected(workerId)) {
-          // A lease belongs to the connection made through its endpoint; a mapping left from another
-          // connection must not renew (or, failing, cut) the connection the worker has now.
-          if (this.dispatcher.connection(workerId)?.endpoint !== endpoint) {
-            this.endpointWorker.delete(endpoint);
-            continue;
-          }
-          if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
-            this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
-            await this.dispatcher.workerLost(workerId, 'ownership lease lost');
-          }
-          continue;
-        }
-        const alias = this.aliases.get(endpoint);
-        if (alias && this.dispatcher.isConnected(alias)) continue;
-        if (this.dialing.has(endpoint)) continue;
-        const b = this.backoff.get(endpoint);
-        if (b && b.until > now) continue;
-        if (b && this.endpointSource.get(endpoint) === 'announce' && now - b.failingSince > ANNOUNCE_TTL_MS) {
-          this.logger.info({ endpoint }, 'forgetting an announced worker that stayed unreachable');
-          await this.removeEndpoint(endpoint);
-          continue;
-        }
-        void this.dial(endpoint).catch(() => undefined);
-      }
-      await this.publish(leaseTtl);
-    } catch (err) {
-      this.logger.error({ err }, 'discovery round failed');
-    } finally {
-      this.discovering = false;
-    }
-  }
-
-  private leaseTtl(): number {
-    const h = this.config.manager.health;
-    return Math.max(3000, h.heartbeat_interval * h.missed_heartbeats * 3);
-  }
-
-  private async publish(ttl: number): Promise<void> {
-    const now = this.clock.now();
-    for (const w of this.registry.list()) {
-      if (!this.dispatcher.isConnected(w.workerId)) continue;
-      const v = viewOf(w, now);
-      await this.directory.publish(
-        {
-          workerId: v.workerId,
-          workerType: v.workerType,
-          endpoint: v.endpoint,
-          port: v.port,
-          status: v.status,
-          capabilities: v.capabilities,
-          currentLoad: v.currentLoad,
-          inFlight: v.inFlight,
-          maxConcurrency: v.maxConcurrency,
-          lastHeartbeat: w.lastHeartbeat,
-          ownerId: this.id,
-          version: v.version,
-          info: v.info,
-          metrics: {
-            taskCount: v.metrics.taskCount,
-            averageResponseTime: v.metrics.averageResponseTime,
-            successRate: v.metrics.successRate,
-            errorCount: v.metrics.errorCount,
-            cpuUsage: v.metrics.cpuUsage,
-            memoryUsage: v.metrics.memoryUsage,
-            diskUsage: v.metrics.diskUsage,
-            uptime: v.metrics.uptime,
-          },
-        },
-        ttl,
-      );
-    }
-  }
-
-  private async resolveDns(now: number): Promise<void> {
-    if (this.config.manager.dns.length === 0 || now - this.lastDns < 10_000) return;
-    this.lastDns = now;
-    const found: string[] = [];
-    for (const entry of this.config.manager.dns) {
-      const [name, port] = entry.split(':');
-      if (!name || !port) continue;
-      try {
-        for (const a of await lookup(name, { all: true })) {
-          const host = a.family === 6 ? `[${a.address}]` : a.address;
-          found.push(normalizeEndpoint(`ws://${host}:${port}/ws`));
-        }
-      } catch (err) {
-        this.logger.debug({ err, name }, 'DNS discovery lookup failed');
-      }
-    }
-    this.dnsEndpoints = found;
-  }
-
-  /**
-   * One identity, one live connection: a second connection claiming a connected worker's id (an alias of its
-   * endpoint, or a peer impersonating it) is refused before it is registered, so it never takes a task and
-   * never replaces or unsettles the connection the worker has.
-   */
-  private async refuseDuplicate(
-    endpoint: string,
-    connection: WorkerConnection,
-    connectedEndpoint: string,
-  ): Promise<never> {
-    const workerId = connection.hello.workerId;
-    const error = new FleetError(
-      'duplicate_worker',
-      `the peer at ${endpoint} says it is worker "${workerId}", which is already connected through ${connectedEndpoint}; refused (an alias of the same endpoint, or an impostor)`,
-      { details: { workerId, endpoint, connectedEndpoint } },
-    );
-    await connection
-      .send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' })
-      .catch(() => undefined);
-    await connection.close(CLOSE_CODES.duplicate, 'duplicate worker id').catch(() => undefined);
-    this.aliases.set(endpoint, workerId);
-    if (this.endpointWorker.get(endpoint) === workerId) this.endpointWorker.delete(endpoint);
-    this.publishEvent({
-      type: 'alert',
-      at: this.clock.now(),
-      level: 'error',
-      kind: 'duplicate_worker',
-      key: `duplicate_worker:${endpoint}`,
-      message: error.message,
-      workerId,
-      endpoint,
-    });
-    throw error;
-  }
-
-  private async dial(endpoint: string): Promise<string | undefined> {
-    if (this.dialing.has(endpoint)) return undefined;
-    this.dialing.add(endpoint);
-    try {
-      // Another manager holds this worker; it stays theirs until their lease lapses.
-      if (!(await this.directory.acquire(endpoint, this.id, this.leaseTtl()))) return undefined;
-      const connection = await this.workerInterface.connect(endpoint);
-      const hello = connection.hello;
-      const current = this.dispatcher.connection(hello.workerId);
-      if (current && current !== connection && current.isOpen) {
-        await this.refuseDuplicate(endpoint, connection, current.endpoint);
-      }
-      this.aliases.delete(endpoint);
-      const port = Number(new URL(endpoint).port) || 80;
-      const worker = await this.registry.registerWorker({
-        workerId: hello.workerId,
-        workerType: hello.workerType,
-        endpoint,
-        port,
-        capabilities: hello.capabilities,
-        maxConcurrency: hello.maxConcurrency,
-        version: hello.version,
-        info: hello.info && this.dispatcher.withinOutputLimits(hello.workerId, hello.info) ? hello.info : {},
-        ownerId: this.id,
-      });
-      const previousId = this.endpointWorker.get(endpoint);
-      if (previousId && previousId !== hello.workerId && !this.dispatcher.isConnected(previousId)) {
-        // A restarted process announces a new id on the same endpoint; the old record describes a dead process.
-        await this.registry.unregisterWorker(previousId);
-        await this.directory.remove(previousId).catch(() => undefined);
-      }
-      this.endpointWorker.set(endpoint, hello.workerId);
-      this.backoff.delete(endpoint);
-      this.dispatcher.attach(worker, connection);
-      this.logger.info(
-        { workerId: hello.workerId, workerType: hello.workerType, endpoint },
-        'worker connected',
-      );
-      return hello.workerId;
-    } catch (err) {
-      const now = this.clock.now();
-      const prev = this.backoff.get(endpoint);
-      const delay = Math.min(10_000, prev ? prev.delay * 2 : 250);
-      this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
-      await this.directory.release(endpoint, this.id).catch(() => undefined);
-      const e = err as FleetError;
-      const level =
-        e.code === 'unauthorized' || e.code === 'protocol_mismatch' || e.code === 'duplicate_worker'
-          ? 'error'
-          : 'debug';
-      this.logger[level](
-        { endpoint, code: e.code, retryInMs: delay },
-        `cannot connect to worker: ${e.message}`,
-      );
-      throw err;
-    } finally {
-      this.dialing.delete(endpoint);
-    }
+  discover(): Promise<void> {
+    return this.discovery.discover();
   }
 }
 

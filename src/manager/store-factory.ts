@@ -1,5 +1,5 @@
 /**
- * Chooses the manager's stores from `manager.store` (DESIGN §7, docs/distributed.md).
+ * Chooses the manager's stores from `manager.store` (docs/architecture.md: Stores; docs/distributed.md).
  *
  * `memory` (embedded mode) needs nothing here: the manager builds its in-process queue and directory.
  * `redis` (distributed mode) opens ONE `RedisConnections` for the process and hands it to both the task queue

@@ -51,6 +51,11 @@ export const ERROR_CODES = {
     summary: 'The client could not reach the Fleet manager.',
   },
   internal: { retryable: true, http: 500, summary: 'An unexpected error inside Fleet.' },
+  store_corrupt: {
+    retryable: false,
+    http: 500,
+    summary: 'A record read back from the shared store (Redis) failed validation.',
+  },
   shutting_down: {
     retryable: true,
     http: 503,

@@ -1,5 +1,5 @@
 /**
- * Redis connections for distributed mode (DESIGN §7).
+ * Redis connections for distributed mode (docs/architecture.md: Stores).
  *
  * One `RedisConnections` per process, handed to every Redis-backed store, opens at most one connection per
  * role and only when a role is first used:

@@ -149,7 +149,7 @@ describe('dashboard (open manager)', () => {
     await dialog.locator('#confirm-ok').click();
     await expect.poll(() => row.getAttribute('data-draining'), { timeout: 3000 }).toBe('true');
     expect(await row.locator('.status').textContent()).toContain('draining');
-    expect(fleet.manager.registry.get('echo-1')?.draining).toBe(true);
+    expect(fleet.manager.worker('echo-1')?.draining).toBe(true);
     expect(await page.locator('#notice').textContent()).toContain('Drain requested');
   });
 
@@ -259,7 +259,7 @@ describe('dashboard (auth on)', () => {
     const notice = page.locator('#notice');
     await expect.poll(() => notice.textContent()).toContain('this token may only read');
     expect(await notice.isVisible()).toBe(true);
-    expect(fleet.manager.registry.get('echo-1')?.draining).toBe(false);
+    expect(fleet.manager.worker('echo-1')?.draining).toBe(false);
     await screenshot(page, 'board-read-only-refused.png');
     await page.close();
   });

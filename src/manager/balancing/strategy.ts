@@ -1,5 +1,5 @@
 /**
- * Load balancing (DESIGN §6), in the Moleculer shape: a strategy is a small object with one `select` over a
+ * Load balancing (docs/architecture.md: load balancing), in the Moleculer shape: a strategy is a small object with one `select` over a
  * snapshot of candidates, pure apart from its own rotation state, so each one is tested with plain arrays.
  * The manager builds the snapshot from its registry (in-flight counts are the manager's own, not the
  * worker's last heartbeat, so two dispatches in one tick cannot both see the same free slot).

@@ -4,7 +4,12 @@
  * the worker id it announced.
  *
  * Two implementations share the handshake: `RealWebSocketWorkerInterface` dials over `ws`, and
- * `MockWebSocketWorkerInterface` links in-memory transports to workers living in the same process (unit tests).
+ * `MockWebSocketWorkerInterface` links in-memory transports to workers living in the same process (tests of
+ * the whole manager without ports).
+ *
+ * It is the dispatcher's only way to the workers: the dispatcher adopts a connection the manager accepted
+ * (discovery may still refuse one, e.g. a duplicate id, so `connect` alone does not make it current), then
+ * sends with `sendMessage`, listens with `subscribeToMessages` and lets go with `forget`/`disconnect`.
  */
 import { WebSocket } from 'ws';
 import { FleetError } from '../../protocol/errors.js';
@@ -41,9 +46,16 @@ export interface WorkerConnection {
 
 export interface WebSocketWorkerInterface {
   connect(endpoint: string): Promise<WorkerConnection>;
+  /** Makes a handshaken connection its worker's current one. */
+  adopt(connection: WorkerConnection): void;
+  /** The worker's current connection, open or not. */
+  connection(workerId: string): WorkerConnection | undefined;
+  /** Stops knowing the worker's connection (without closing it) and returns it. */
+  forget(workerId: string): WorkerConnection | undefined;
   disconnect(workerId: string): Promise<void>;
+  /** Sends on the worker's open connection; `worker_lost` when there is none. */
   sendMessage(workerId: string, message: ManagerToWorker): Promise<void>;
-  subscribeToMessages?(workerId: string, callback: MessageCallback): Promise<void>;
+  subscribeToMessages(workerId: string, callback: MessageCallback): Promise<void>;
 }
 
 export interface HandshakeOptions {
@@ -193,14 +205,23 @@ abstract class BaseWorkerInterface implements WebSocketWorkerInterface {
 
   abstract connect(endpoint: string): Promise<WorkerConnection>;
 
-  protected track(connection: WorkerConnection): WorkerConnection {
+  adopt(connection: WorkerConnection): void {
     this.connections.set(connection.workerId, connection);
-    return connection;
+  }
+
+  connection(workerId: string): WorkerConnection | undefined {
+    return this.connections.get(workerId);
+  }
+
+  forget(workerId: string): WorkerConnection | undefined {
+    const c = this.connections.get(workerId);
+    this.connections.delete(workerId);
+    return c;
   }
 
   private get(workerId: string): WorkerConnection {
     const c = this.connections.get(workerId);
-    if (!c || !c.isOpen) throw new FleetError('not_found', `no open connection to worker ${workerId}`);
+    if (!c || !c.isOpen) throw new FleetError('worker_lost', `worker ${workerId} is not connected`);
     return c;
   }
 
@@ -214,8 +235,11 @@ abstract class BaseWorkerInterface implements WebSocketWorkerInterface {
     await this.get(workerId).send(message);
   }
 
+  /** Works on a connection that closed meanwhile too: its close handler, not this, reports the loss. */
   async subscribeToMessages(workerId: string, callback: MessageCallback): Promise<void> {
-    this.get(workerId).onmessage = callback;
+    const c = this.connections.get(workerId);
+    if (!c) throw new FleetError('not_found', `no connection to worker ${workerId}`);
+    c.onmessage = callback;
   }
 }
 
@@ -258,9 +282,7 @@ export class RealWebSocketWorkerInterface extends BaseWorkerInterface {
       );
     });
     try {
-      return this.track(
-        await handshake(endpoint, transport, this.options, token ? { token, nonce } : undefined),
-      );
+      return await handshake(endpoint, transport, this.options, token ? { token, nonce } : undefined);
     } catch (err) {
       throw connectError ?? err;
     }
@@ -286,6 +308,6 @@ export class MockWebSocketWorkerInterface extends BaseWorkerInterface {
     );
     const pending = handshake(endpoint, managerSide, this.options);
     this.attach(endpoint, workerSide);
-    return this.track(await pending);
+    return pending;
   }
 }

@@ -13,13 +13,19 @@
  *     — the backlog that looks like overload but is a stuck dispatcher or a capability mismatch.
  * Alerts published by others (`worker_parked` from `fleet up`'s supervisor) are shown until resolved.
  */
-import type { Clock, TimerHandle } from '../clock.js';
-import type { ManagerEvent } from '../manager.js';
-import type { AlertEvent, PublishedAlertKind } from '../operator-events.js';
-import type { TaskQueue } from '../queue/task-queue.js';
-import { isFinal, type TaskRecord, type TaskState } from '../queue/task.js';
-import type { WorkerStatusView } from '../registry/worker-registry.js';
-import type { ScalingDecision } from '../scaling/autoscaler.js';
+import {
+  isFinal,
+  loadByType,
+  type AlertEvent,
+  type Clock,
+  type ManagerEvent,
+  type PublishedAlertKind,
+  type ScalingDecision,
+  type TaskRecord,
+  type TaskState,
+  type TimerHandle,
+  type WorkerStatusView,
+} from '../public.js';
 
 /** What the aggregator needs from the manager; `WorkerManager` satisfies it. */
 export interface DashboardSource {
@@ -27,7 +33,7 @@ export interface DashboardSource {
   subscribe(listener: (event: ManagerEvent) => void): () => void;
   getWorkerStatus(): Promise<WorkerStatusView[]>;
   capabilitiesByType(): Map<string, string[]>;
-  readonly queue: Pick<TaskQueue, 'depth'>;
+  queueDepth(capability?: string): Promise<number>;
 }
 
 export interface AggregatorOptions {
@@ -467,10 +473,10 @@ export class DashboardAggregator {
     const queueByType: Record<string, number> = {};
     for (const [type, caps] of capsByType) {
       let n = 0;
-      for (const c of caps) n += await this.source.queue.depth(c);
+      for (const c of caps) n += await this.source.queueDepth(c);
       queueByType[type] = n;
     }
-    const queue = await this.source.queue.depth();
+    const queue = await this.source.queueDepth();
 
     const workers = views.map((v) => toWorkerRow(v, now));
     const types = summarizeTypes(workers, queueByType);
@@ -635,17 +641,25 @@ function summarizeTypes(workers: WorkerRow[], queueByType: Record<string, number
     }
     return r;
   };
-  for (const w of workers) {
-    const r = row(w.type);
-    r.workers += 1;
-    r[w.status] += 1;
-    if (w.status === 'online' || w.status === 'busy') {
-      r.inFlight += w.inFlight;
-      if (!w.draining) {
-        r.capacity += w.max;
-        r.free += Math.max(0, w.max - w.inFlight);
-      }
-    }
+  const load = loadByType(
+    workers.map((w) => ({
+      workerType: w.type,
+      status: w.status,
+      draining: w.draining,
+      inFlight: w.inFlight,
+      maxConcurrency: w.max,
+    })),
+  );
+  for (const [type, l] of load) {
+    const r = row(type);
+    r.workers = l.workers;
+    r.online = l.online;
+    r.busy = l.busy;
+    r.offline = l.offline;
+    r.error = l.error;
+    r.inFlight = l.inFlight;
+    r.capacity = l.capacity;
+    r.free = l.free;
   }
   for (const [type, n] of Object.entries(queueByType)) {
     // Configured types with no worker and nothing queued are noise on the board.

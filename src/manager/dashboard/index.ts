@@ -19,10 +19,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
-import type { Clock } from '../clock.js';
-import { attachReadSocket, authorize, publicTask, releaseOnShutdown } from '../http/server.js';
-import type { WorkerManager } from '../manager.js';
-import { TASK_STATES } from '../queue/task.js';
+import { zodToFleetError } from '../../protocol/zod-error.js';
+import { authorize } from '../http/auth.js';
+import { attachReadSocket, releaseOnShutdown } from '../http/event-stream.js';
+import { publicTask } from '../http/views.js';
+import { TASK_STATES, type Clock, type WorkerManager } from '../public.js';
 import { DashboardAggregator, type Snapshot, type TaskListFilter } from './aggregator.js';
 
 export { DashboardAggregator } from './aggregator.js';
@@ -112,13 +113,7 @@ function preview(value: unknown): string | undefined {
 
 function parseFilter(raw: unknown): TaskListFilter {
   const r = FilterSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new FleetError(
-      'invalid_task',
-      `invalid filter: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
-    );
-  }
+  if (!r.success) throw zodToFleetError(r.error, 'invalid_task', 'invalid filter:');
   return {
     ...(r.data.state ? { state: r.data.state } : {}),
     ...(r.data.type ? { type: r.data.type } : {}),

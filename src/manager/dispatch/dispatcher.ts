@@ -16,7 +16,7 @@ import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
 import type { Clock, TimerHandle } from '../clock.js';
-import type { WorkerConnection } from '../connect/worker-interface.js';
+import type { WebSocketWorkerInterface, WorkerConnection } from '../connect/worker-interface.js';
 import type { ManagerMetrics } from '../metrics/manager-metrics.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import type { ArtifactMeta, TaskRecord } from '../queue/task.js';
@@ -46,6 +46,8 @@ export interface ProgressEvent {
 export interface DispatcherOptions {
   queue: TaskQueue;
   registry: WorkerRegistry;
+  /** The only way to the workers: the connections live there, not here. */
+  workers: WebSocketWorkerInterface;
   strategy: BalancingStrategy;
   artifacts: ArtifactStore;
   clock: Clock;
@@ -63,7 +65,6 @@ export interface DispatcherOptions {
 const MAX_PARALLEL_CLAIMS = 16;
 
 export class Dispatcher {
-  private readonly connections = new Map<string, WorkerConnection>();
   private readonly leases = new Map<string, Lease>();
   private readonly leasesByWorker = new Map<string, Set<string>>();
   private readonly events = new EventEmitter();
@@ -92,11 +93,11 @@ export class Dispatcher {
   }
 
   isConnected(workerId: string): boolean {
-    return this.connections.get(workerId)?.isOpen ?? false;
+    return this.o.workers.connection(workerId)?.isOpen ?? false;
   }
 
   connection(workerId: string): WorkerConnection | undefined {
-    return this.connections.get(workerId);
+    return this.o.workers.connection(workerId);
   }
 
   onProgress(listener: (event: ProgressEvent) => void): () => void {
@@ -106,18 +107,20 @@ export class Dispatcher {
 
   /** Takes over a handshaken connection: its messages drive task state; its close re-queues its tasks. */
   attach(worker: LiveWorker, connection: WorkerConnection): void {
-    const previous = this.connections.get(worker.workerId);
+    const previous = this.o.workers.connection(worker.workerId);
     if (previous && previous !== connection) {
       previous.onclose = undefined;
       previous.terminate();
       void this.workerLost(worker.workerId, 'replaced by a new connection');
     }
-    this.connections.set(worker.workerId, connection);
-    connection.onmessage = (message) => {
-      this.handle(worker.workerId, message).catch((err: unknown) =>
-        this.o.logger.error({ err, workerId: worker.workerId }, 'failed to handle worker message'),
-      );
-    };
+    this.o.workers.adopt(connection);
+    this.o.workers
+      .subscribeToMessages(worker.workerId, (message) => {
+        this.handle(worker.workerId, message).catch((err: unknown) =>
+          this.o.logger.error({ err, workerId: worker.workerId }, 'failed to handle worker message'),
+        );
+      })
+      .catch((err: unknown) => this.o.logger.error({ err, workerId: worker.workerId }, 'cannot listen'));
     connection.onframeerror = (error) => {
       this.o.metrics?.framesRejected.inc({ code: error.code });
       this.o.logger.warn(
@@ -126,7 +129,7 @@ export class Dispatcher {
       );
     };
     connection.onclose = (info) => {
-      if (this.connections.get(worker.workerId) !== connection) return;
+      if (this.o.workers.connection(worker.workerId) !== connection) return;
       void this.workerLost(
         worker.workerId,
         `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
@@ -143,8 +146,7 @@ export class Dispatcher {
    * `poison_task`; a loss the tasks cannot have caused (ownership moved, an operator removed the endpoint) does not.
    */
   async workerLost(workerId: string, reason: string, options: { felled?: boolean } = {}): Promise<void> {
-    const connection = this.connections.get(workerId);
-    this.connections.delete(workerId);
+    const connection = this.o.workers.forget(workerId);
     if (connection) {
       connection.onclose = undefined;
       connection.onmessage = undefined;
@@ -182,15 +184,13 @@ export class Dispatcher {
     const worker = this.o.registry.require(workerId);
     worker.draining = true;
     this.o.registry.touch(worker);
-    const connection = this.connections.get(workerId);
-    if (connection?.isOpen) await connection.send({ type: 'drain', reason });
+    if (this.isConnected(workerId)) await this.o.workers.sendMessage(workerId, { type: 'drain', reason });
   }
 
   /** Sends `resume`: a drained worker takes tasks again. */
   async resume(workerId: string): Promise<void> {
     const worker = this.o.registry.require(workerId);
-    const connection = this.connections.get(workerId);
-    if (connection?.isOpen) await connection.send({ type: 'resume' });
+    if (this.isConnected(workerId)) await this.o.workers.sendMessage(workerId, { type: 'resume' });
     worker.draining = false;
     this.o.registry.touch(worker);
     this.schedulePump();
@@ -304,7 +304,6 @@ export class Dispatcher {
 
   private async dispatch(worker: LiveWorker, task: TaskRecord): Promise<void> {
     const leaseToken = task.leaseToken;
-    const connection = this.connections.get(worker.workerId);
     if (!leaseToken) throw new FleetError('internal', `claimed task ${task.id} has no lease token`);
     const now = this.o.clock.now();
     const lease: Lease = {
@@ -328,9 +327,7 @@ export class Dispatcher {
     this.o.metrics?.observeWait(task, now);
     this.countReexecution(task);
     try {
-      if (!connection?.isOpen)
-        throw new FleetError('worker_lost', `worker ${worker.workerId} is not connected`);
-      await connection.send({
+      await this.o.workers.sendMessage(worker.workerId, {
         type: 'task.assign',
         taskId: task.id,
         attempt: task.attempt,
@@ -534,9 +531,13 @@ export class Dispatcher {
       this.dropLease(lease);
       this.schedulePump();
     }, this.o.graceMs ?? 2000);
-    const connection = this.connections.get(lease.workerId);
-    connection
-      ?.send({ type: 'task.cancel', taskId: lease.taskId, leaseToken: lease.leaseToken, reason })
+    this.o.workers
+      .sendMessage(lease.workerId, {
+        type: 'task.cancel',
+        taskId: lease.taskId,
+        leaseToken: lease.leaseToken,
+        reason,
+      })
       .catch(() => undefined);
   }
 

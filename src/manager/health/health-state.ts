@@ -1,5 +1,5 @@
 /**
- * The two health verdicts (DESIGN §5) as a pure state machine, so the rules can be tested with numbers.
+ * The two health verdicts (docs/architecture.md: Health) as a pure state machine, so the rules can be tested with numbers.
  *
  * Liveness: any message counts as a sign of life; `missedHeartbeats` periods without one means dead.
  * Readiness: the deep `GET /health` check; `unhealthyThreshold` failures in a row means unhealthy, and the

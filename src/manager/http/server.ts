@@ -3,27 +3,28 @@
  * /health. Every error leaves as `{ error: { code, message, retryable, details? } }` with the code's HTTP
  * status, so clients match on codes, never on text.
  *
- * Auth: with `manager.token` set, every /api call needs `Authorization: Bearer <token>` (or `?token=` where a
- * header cannot be sent: browsers' WebSockets). `manager.read_token`, when set, is accepted for reads only
- * (GET and the event stream), so a wall-mounted dashboard can watch without being able to act.
+ * Auth (http/auth.ts), the event stream (http/event-stream.ts) and how records are shown (http/views.ts) are
+ * shared modules; this file is the routes.
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
-import type { ManagerEvent, WorkerManager } from '../manager.js';
-import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
-import type { WorkerStatusView } from '../registry/worker-registry.js';
+import { zodToFleetError } from '../../protocol/zod-error.js';
+import type { WorkerManager } from '../manager.js';
+import { TASK_STATES, type TaskState } from '../queue/task.js';
 import { BatchBody, ListQuery, RegisterBody, WaitQuery } from './api-schemas.js';
+import { authorize, type Access, type AuthOptions } from './auth.js';
 import { attachClientChannel } from './client-channel.js';
+import { attachEventStream } from './event-stream.js';
 import { registerOpenApiRoute, type OpenApiOptions } from './openapi.js';
+import { publicTask, summarize } from './views.js';
 
-export interface ApiServerOptions {
-  token?: string;
-  readToken?: string;
+// The shared pieces live in their own modules (the dashboard imports them, not this server).
+export { authorize } from './auth.js';
+export { attachReadSocket, releaseOnShutdown } from './event-stream.js';
+export { publicTask, summarize } from './views.js';
+
+export interface ApiServerOptions extends AuthOptions {
   bodyLimitBytes?: number;
   /** Requests one client channel connection (`/api/channel`) may have in flight. */
   channelMaxInFlight?: number;
@@ -33,67 +34,10 @@ export interface ApiServerOptions {
   openapi?: OpenApiOptions;
 }
 
-type Access = 'read' | 'write';
-
-export function publicTask(task: TaskRecord): Record<string, unknown> {
-  const { leaseToken: _lease, attempts, ...rest } = task;
-  return {
-    ...rest,
-    attempts: attempts.map(({ leaseToken: _l, ...a }) => a),
-    ...(task.artifacts
-      ? {
-          artifacts: task.artifacts.map((a) => ({
-            ...a,
-            url: `/api/tasks/${encodeURIComponent(task.id)}/artifacts/${encodeURIComponent(a.name)}`,
-          })),
-        }
-      : {}),
-  };
-}
-
-function tokenMatches(given: string | undefined, expected: string | undefined): boolean {
-  if (!given || !expected) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function presentedToken(req: {
-  headers: IncomingMessage['headers'];
-  url?: string | undefined;
-}): string | undefined {
-  const header = req.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  const url = new URL(req.url ?? '/', 'http://x');
-  return url.searchParams.get('token') ?? undefined;
-}
-
-export function authorize(
-  options: Pick<ApiServerOptions, 'token' | 'readToken'>,
-  req: { headers: IncomingMessage['headers']; url?: string | undefined },
-  access: Access,
-): void {
-  if (!options.token) return;
-  const given = presentedToken(req);
-  if (tokenMatches(given, options.token)) return;
-  if (access === 'read' && tokenMatches(given, options.readToken)) return;
-  if (given && access === 'write' && tokenMatches(given, options.readToken)) {
-    throw new FleetError('unauthorized', 'this token may only read; actions need the operator token');
-  }
-  throw new FleetError(
-    'unauthorized',
-    given ? 'wrong token' : 'this manager requires a token (Authorization: Bearer <token>)',
-  );
-}
-
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const i = r.error.issues[0];
-  throw new FleetError(
-    'invalid_task',
-    `invalid ${what}: ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}`,
-  );
+  throw zodToFleetError(r.error, 'invalid_task', `invalid ${what}:`);
 }
 
 function parseStates(raw: string | undefined): TaskState[] | undefined {
@@ -105,21 +49,6 @@ function parseStates(raw: string | undefined): TaskState[] | undefined {
     }
   }
   return states as TaskState[];
-}
-
-export function summarize(workers: WorkerStatusView[]) {
-  const byType = new Map<string, { workers: number; online: number; inFlight: number; capacity: number }>();
-  for (const w of workers) {
-    const t = byType.get(w.workerType) ?? { workers: 0, online: 0, inFlight: 0, capacity: 0 };
-    t.workers += 1;
-    if (w.status === 'online' || w.status === 'busy') {
-      t.online += 1;
-      t.capacity += w.maxConcurrency;
-    }
-    t.inFlight += w.inFlight;
-    byType.set(w.workerType, t);
-  }
-  return Object.fromEntries(byType);
 }
 
 export async function createApiServer(
@@ -158,16 +87,7 @@ export async function createApiServer(
 
   registerOpenApiRoute(app, guard('read'), options.openapi);
 
-  app.get('/health', async () => {
-    const workers = manager.registry.list();
-    return {
-      status: 'ok',
-      managerId: manager.id,
-      workers: workers.length,
-      connected: workers.filter((w) => manager.dispatcher.isConnected(w.workerId)).length,
-      queued: await manager.queue.depth(),
-    };
-  });
+  app.get('/health', async () => ({ status: 'ok', managerId: manager.id, ...(await manager.health()) }));
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', manager.metrics.registry.contentType);
@@ -289,13 +209,13 @@ export async function createApiServer(
     const workers = await manager.getWorkerStatus();
     const byCapability: Record<string, number> = {};
     for (const caps of manager.capabilitiesByType().values()) {
-      for (const c of caps) byCapability[c] = await manager.queue.depth(c);
+      for (const c of caps) byCapability[c] = await manager.queueDepth(c);
     }
     return {
       managerId: manager.id,
       workers,
       types: summarize(workers),
-      queue: { depth: await manager.queue.depth(), byCapability },
+      queue: { depth: await manager.queueDepth(), byCapability },
     };
   });
 
@@ -319,96 +239,4 @@ export async function createApiServer(
     ...(options.channelMaxInFlight !== undefined ? { maxInFlight: options.channelMaxInFlight } : {}),
   });
   return app;
-}
-
-/**
- * `GET /api/events` upgraded to a WebSocket: task, worker and progress events as JSON lines.
- * `?taskId=` narrows to one task; `?types=task,worker,progress` picks kinds (`scaling` and `alert` on request:
- * a decision per worker type per second would drown the default stream). A slow client is cut off rather
- * than buffered without bound.
- */
-function attachEventStream(app: FastifyInstance, manager: WorkerManager, options: ApiServerOptions): void {
-  attachReadSocket(app, '/api/events', options, 64 * 1024, (ws, url) =>
-    streamEvents(ws, manager, url.searchParams),
-  );
-}
-
-/**
- * Serves a WebSocket at `path` on the API's server for readers: the token is checked at the upgrade (a refusal
- * is a 401 with the typed error as JSON), and every socket is cut when the server closes.
- */
-export function attachReadSocket(
-  app: FastifyInstance,
-  path: string,
-  auth: Pick<ApiServerOptions, 'token' | 'readToken'>,
-  maxPayload: number,
-  onSocket: (ws: WebSocket, url: URL) => void,
-): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, maxPayload });
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== path) return;
-    try {
-      authorize(auth, req, 'read');
-    } catch (err) {
-      const e = err as FleetError;
-      socket.end(
-        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: e.toJSON() })}`,
-      );
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => onSocket(ws, url));
-  });
-  // preClose, not onClose: the HTTP server's close waits for every socket, upgraded ones included, so
-  // cutting them only after it would leave `fleet up` hanging on SIGTERM while anyone watches events.
-  app.addHook('preClose', async () => {
-    for (const c of wss.clients) c.terminate();
-    wss.close();
-  });
-  return wss;
-}
-
-/**
- * A graceful stop releases the socket with the typed error (one `error` frame, then close 1001), so a client
- * learns why and can reconnect elsewhere instead of hanging on a server that is going away.
- */
-export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
-  const release = () => {
-    if (ws.readyState !== ws.OPEN) return;
-    ws.send(JSON.stringify({ type: 'error', error: manager.shutdownError().toJSON() }), () =>
-      ws.close(1001, 'manager shutting down'),
-    );
-  };
-  const unsubscribe = manager.onShutdown(release);
-  ws.once('close', unsubscribe);
-}
-
-function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
-  const taskId = params.get('taskId') ?? undefined;
-  const types = new Set((params.get('types') ?? 'task,worker,progress').split(','));
-  const unsubscribe = manager.subscribe((event: ManagerEvent) => {
-    if (!types.has(event.type)) return;
-    if (taskId) {
-      const id =
-        event.type === 'task'
-          ? event.event.task.id
-          : event.type === 'progress'
-            ? event.progress.taskId
-            : undefined;
-      if (id !== taskId) return;
-    }
-    if (ws.bufferedAmount > 8 * 1024 * 1024) {
-      ws.close(1013, 'client too slow');
-      return;
-    }
-    const out =
-      event.type === 'task'
-        ? { type: 'task', kind: event.event.kind, task: publicTask(event.event.task) }
-        : event;
-    ws.send(JSON.stringify(out));
-  });
-  ws.on('close', unsubscribe);
-  ws.on('error', () => undefined);
-  ws.send(JSON.stringify({ type: 'hello', managerId: manager.id }));
-  releaseOnShutdown(ws, manager);
 }

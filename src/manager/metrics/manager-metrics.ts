@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TaskQueue } from '../queue/task-queue.js';
 import type { TaskRecord } from '../queue/task.js';
+import { emptyLoad, loadByType, utilization } from '../registry/fleet-load.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
 
 /** What a distributed queue (RedisTaskQueue) exposes beyond the TaskQueue interface. */
@@ -192,12 +193,11 @@ export class ManagerMetrics {
       async (set) => {
         const all = await workers();
         const depth = await depths();
+        const load = loadByType(all);
         for (const [type, caps] of sources.capabilitiesByType()) {
-          const live = all.filter((w) => w.workerType === type && w.status !== 'offline');
-          const capacity = live.reduce((n, w) => n + w.maxConcurrency, 0);
-          const inFlight = live.reduce((n, w) => n + w.inFlight, 0);
           const queued = caps.reduce((n, c) => n + (depth.get(c) ?? 0), 0);
-          set({ worker_type: type }, capacity > 0 ? (inFlight + queued) / capacity : queued > 0 ? 1e6 : 0);
+          const u = utilization(load.get(type) ?? emptyLoad(type), queued);
+          set({ worker_type: type }, u ?? (queued > 0 ? 1e6 : 0));
         }
       },
     );

@@ -1,5 +1,5 @@
 /**
- * The embedded store: the whole queue in one process's memory (DESIGN §7, the `memory` store).
+ * The embedded store: the whole queue in one process's memory (docs/architecture.md: Stores; the `memory` store).
  *
  * Cost per operation does not depend on how many tasks wait: queued tasks sit in one indexed heap per
  * capability (priority first, then queue order), tasks in retry backoff in one heap ordered by `notBefore`

@@ -1,5 +1,5 @@
 /**
- * The distributed store: the task queue on Redis, shared by every manager (DESIGN §7, docs/distributed.md).
+ * The distributed store: the task queue on Redis, shared by every manager (docs/architecture.md: Stores; docs/distributed.md).
  *
  * Two layers, each doing what it is good at:
  * - **BullMQ** moves the work: one BullMQ queue per worker type (`queueFor(capability)`), a job per task
@@ -26,6 +26,7 @@ import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { RedisConnections, type RedisConnectionOptions } from '../../store/redis-connection.js';
 import { COMMIT, PEEK } from './redis-task-scripts.js';
+import { parseStoredTask } from './stored-record.js';
 import { copyTask, createTaskRecord } from './task-record.js';
 import {
   assertRetryable,
@@ -170,6 +171,7 @@ export class RedisTaskQueue implements TaskQueue {
   private readonly ownEventPrefix: string;
   /** Late results refused because their lease was no longer current (exactly-once completion at work). */
   staleLeaseCount = 0;
+  private readonly corruptListeners = new Set<(error: FleetError) => void>();
 
   constructor(private readonly options: RedisTaskQueueOptions) {
     validateTaskQueueOptions(options);
@@ -263,9 +265,11 @@ export class RedisTaskQueue implements TaskQueue {
           .pipeline(batch.map((s) => ['hget', this.key(`task:${s.id}`), 'j']))
           .exec()
           .then((rows) => (rows ?? []).map(([, value]) => value as string | null));
-        for (const json of jsons) {
+        for (const [j, json] of jsons.entries()) {
           if (!json || out.length >= limit) continue;
-          const t = JSON.parse(json) as TaskRecord;
+          // A corrupt record is left out of a list (and reported), not allowed to fail every list.
+          const t = this.parseTaskOrReport(json, this.key(`task:${batch[j]!.id}`));
+          if (!t) continue;
           if (filter.capability !== undefined && t.capability !== filter.capability) continue;
           if (filter.workerId !== undefined && t.workerId !== filter.workerId) continue;
           out.push(t);
@@ -459,7 +463,7 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   /**
-   * Graceful shutdown (DESIGN §7): tasks this manager still holds go back to the queue at once, with their
+   * Graceful shutdown (docs/architecture.md: Stores): tasks this manager still holds go back to the queue at once, with their
    * attempt not counted, instead of waiting for their locks to expire. The caller drains first; whatever is
    * still running here after that would finish into a stale lease.
    */
@@ -700,9 +704,10 @@ export class RedisTaskQueue implements TaskQueue {
       (await this.redis.pipeline(ids.map((id) => ['hget', this.key(`task:${id}`), 'j'])).exec()) ?? [];
     const now = this.now();
     const candidates: TaskRecord[] = [];
-    for (const [, json] of rows) {
+    for (const [i, [, json]] of rows.entries()) {
       if (typeof json !== 'string') continue;
-      const t = JSON.parse(json) as TaskRecord;
+      const t = this.parseTaskOrReport(json, this.key(`task:${ids[i]}`));
+      if (!t) continue;
       // Young tasks may be between their save and their job's add: leave them to their submitter.
       if (t.state === 'queued' && now - t.updatedAt >= (this.options.orphanGraceMs ?? 5_000))
         candidates.push(t);
@@ -879,7 +884,32 @@ export class RedisTaskQueue implements TaskQueue {
   private async read(id: string): Promise<Stored | undefined> {
     const [rev, json, seq] = await this.redis.hmget(this.key(`task:${id}`), 'r', 'j', 'q');
     if (!rev || !json || !seq) return undefined;
-    return { rev, seq, task: JSON.parse(json) as TaskRecord };
+    const key = this.key(`task:${id}`);
+    try {
+      return { rev, seq, task: parseStoredTask(json, key) };
+    } catch (err) {
+      this.reportCorrupt(err as FleetError);
+      throw err;
+    }
+  }
+
+  onCorruptRecord(listener: (error: FleetError) => void): () => void {
+    this.corruptListeners.add(listener);
+    return () => this.corruptListeners.delete(listener);
+  }
+
+  private reportCorrupt(error: FleetError): void {
+    for (const listener of this.corruptListeners) listener(error);
+  }
+
+  /** The record, or undefined (reported) when it does not validate. */
+  private parseTaskOrReport(json: string, key: string): TaskRecord | undefined {
+    try {
+      return parseStoredTask(json, key);
+    } catch (err) {
+      this.reportCorrupt(err as FleetError);
+      return undefined;
+    }
   }
 
   /** The record if `leaseToken` is its current lease; anything else is `stale_lease` and changes nothing. */

@@ -1,6 +1,6 @@
 /**
  * The retry policy as pure functions, so the memory and the Redis stores apply exactly the same one
- * (DESIGN §4: default 3 attempts, exponential backoff with jitter, application errors retried only when
+ * (docs/architecture.md, Tasks: default 3 attempts, exponential backoff with jitter, application errors retried only when
  * marked retryable; worker loss and timeouts always retried while attempts remain).
  */
 import type { ErrorBody } from '../../protocol/messages.js';

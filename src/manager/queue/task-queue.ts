@@ -1,5 +1,5 @@
 /**
- * The queue/store seam (DESIGN §7). One interface, two implementations (memory now, Redis/BullMQ later),
+ * The queue/store seam (docs/architecture.md: Stores). One interface, two implementations (memory now, Redis/BullMQ later),
  * one contract suite (`test/contract/task-queue.contract.ts`) that both must pass.
  *
  * Late binding: tasks wait here until a worker has a free slot; the dispatcher then `claim`s the best task
@@ -65,6 +65,11 @@ export interface TaskQueue {
   nextReadyAt(): Promise<number | undefined>;
   /** Subscribes to changes; returns the unsubscribe function. */
   subscribe(listener: (event: TaskEvent) => void): () => void;
+  /**
+   * Shared stores: calls `listener` with the typed `store_corrupt` error of every record that failed
+   * validation when read back (the manager raises an alert). A store holding only its own objects has none.
+   */
+  onCorruptRecord?(listener: (error: FleetError) => void): () => void;
   close(): Promise<void>;
 }
 

@@ -3,29 +3,36 @@
  * so defaults and validation are the same everywhere.
  */
 import { randomUUID } from 'node:crypto';
-import { FleetError } from '../../protocol/errors.js';
+import type { z } from 'zod';
+import { zodToFleetError } from '../../protocol/zod-error.js';
 import { TaskSubmissionSchema, type TaskRecord, type TaskSubmission } from './task.js';
 import type { TaskQueueOptions } from './task-queue.js';
 
-/** Validates a submission (`invalid_task` naming the field) and applies the queue's defaults. */
+export type ParsedSubmission = z.output<typeof TaskSubmissionSchema>;
+
+/** Submissions `parseSubmission` has checked: a store handed one does not parse it again. */
+const parsedSubmissions = new WeakSet<object>();
+
+/**
+ * The one validation of a submission (`invalid_task` naming the field). The manager calls it at its edge; a
+ * store calls it only for a submission that did not come through it (a direct caller of the queue).
+ */
+export function parseSubmission(input: unknown): ParsedSubmission {
+  if (typeof input === 'object' && input !== null && parsedSubmissions.has(input))
+    return input as ParsedSubmission;
+  const parsed = TaskSubmissionSchema.safeParse(input);
+  if (!parsed.success) throw zodToFleetError(parsed.error, 'invalid_task', 'invalid task:');
+  parsedSubmissions.add(parsed.data);
+  return parsed.data;
+}
+
+/** Validates a submission (once: see parseSubmission) and applies the queue's defaults. */
 export function createTaskRecord(
   submission: TaskSubmission,
   options: Pick<TaskQueueOptions, 'defaultMaxAttempts' | 'timeoutMs'>,
   now: number,
 ): TaskRecord {
-  const parsed = TaskSubmissionSchema.safeParse(submission);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || '(task)';
-    throw new FleetError(
-      'invalid_task',
-      `invalid task: ${field}: ${issue?.message ?? 'does not match the task schema'}`,
-      {
-        details: { field },
-      },
-    );
-  }
-  const s = parsed.data;
+  const s = parseSubmission(submission);
   return {
     id: s.id ?? randomUUID(),
     capability: s.capability,

@@ -1,5 +1,5 @@
 /**
- * The task model (DESIGN §4). A task is submitted once and dispatched one or more times; each dispatch is an
+ * The task model (docs/architecture.md: Tasks). A task is submitted once and dispatched one or more times; each dispatch is an
  * attempt with its own lease token, and only the current lease may finish the task.
  */
 import { z } from 'zod';

@@ -1,5 +1,5 @@
 /**
- * The worker directory in Redis, for distributed mode (DESIGN §2, §7): every manager sees the same
+ * The worker directory in Redis, for distributed mode (docs/architecture.md: Discovery, Stores): every manager sees the same
  * endpoints, ownership leases and worker records.
  *
  * Expiry is Redis's own (`PX` on the keys), so a dead manager's leases and its workers' records vanish
@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import { FleetError } from '../../protocol/errors.js';
 import { RedisConnections, RedisScript, type RedisConnectionOptions } from '../../store/redis-connection.js';
 import type { WorkerDirectory, WorkerRecord } from './worker-directory.js';
+import { parseEndpointMeta, parseStoredWorker } from './stored-worker.js';
 
 /** Free, or already mine → take/extend it. Returns 1 when held by `ARGV[1]` afterwards. */
 const ACQUIRE = new RedisScript(
@@ -76,7 +77,7 @@ export class RedisWorkerDirectory implements WorkerDirectory {
     this.check(endpoint);
     const key = this.key('endpoints');
     const previous = await this.redis.hget(key, endpoint);
-    const merged = { ...(previous ? (JSON.parse(previous) as object) : {}), ...meta };
+    const merged = { ...parseEndpointMeta(previous), ...meta };
     await this.redis.hset(key, endpoint, JSON.stringify(merged));
   }
 
@@ -94,9 +95,7 @@ export class RedisWorkerDirectory implements WorkerDirectory {
   async endpointMeta(): Promise<Map<string, { workerType?: string; source?: string }>> {
     this.assertOpen();
     const all = await this.redis.hgetall(this.key('endpoints'));
-    return new Map(
-      Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as { workerType?: string; source?: string }]),
-    );
+    return new Map(Object.entries(all).map(([k, v]) => [k, parseEndpointMeta(v)]));
   }
 
   async acquire(endpoint: string, managerId: string, ttlMs: number): Promise<boolean> {
@@ -146,8 +145,9 @@ export class RedisWorkerDirectory implements WorkerDirectory {
     const expired: string[] = [];
     ids.forEach((id, i) => {
       const json = values[i];
-      if (json) out.push(JSON.parse(json) as WorkerRecord);
-      else expired.push(id);
+      const record = json ? parseStoredWorker(json) : undefined;
+      if (record) out.push(record);
+      else if (!json) expired.push(id);
     });
     // A record that expired leaves its id behind in the set; whoever lists next tidies it.
     if (expired.length > 0) await this.redis.srem(this.key('workers'), ...expired);

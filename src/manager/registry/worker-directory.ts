@@ -1,5 +1,5 @@
 /**
- * The fleet-wide view of workers, shared by every manager (DESIGN §2, §7).
+ * The fleet-wide view of workers, shared by every manager (docs/architecture.md: Discovery, Stores).
  *
  * A manager keeps live connections only to the workers it owns; the directory is how managers agree on who
  * owns what and how any of them can show the whole fleet. Ownership is a lease with a TTL renewed on every

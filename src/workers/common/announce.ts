@@ -1,5 +1,5 @@
 /**
- * Self-announcement (DESIGN §2): a worker started with `--manager URL` tells the manager where to dial it,
+ * Self-announcement (docs/architecture.md: Discovery): a worker started with `--manager URL` tells the manager where to dial it,
  * at start and then periodically, so a manager that restarted (or a second manager) finds it again without
  * any shared state. The manager does the dialling; this is only a hint, so failures are logged at debug
  * and simply retried on the next tick.

@@ -14,6 +14,7 @@
 import type { Logger } from 'pino';
 import type { WorkerSectionConfig } from '../../config/schema.js';
 import { FleetError, toFleetError, type ErrorCode } from '../../protocol/errors.js';
+import { zodToFleetError } from '../../protocol/zod-error.js';
 import {
   PROTOCOL_VERSION,
   type ErrorBody,
@@ -335,18 +336,10 @@ export class WorkerRuntime {
     }
     const parsed = handler.payloadSchema.safeParse(assign.payload);
     if (!parsed.success) {
-      const issues = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => ({ path: i.path.join('.'), message: i.message }));
-      const first = issues[0];
       this.refuse(
         connection,
         assign,
-        new FleetError(
-          'invalid_payload',
-          `invalid payload for "${assign.capability}" at ${first?.path || '(root)'}: ${first?.message ?? 'invalid'}`,
-          { details: { issues } },
-        ),
+        zodToFleetError(parsed.error, 'invalid_payload', `invalid payload for "${assign.capability}" at`),
       );
       return;
     }

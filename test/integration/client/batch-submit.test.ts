@@ -101,7 +101,7 @@ describe('batch submit', () => {
     const full = await postBatch(m, { tasks: Array.from({ length: 5 }, () => ({ capability: 'echo' })) });
     expect(full.status).toBe(429);
     expect(full.json.error).toMatchObject({ code: 'queue_full', retryable: true });
-    expect(await m.manager.queue.depth()).toBe(6);
+    expect(await m.manager.queueDepth()).toBe(6);
   });
 
   it('needs the operator token; the read-only one is refused', async () => {

@@ -2,8 +2,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FleetClient } from '../../../src/client/fleet-client.js';
 import { PROTOCOL_VERSION } from '../../../src/protocol/messages.js';
+import { MemoryTaskQueue } from '../../../src/manager/queue/memory-task-queue.js';
 import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
 import { startManager, type TestManager } from '../../helpers/manager.js';
+import { testQueueOptions } from '../../helpers/queue-options.js';
 
 /** A hand-driven worker: speaks the protocol from a test script, so a test can misbehave on purpose. */
 async function scriptedWorker(
@@ -52,7 +54,7 @@ describe('failure handling', () => {
 
   async function online(n: number) {
     await waitFor(
-      () => m!.manager.registry.list().filter((w) => w.baseStatus === 'online').length >= n,
+      () => m!.manager.localWorkers().filter((w) => w.status === 'online' || w.status === 'busy').length >= n,
       15_000,
       `${n} workers online`,
     );
@@ -79,8 +81,8 @@ describe('failure handling', () => {
     expect(done.state).toBe('succeeded');
     expect(done.attempts.map((x) => x.outcome)).toEqual(['worker_lost', 'succeeded']);
     expect(done.attempts[1]!.workerId).not.toBe(done.attempts[0]!.workerId);
-    const lost = m.manager.registry.list().find((w) => w.workerId === done.attempts[0]!.workerId)!;
-    expect(lost.baseStatus).toBe('offline');
+    const lost = m.manager.localWorkers().find((w) => w.workerId === done.attempts[0]!.workerId)!;
+    expect(lost.status).toBe('offline');
     // Detection comes from the closed socket, well within a second.
     expect(done.attempts[0]!.finishedAt! - killedAt).toBeLessThan(1000);
     const finished = await m.manager.listTasks({ state: 'succeeded' });
@@ -108,7 +110,9 @@ describe('failure handling', () => {
     // Discovery re-dials the endpoint; the resumed worker rejoins.
     await waitFor(
       () =>
-        m!.manager.registry.list().filter((w) => w.endpoint === a.endpoint && w.baseStatus === 'online')
+        m!.manager
+          .localWorkers()
+          .filter((w) => w.endpoint === a.endpoint && (w.status === 'online' || w.status === 'busy'))
           .length === 1,
       20_000,
       'a rejoins',
@@ -125,21 +129,23 @@ describe('failure handling', () => {
     await online(1);
     a.kill('SIGKILL');
     await a.exited;
-    await waitFor(() => m!.manager.registry.list().every((w) => w.baseStatus === 'offline'), 5000, 'offline');
+    await waitFor(() => m!.manager.localWorkers().every((w) => w.status === 'offline'), 5000, 'offline');
     const a2 = await spawnWorker('echo', { port: a.port });
     workers.push(a2);
     await waitFor(
-      () => m!.manager.registry.list().some((w) => w.baseStatus === 'online'),
+      () => m!.manager.localWorkers().some((w) => w.status === 'online' || w.status === 'busy'),
       20_000,
       'rejoined',
     );
     // The dead process's record is replaced, not left behind.
-    expect(m.manager.registry.list()).toHaveLength(1);
+    expect(m.manager.localWorkers()).toHaveLength(1);
     expect((await m.client.execute('echo', { n: 1 })).state).toBe('succeeded');
   });
 
   it('a late result from a lease that is no longer current is dropped: exactly-once completion', async () => {
-    m = await startManager();
+    // The test keeps the queue to ask it directly; the manager's own is private.
+    const queue = new MemoryTaskQueue(testQueueOptions());
+    m = await startManager({}, { deps: { queue } });
     let firstAssign: Record<string, unknown> | undefined;
     let latest: WebSocket | undefined;
     let connections = 0;
@@ -186,7 +192,7 @@ describe('failure handling', () => {
     expect(afterTask.attempts.filter((x) => x.outcome === 'succeeded')).toHaveLength(1);
     // And the queue itself refuses the stale lease.
     await expect(
-      m.manager.queue.complete(task.id, firstAssign!.leaseToken as string, { v: 'LATE' }),
+      queue.complete(task.id, firstAssign!.leaseToken as string, { v: 'LATE' }),
     ).rejects.toMatchObject({ code: expect.stringMatching(/stale_lease|conflict/) });
   });
 
@@ -220,7 +226,7 @@ describe('failure handling', () => {
     expect(codes).toEqual(
       expect.arrayContaining(['bad_frame', 'unknown_message', 'invalid_message', 'protocol_mismatch']),
     );
-    expect(m.manager.registry.get('future')).toBeUndefined();
+    expect(m.manager.worker('future')).toBeUndefined();
     const t = await m.client.execute('echo', { still: 'fine' });
     expect(t.state).toBe('succeeded');
   });

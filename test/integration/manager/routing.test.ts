@@ -17,7 +17,8 @@ describe('manager + echo workers over real WebSockets', () => {
     for (let i = 0; i < n; i++) workers.push(await spawnWorker('echo', { env }));
     for (const w of workers) await m.manager.registerWorker({ endpoint: w.endpoint });
     await waitFor(
-      () => m!.manager.registry.list().filter((w) => w.baseStatus === 'online').length === n,
+      () =>
+        m!.manager.localWorkers().filter((w) => w.status === 'online' || w.status === 'busy').length === n,
       15_000,
       'workers online',
     );
@@ -55,9 +56,10 @@ describe('manager + echo workers over real WebSockets', () => {
   it('never exceeds per-worker concurrency under a burst, and loses nothing', async () => {
     const { client, manager } = await fleet(2, { WORKER_ECHO_PORT: '0' });
     let maxSeen = 0;
-    const unsubscribe = manager.registry.subscribe(({ worker }) => {
-      maxSeen = Math.max(maxSeen, worker.inFlight);
-      expect(worker.inFlight).toBeLessThanOrEqual(worker.maxConcurrency);
+    const unsubscribe = manager.subscribe((event) => {
+      if (event.type !== 'worker') return;
+      maxSeen = Math.max(maxSeen, event.worker.inFlight);
+      expect(event.worker.inFlight).toBeLessThanOrEqual(event.worker.maxConcurrency);
     });
     const ids = Array.from({ length: 60 }, (_, i) => `burst-${i}`);
     await Promise.all(ids.map((id) => client.submit('sleep', { ms: 400 }, { id })));
@@ -154,7 +156,7 @@ describe('manager + echo workers over real WebSockets', () => {
     await waitFor(async () => (await client.get(t.id)).state === 'running', 5000, 'task running');
     const c = await client.cancel(t.id);
     expect(c.state).toBe('cancelled');
-    await waitFor(() => m!.manager.dispatcher.inFlight === 0, 3000, 'slot freed');
+    await waitFor(() => m!.manager.inFlight === 0, 3000, 'slot freed');
   });
 
   it('a task timeout kills it on the worker and is retried, then times out', async () => {

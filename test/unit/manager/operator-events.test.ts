@@ -94,7 +94,7 @@ describe('dashboard aggregator with published events', () => {
       },
       getWorkerStatus: async () => [],
       capabilitiesByType: () => new Map([['echo', ['echo']]]),
-      queue: { depth: async () => 0 },
+      queueDepth: async () => 0,
       emit: (e) => listeners.forEach((l) => l(e)),
     };
   }

@@ -49,12 +49,10 @@ class FakeSource implements DashboardSource {
   workers: WorkerStatusView[] = [];
   depths = new Map<string, number>();
   private listeners = new Set<(e: ManagerEvent) => void>();
-  readonly queue = {
-    depth: async (capability?: string) =>
-      capability === undefined
-        ? [...this.depths.values()].reduce((a, b) => a + b, 0)
-        : (this.depths.get(capability) ?? 0),
-  };
+  queueDepth = async (capability?: string) =>
+    capability === undefined
+      ? [...this.depths.values()].reduce((a, b) => a + b, 0)
+      : (this.depths.get(capability) ?? 0);
   subscribe(l: (e: ManagerEvent) => void) {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
