@@ -21,6 +21,8 @@ import type { ManagerMetrics } from '../metrics/manager-metrics.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import type { ArtifactMeta, TaskRecord } from '../queue/task.js';
 import { statusOf, type LiveWorker, type WorkerRegistry } from '../registry/worker-registry.js';
+import { CLOSE_CODES } from '../../protocol/transport.js';
+import { reconcile, reportedLeases, type ReconcileHost } from './reconciler.js';
 
 interface Lease {
   taskId: string;
@@ -74,6 +76,8 @@ export class Dispatcher {
   /** A graceful stop: results are still taken, no new task is handed out. */
   private paused = false;
   private readonly unsubscribeQueue: () => void;
+  /** Per worker: the reconciliation of its hello's report, which its other frames wait for. */
+  private readonly reconciling = new Map<string, Promise<unknown>>();
 
   constructor(private readonly o: DispatcherOptions) {
     this.events.setMaxListeners(0);
@@ -113,8 +117,11 @@ export class Dispatcher {
       void this.workerLost(worker.workerId, 'replaced by a new connection');
     }
     this.connections.set(worker.workerId, connection);
+    this.startReconcile(worker, connection);
     connection.onmessage = (message) => {
-      this.handle(worker.workerId, message).catch((err: unknown) =>
+      const handle = () => this.handle(worker.workerId, message);
+      const pending = this.reconciling.get(worker.workerId);
+      (pending ? pending.then(handle) : handle()).catch((err: unknown) =>
         this.o.logger.error({ err, workerId: worker.workerId }, 'failed to handle worker message'),
       );
     };
@@ -127,6 +134,11 @@ export class Dispatcher {
     };
     connection.onclose = (info) => {
       if (this.connections.get(worker.workerId) !== connection) return;
+      // The worker went to another manager (its welcome closes ours): that one adopts the tasks it reports.
+      if (info.code === CLOSE_CODES.replaced) {
+        void this.workerLost(worker.workerId, 'another manager took the worker over', { handedOff: true });
+        return;
+      }
       void this.workerLost(
         worker.workerId,
         `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
@@ -142,7 +154,15 @@ export class Dispatcher {
    * `felled`: the worker died or hung under its tasks (a crash, a kill, silence), which counts towards
    * `poison_task`; a loss the tasks cannot have caused (ownership moved, an operator removed the endpoint) does not.
    */
-  async workerLost(workerId: string, reason: string, options: { felled?: boolean } = {}): Promise<void> {
+  /**
+   * `handedOff`: the worker now belongs to another manager sharing the store, which adopts what it reports;
+   * leases the store lets lapse by themselves are let go of instead of failed (reconciler.ts).
+   */
+  async workerLost(
+    workerId: string,
+    reason: string,
+    options: { felled?: boolean; handedOff?: boolean } = {},
+  ): Promise<void> {
     const connection = this.connections.get(workerId);
     this.connections.delete(workerId);
     if (connection) {
@@ -171,10 +191,68 @@ export class Dispatcher {
         const lease = this.leases.get(taskId);
         if (!lease || lease.workerId !== workerId) return;
         this.dropLease(lease);
+        if (options.handedOff && this.o.queue.release(lease.taskId, lease.leaseToken)) return;
         await this.failQuietly(lease, error, 'worker_lost');
       }),
     );
     this.schedulePump();
+  }
+
+  /** Reconciles what the worker's hello reported (reconciler.ts); its other frames wait for the outcome. */
+  private startReconcile(worker: LiveWorker, connection: WorkerConnection): void {
+    const reported = reportedLeases(connection.hello);
+    if (reported.length === 0) return;
+    const host: ReconcileHost = {
+      queue: this.o.queue,
+      logger: this.o.logger,
+      ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
+      trackedLease: (taskId) => this.leases.get(taskId),
+      restore: (workerId, task) => this.restoreLease(workerId, task),
+      cancelOnWorker: (workerId, taskId, leaseToken, reason) => {
+        if (this.connections.get(workerId) !== connection) return;
+        connection.send({ type: 'task.cancel', taskId, leaseToken, reason }).catch(() => undefined);
+      },
+    };
+    const done = reconcile(host, worker.workerId, worker.maxConcurrency, reported)
+      .catch((err: unknown) =>
+        this.o.logger.error({ err, workerId: worker.workerId }, 'reconciliation failed'),
+      )
+      .finally(() => {
+        if (this.reconciling.get(worker.workerId) === done) this.reconciling.delete(worker.workerId);
+        this.schedulePump();
+      });
+    this.reconciling.set(worker.workerId, done);
+  }
+
+  /** An adopted task is watched as if dispatched here: lease, slot, and what is left of its deadline. */
+  private restoreLease(workerId: string, task: TaskRecord): void {
+    const leaseToken = task.leaseToken;
+    if (!leaseToken || this.leases.has(task.id)) return;
+    const now = this.o.clock.now();
+    const startedAt = task.attempts.at(-1)?.startedAt ?? now;
+    const remaining = Math.max(0, startedAt + task.timeoutMs - now);
+    const lease: Lease = {
+      taskId: task.id,
+      leaseToken,
+      attempt: task.attempt,
+      workerId,
+      capability: task.capability,
+      dispatchedAt: startedAt,
+      timer: this.o.clock.setTimeout(
+        () => void this.expire(task.id, leaseToken),
+        remaining + (this.o.graceMs ?? 2000),
+      ),
+      cancelling: false,
+    };
+    this.leases.set(task.id, lease);
+    let set = this.leasesByWorker.get(workerId);
+    if (!set) this.leasesByWorker.set(workerId, (set = new Set()));
+    set.add(task.id);
+    const worker = this.o.registry.get(workerId);
+    if (worker) {
+      worker.inFlight += 1;
+      this.o.registry.touch(worker);
+    }
   }
 
   /** Sends `drain`: the worker finishes what it runs and takes nothing new. */
