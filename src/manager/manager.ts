@@ -200,6 +200,9 @@ export class WorkerManager {
       metrics: this.metrics,
       outputLimits: { ...this.payloadLimits, maxBytes: m.max_frame_bytes },
       isIdempotent: (capability) => this.isIdempotent(capability),
+      // A lost worker's tasks wait one liveness window for it to come back and report them (or less: a
+      // failed dial of it ends the wait).
+      reconnectHoldMs: m.health.heartbeat_interval * m.health.missed_heartbeats,
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,
@@ -834,6 +837,10 @@ export class WorkerManager {
       const delay = Math.min(10_000, prev ? prev.delay * 2 : 250);
       this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
       await this.directory.release(endpoint, this.id).catch(() => undefined);
+      // The worker last seen here is not coming back through this dial: its held tasks are re-queued now.
+      const lostId = this.endpointWorker.get(endpoint);
+      if (lostId && !this.dispatcher.isConnected(lostId))
+        void this.dispatcher.releaseHeld(lostId, 'a dial of it failed');
       const e = err as FleetError;
       const level =
         e.code === 'unauthorized' || e.code === 'protocol_mismatch' || e.code === 'duplicate_worker'

@@ -591,6 +591,11 @@ export class WorkerRuntime {
       this.send(task.connection, message);
       return;
     }
+    const heir = this.heirOf(task.assign.taskId);
+    if (heir) {
+      this.send(heir, message);
+      return;
+    }
     const taskId = task.assign.taskId;
     const previous = this.held.get(taskId);
     if (previous) clearTimeout(previous.timer);
@@ -678,6 +683,13 @@ export class WorkerRuntime {
         this.dropOrphan(task, 'manager connection lost');
         continue;
       }
+      // The close can be read after a newer connection was welcomed (both waited while this process was
+      // stopped); that one reported the task and takes it.
+      const heir = this.heirOf(task.assign.taskId);
+      if (heir) {
+        task.connection = heir;
+        continue;
+      }
       // A dropped connection is not a cancel: the task runs on (its own timeout still applies) for a
       // manager, this one back or another sharing the store, to take over rather than run it again.
       task.orphanTimer = setTimeout(
@@ -686,6 +698,12 @@ export class WorkerRuntime {
       );
       task.orphanTimer.unref();
     }
+  }
+
+  /** A welcomed connection whose hello reported the task: the manager that reconciles it. */
+  private heirOf(taskId: string): Connection | undefined {
+    for (const c of this.connections) if (c.state === 'ready' && c.reported.has(taskId)) return c;
+    return undefined;
   }
 
   private dropOrphan(task: RunningTask, reason: string): void {
