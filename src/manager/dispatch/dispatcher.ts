@@ -85,6 +85,8 @@ export class Dispatcher {
   private readonly unsubscribeQueue: () => void;
   /** Per worker: the reconciliation of its hello's report, which its other frames wait for. */
   private readonly reconciling = new Map<string, Promise<unknown>>();
+  /** Workers that sent a heartbeat on their current connection: only these are waited for once lost. */
+  private readonly beating = new Set<string>();
   /** Per lost worker: its leases held for a reconnect, and the end of the hold. */
   private readonly held = new Map<
     string,
@@ -129,6 +131,7 @@ export class Dispatcher {
       void this.workerLost(worker.workerId, 'replaced by a new connection', { hold: true });
     }
     this.connections.set(worker.workerId, connection);
+    this.beating.delete(worker.workerId);
     this.startReconcile(worker, connection);
     connection.onmessage = (message) => {
       const handle = () => this.handle(worker.workerId, message);
@@ -194,7 +197,10 @@ export class Dispatcher {
     }
     const ids = [...(this.leasesByWorker.get(workerId) ?? [])];
     this.leasesByWorker.delete(workerId);
-    if (options.hold && (this.o.reconnectHoldMs ?? 0) > 0 && ids.length > 0) {
+    // A peer that never beat on this connection never proved it works: its tasks are not kept waiting
+    // for it (it could take tasks, drop them, reconnect, and take them again).
+    const wasBeating = this.beating.delete(workerId);
+    if (options.hold && wasBeating && (this.o.reconnectHoldMs ?? 0) > 0 && ids.length > 0) {
       this.holdLeases(workerId, ids, reason, options.felled === true);
       return;
     }
@@ -540,6 +546,7 @@ export class Dispatcher {
     switch (message.type) {
       case 'heartbeat':
         if (!worker) return;
+        if (this.connections.get(workerId)?.isOpen) this.beating.add(workerId);
         worker.cpu = message.cpu;
         worker.memory = message.memory;
         if (message.disk !== undefined) worker.disk = message.disk;
