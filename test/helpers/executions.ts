@@ -13,6 +13,8 @@ export interface ExecutionLog {
   counts(): Map<string, number>;
   /** Task ids that ran more than once, with their run counts. */
   duplicates(): [string, number][];
+  /** `<taskId> <attempt>` pairs that ran more than once: one dispatch executed twice. */
+  attemptDuplicates(): [string, number][];
   total(): number;
   cleanup(): void;
 }
@@ -20,19 +22,21 @@ export interface ExecutionLog {
 export function executionLog(): ExecutionLog {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-exec-'));
   const file = join(dir, 'executions.log');
-  const counts = () => {
+  const tally = (key: (fields: string[]) => string) => {
     const out = new Map<string, number>();
     if (!existsSync(file)) return out;
     for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const id = line.split(' ')[0];
-      if (id) out.set(id, (out.get(id) ?? 0) + 1);
+      const fields = line.split(' ');
+      if (fields[0]) out.set(key(fields), (out.get(key(fields)) ?? 0) + 1);
     }
     return out;
   };
+  const counts = () => tally((f) => f[0]!);
   return {
     file,
     counts,
     duplicates: () => [...counts()].filter(([, n]) => n > 1),
+    attemptDuplicates: () => [...tally((f) => `${f[0]} ${f[1]}`)].filter(([, n]) => n > 1),
     total: () => [...counts().values()].reduce((a, b) => a + b, 0),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
