@@ -88,6 +88,42 @@ describe('run once (issue 14 point 4)', () => {
     expect(await metric(m.url, 'fleet_task_reexecutions_total')).toBe(0);
   }, 120_000);
 
+  it('kill -9 of a worker (at least once): its tasks run again elsewhere, at most its slots are repeated, no dispatch twice', async () => {
+    log = executionLog();
+    const a = await countingWorker();
+    const b = await countingWorker();
+    procs.push(a, b);
+    m = await startManagerProcess([a.endpoint, b.endpoint], 5);
+    const n = 12;
+    for (let i = 0; i < n; i++) {
+      await fetch(`${m.url}/api/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ capability: 'sleep', payload: { ms: 1500 } }),
+      });
+    }
+    await waitFor(() => log!.total() === n, 10_000, 'every task running', 20);
+    a.kill('SIGKILL');
+    await waitFor(
+      async () => {
+        const r = await fetch(`${m!.url}/api/tasks?state=succeeded,failed,timed_out,cancelled&limit=100`);
+        return ((await r.json()) as { tasks: unknown[] }).tasks.length === n;
+      },
+      30_000,
+      'every task final',
+      100,
+    );
+    const r = await fetch(`${m.url}/api/tasks?limit=100`);
+    const tasks = ((await r.json()) as { tasks: { id: string; state: string; attempts: unknown[] }[] }).tasks;
+    expect(tasks.map((t) => t.state)).toEqual(Array(n).fill('succeeded'));
+    expect(log.attemptDuplicates()).toEqual([]);
+    const extra = log.total() - n;
+    // The documented bound: a dead worker repeats at most what it was running (8 slots, the echo default).
+    expect(extra).toBeGreaterThan(0);
+    expect(extra).toBeLessThanOrEqual(8);
+    for (const t of tasks) expect(log.counts().get(t.id) ?? 0).toBeLessThanOrEqual(t.attempts.length);
+  }, 60_000);
+
   it('a worker SIGSTOPed past the liveness window and back within the hold: its tasks are taken over, not re-run', async () => {
     log = executionLog();
     const a = await countingWorker();
