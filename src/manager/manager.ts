@@ -673,7 +673,8 @@ export class WorkerManager {
           }
           if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
             this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
-            await this.dispatcher.workerLost(workerId, 'ownership lease lost');
+            // Another manager may own it now and adopt what the worker reports: let the leases lapse, not fail.
+            await this.dispatcher.workerLost(workerId, 'ownership lease lost', { handedOff: true });
           }
           continue;
         }

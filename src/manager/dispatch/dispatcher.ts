@@ -204,6 +204,8 @@ export class Dispatcher {
       this.holdLeases(workerId, ids, reason, options.felled === true);
       return;
     }
+    // A loss that is final (an operator's removal, a redistribution, a hand-off) ends an earlier hold too.
+    if (!options.hold) await this.releaseHeld(workerId, reason);
     if (ids.length > 0)
       this.o.logger.warn({ workerId, tasks: ids.length, reason }, 'worker lost; re-queueing its tasks');
     const error: ErrorBody = {
