@@ -134,7 +134,7 @@ export class WorkerRuntime {
     return this.connections.size;
   }
 
-  /** Tasks running without a manager connection, and answers held for the next manager (for tests and /health). */
+  /** Tasks running without a manager connection, and answers held for the next manager (for tests). */
   get orphans(): { running: number; finished: number } {
     let running = 0;
     for (const task of this.active.values()) if (task.orphanTimer) running++;
