@@ -154,6 +154,7 @@ const OTHER_FLEET_ENV = [
   'FLEET_CHROMIUM_PATH',
   'FLEET_TEST_REDIS',
   'FLEET_CHAOS_SEED',
+  'FLEET_ECHO_EXECUTION_LOG',
 ];
 
 export function knownFleetEnv(): string[] {

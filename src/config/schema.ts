@@ -85,6 +85,11 @@ export function workerSection<Extra extends z.ZodRawShape = Record<never, never>
          * first run may still be going, or have had its effects); worker loss is retried for every capability.
          */
         idempotent: z.array(z.string().min(1)).default([...defaults.idempotent]),
+        /**
+         * How long tasks keep running after their manager connection dropped, and finished ones keep their
+         * answer, waiting for a manager to connect and take them over (reconciliation). 0: abort at once.
+         */
+        reconnect_grace: duration.prefault(30),
         health_check: HealthCheckSchema,
         autoscale: AutoscaleSchema,
         ...(extra as Extra),

@@ -172,6 +172,9 @@ export class WorkerManager {
       metrics: this.metrics,
       outputLimits: { ...this.payloadLimits, maxBytes: m.max_frame_bytes },
       isIdempotent: (capability) => this.isIdempotent(capability),
+      // A lost worker's tasks wait one liveness window for it to come back and report them (or less: a
+      // failed dial of it ends the wait).
+      reconnectHoldMs: m.health.heartbeat_interval * m.health.missed_heartbeats,
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,

@@ -60,7 +60,13 @@ export const HelloSchema = z.object({
    */
   proof: z.string().max(200).optional(),
   /** Tasks still running on the worker from before a reconnect, so the manager can reconcile. */
-  inFlight: z.array(z.object(lease)).optional(),
+  inFlight: z.array(z.object(lease)).max(10_000).optional(),
+  /**
+   * Tasks that finished while no manager was connected: their `task.result`/`task.error` is held and sent
+   * right after `welcome`. Optional (added without a version bump): a manager that does not read it takes
+   * the answers as stale.
+   */
+  finished: z.array(z.object(lease)).max(10_000).optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

@@ -324,6 +324,33 @@ export function describeTaskQueueContract(
         expect(done).toMatchObject({ state: 'succeeded', output: { winner: 2 }, attempt: 2 });
       });
 
+      it('adopts only the current lease of the reporting worker; anything else changes nothing', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        await q.submit({ capability: cap, maxAttempts: 3 });
+        const first = await claimSoon(q, [cap], 'w1');
+        const lease = first.leaseToken as string;
+        const snapshot = await q.get(first.id);
+        // A token never issued, and the right token reported by another worker.
+        await expectFleetError(q.adopt(first.id, 'never-issued', 'w1'), 'stale_lease');
+        await expectFleetError(q.adopt(first.id, lease, 'w2'), 'conflict');
+        await expectFleetError(q.adopt(uid('missing'), lease, 'w1'), 'not_found');
+        expect(await q.get(first.id)).toEqual(snapshot);
+        // The holder's report is adopted, and the adopter completes with the same lease.
+        expect(await q.adopt(first.id, lease, 'w1')).toMatchObject({
+          id: first.id,
+          leaseToken: lease,
+          workerId: 'w1',
+        });
+        // A lease that is no longer current (the task was re-queued and claimed again) is not adopted.
+        await q.fail(first.id, lease, appError(true, 'worker_lost'), { outcome: 'worker_lost' });
+        const second = await claimSoon(q, [cap], 'w2');
+        await expectFleetError(q.adopt(first.id, lease, 'w1'), 'stale_lease');
+        const done = await q.complete(second.id, second.leaseToken as string, { ok: true });
+        expect(done.state).toBe('succeeded');
+        await expectFleetError(q.adopt(second.id, second.leaseToken as string, 'w2'), 'stale_lease');
+      });
+
       it('completes exactly once', async () => {
         const q = await make();
         const cap = uid('cap');

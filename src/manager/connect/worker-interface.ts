@@ -72,19 +72,39 @@ export interface HelloAuth {
 
 type ManagerTransport = Transport<WorkerToManager, ManagerToWorker> & { terminate?(): void };
 
+/** Frames kept between `welcome` and the first `onmessage` (a reconnecting worker sends held answers at once). */
+const MAX_EARLY_FRAMES = 1024;
+
 class TransportConnection implements WorkerConnection {
-  onmessage?: MessageCallback;
   onclose?: (info: CloseInfo) => void;
   onframeerror?: (error: FleetError) => void;
+  private handler?: MessageCallback;
+  /** Frames that arrived before anyone listened; undefined once a listener took them. */
+  private early: WorkerToManager[] | undefined = [];
 
   constructor(
     readonly endpoint: string,
     readonly hello: Hello,
     private readonly transport: ManagerTransport,
   ) {
-    transport.onmessage = (m) => this.onmessage?.(m);
+    transport.onmessage = (m) => {
+      if (this.handler) this.handler(m);
+      else if (this.early && this.early.length < MAX_EARLY_FRAMES) this.early.push(m);
+    };
     transport.onclose = (info) => this.onclose?.(info);
     transport.onerror = (e) => this.onframeerror?.(e);
+  }
+
+  get onmessage(): MessageCallback | undefined {
+    return this.handler;
+  }
+
+  set onmessage(handler: MessageCallback | undefined) {
+    this.handler = handler;
+    const early = this.early;
+    if (!handler || !early) return;
+    this.early = undefined;
+    for (const m of early) handler(m);
   }
 
   get workerId(): string {

@@ -192,7 +192,8 @@ export class WorkerDiscovery {
           }
           if (!(await this.directory.renew(endpoint, this.id, leaseTtl))) {
             this.logger.warn({ endpoint, workerId }, 'lost the ownership lease of a worker; letting it go');
-            await this.dispatcher.workerLost(workerId, 'ownership lease lost');
+            // Another manager may own it now and adopt what the worker reports: let the leases lapse, not fail.
+            await this.dispatcher.workerLost(workerId, 'ownership lease lost', { handedOff: true });
           }
           continue;
         }
@@ -356,6 +357,10 @@ export class WorkerDiscovery {
       const delay = Math.min(10_000, prev ? prev.delay * 2 : 250);
       this.backoff.set(endpoint, { until: now + delay, delay, failingSince: prev?.failingSince ?? now });
       await this.directory.release(endpoint, this.id).catch(() => undefined);
+      // The worker last seen here is not coming back through this dial: its held tasks are re-queued now.
+      const lostId = this.endpointWorker.get(endpoint);
+      if (lostId && !this.dispatcher.isConnected(lostId))
+        void this.dispatcher.releaseHeld(lostId, 'a dial of it failed');
       const e = err as FleetError;
       const level =
         e.code === 'unauthorized' || e.code === 'protocol_mismatch' || e.code === 'duplicate_worker'

@@ -21,6 +21,8 @@ import type { ManagerMetrics } from '../metrics/manager-metrics.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import type { ArtifactMeta, TaskRecord } from '../queue/task.js';
 import { statusOf, type LiveWorker, type WorkerRegistry } from '../registry/worker-registry.js';
+import { CLOSE_CODES } from '../../protocol/transport.js';
+import { reconcile, reportedLeases, type ReconcileHost } from './reconciler.js';
 
 interface Lease {
   taskId: string;
@@ -31,6 +33,8 @@ interface Lease {
   dispatchedAt: number;
   timer: TimerHandle;
   cancelling: boolean;
+  /** Its worker was lost; held for the worker's reconnect (reconciler.ts) instead of failed at once. */
+  suspended?: boolean;
 }
 
 export interface ProgressEvent {
@@ -59,6 +63,11 @@ export interface DispatcherOptions {
   isIdempotent?: (capability: string) => boolean;
   /** The shape a worker's output and partial results must keep to be stored and streamed. */
   outputLimits?: JsonLimits;
+  /**
+   * How long a lost worker's tasks are held for it to reconnect and report them, before they are re-queued.
+   * The manager ends the hold early when a dial of the worker fails (`releaseHeld`). 0: re-queue at once.
+   */
+  reconnectHoldMs?: number;
 }
 
 /** Claims in the air at once per worker group. */
@@ -75,6 +84,15 @@ export class Dispatcher {
   /** A graceful stop: results are still taken, no new task is handed out. */
   private paused = false;
   private readonly unsubscribeQueue: () => void;
+  /** Per worker: the reconciliation of its hello's report, which its other frames wait for. */
+  private readonly reconciling = new Map<string, Promise<unknown>>();
+  /** Workers that sent a heartbeat on their current connection: only these are waited for once lost. */
+  private readonly beating = new Set<string>();
+  /** Per lost worker: its leases held for a reconnect, and the end of the hold. */
+  private readonly held = new Map<
+    string,
+    { leases: Lease[]; timer: TimerHandle; reason: string; felled: boolean }
+  >();
 
   constructor(private readonly o: DispatcherOptions) {
     this.events.setMaxListeners(0);
@@ -111,12 +129,17 @@ export class Dispatcher {
     if (previous && previous !== connection) {
       previous.onclose = undefined;
       previous.terminate();
-      void this.workerLost(worker.workerId, 'replaced by a new connection');
+      void this.workerLost(worker.workerId, 'replaced by a new connection', { hold: true });
     }
     this.o.workers.adopt(connection);
+    this.beating.delete(worker.workerId);
+    // Reconciliation starts before the first frame is handled; frames wait for it (kept by the interface).
+    this.startReconcile(worker, connection);
     this.o.workers
       .subscribeToMessages(worker.workerId, (message) => {
-        this.handle(worker.workerId, message).catch((err: unknown) =>
+        const handle = () => this.handle(worker.workerId, message);
+        const pending = this.reconciling.get(worker.workerId);
+        (pending ? pending.then(handle) : handle()).catch((err: unknown) =>
           this.o.logger.error({ err, workerId: worker.workerId }, 'failed to handle worker message'),
         );
       })
@@ -130,11 +153,16 @@ export class Dispatcher {
     };
     connection.onclose = (info) => {
       if (this.o.workers.connection(worker.workerId) !== connection) return;
+      // The worker went to another manager (its welcome closes ours): that one adopts the tasks it reports.
+      if (info.code === CLOSE_CODES.replaced) {
+        void this.workerLost(worker.workerId, 'another manager took the worker over', { handedOff: true });
+        return;
+      }
       void this.workerLost(
         worker.workerId,
         `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`,
         // 1006: the socket died without a close frame (the process was killed or crashed under its tasks).
-        { felled: info.code === 1006 },
+        { felled: info.code === 1006, hold: true },
       );
     };
     this.schedulePump();
@@ -145,7 +173,19 @@ export class Dispatcher {
    * `felled`: the worker died or hung under its tasks (a crash, a kill, silence), which counts towards
    * `poison_task`; a loss the tasks cannot have caused (ownership moved, an operator removed the endpoint) does not.
    */
-  async workerLost(workerId: string, reason: string, options: { felled?: boolean } = {}): Promise<void> {
+  /**
+   * `handedOff`: the worker now belongs to another manager sharing the store, which adopts what it reports;
+   * leases the store lets lapse by themselves are let go of instead of failed (reconciler.ts).
+   */
+  /**
+   * `hold`: the worker may come back (its connection dropped, it went silent); its tasks wait for it up to
+   * `reconnectHoldMs`, then re-queue (see `holdLeases`).
+   */
+  async workerLost(
+    workerId: string,
+    reason: string,
+    options: { felled?: boolean; handedOff?: boolean; hold?: boolean } = {},
+  ): Promise<void> {
     const connection = this.o.workers.forget(workerId);
     if (connection) {
       connection.onclose = undefined;
@@ -160,6 +200,15 @@ export class Dispatcher {
     }
     const ids = [...(this.leasesByWorker.get(workerId) ?? [])];
     this.leasesByWorker.delete(workerId);
+    // A peer that never beat on this connection never proved it works: its tasks are not kept waiting
+    // for it (it could take tasks, drop them, reconnect, and take them again).
+    const wasBeating = this.beating.delete(workerId);
+    if (options.hold && wasBeating && (this.o.reconnectHoldMs ?? 0) > 0 && ids.length > 0) {
+      this.holdLeases(workerId, ids, reason, options.felled === true);
+      return;
+    }
+    // A loss that is final (an operator's removal, a redistribution, a hand-off) ends an earlier hold too.
+    if (!options.hold) await this.releaseHeld(workerId, reason);
     if (ids.length > 0)
       this.o.logger.warn({ workerId, tasks: ids.length, reason }, 'worker lost; re-queueing its tasks');
     const error: ErrorBody = {
@@ -173,10 +222,154 @@ export class Dispatcher {
         const lease = this.leases.get(taskId);
         if (!lease || lease.workerId !== workerId) return;
         this.dropLease(lease);
+        if (options.handedOff && this.o.queue.release(lease.taskId, lease.leaseToken)) return;
         await this.failQuietly(lease, error, 'worker_lost');
       }),
     );
     this.schedulePump();
+  }
+
+  /**
+   * A lost worker's leases wait for it: a worker that comes back reports them and they are adopted instead
+   * of run again (reconciler.ts). Its slots are not counted meanwhile; the leases' deadlines still run.
+   */
+  private holdLeases(workerId: string, ids: string[], reason: string, felled: boolean): void {
+    const leases: Lease[] = [];
+    for (const id of ids) {
+      const lease = this.leases.get(id);
+      if (!lease || lease.workerId !== workerId) continue;
+      lease.suspended = true;
+      leases.push(lease);
+    }
+    const previous = this.held.get(workerId);
+    previous?.timer.cancel();
+    const all = [...(previous?.leases ?? []), ...leases];
+    const holdMs = this.o.reconnectHoldMs ?? 0;
+    this.o.logger.warn(
+      { workerId, tasks: all.length, reason, holdMs },
+      'worker lost; holding its tasks for a reconnect before re-queueing them',
+    );
+    this.held.set(workerId, {
+      leases: all,
+      reason,
+      felled: felled || (previous?.felled ?? false),
+      timer: this.o.clock.setTimeout(
+        () => void this.releaseHeld(workerId, `did not reconnect within ${holdMs} ms`),
+        holdMs,
+      ),
+    });
+  }
+
+  /**
+   * Ends a lost worker's hold: the tasks it did not take back are re-queued (`worker_lost`). Called when the
+   * hold runs out, when a dial of the worker fails, and after its reconnect was reconciled.
+   */
+  async releaseHeld(workerId: string, why: string): Promise<void> {
+    const hold = this.held.get(workerId);
+    if (!hold) return;
+    this.held.delete(workerId);
+    hold.timer.cancel();
+    const error: ErrorBody = {
+      code: 'worker_lost',
+      message: `worker ${workerId} was lost: ${hold.reason}; ${why}`,
+      retryable: true,
+      ...(hold.felled ? { details: { felled: true } } : {}),
+    };
+    const lost = hold.leases.filter((l) => l.suspended && this.leases.get(l.taskId) === l);
+    if (lost.length > 0)
+      this.o.logger.warn({ workerId, tasks: lost.length, why }, 'worker lost; re-queueing its tasks');
+    await Promise.all(
+      lost.map(async (lease) => {
+        lease.suspended = false;
+        lease.timer.cancel();
+        if (this.leases.get(lease.taskId) === lease) this.leases.delete(lease.taskId);
+        await this.failQuietly(lease, error, 'worker_lost');
+      }),
+    );
+    this.schedulePump();
+  }
+
+  /** A held lease its worker reported back: watched on the worker again. */
+  private resumeLease(lease: Lease): void {
+    if (!lease.suspended) return;
+    lease.suspended = false;
+    let set = this.leasesByWorker.get(lease.workerId);
+    if (!set) this.leasesByWorker.set(lease.workerId, (set = new Set()));
+    set.add(lease.taskId);
+    const worker = this.o.registry.get(lease.workerId);
+    if (worker) {
+      worker.inFlight += 1;
+      this.o.registry.touch(worker);
+    }
+  }
+
+  /** Reconciles what the worker's hello reported (reconciler.ts); its other frames wait for the outcome. */
+  private startReconcile(worker: LiveWorker, connection: WorkerConnection): void {
+    const reported = reportedLeases(connection.hello);
+    if (reported.length === 0) {
+      void this.releaseHeld(worker.workerId, 'it reconnected without them');
+      return;
+    }
+    const host: ReconcileHost = {
+      queue: this.o.queue,
+      logger: this.o.logger,
+      ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
+      trackedLease: (taskId) => {
+        const lease = this.leases.get(taskId);
+        if (lease?.suspended && lease.workerId === worker.workerId) {
+          const own = reported.find((r) => r.taskId === taskId);
+          if (own?.leaseToken === lease.leaseToken) this.resumeLease(lease);
+        }
+        return lease;
+      },
+      restore: (workerId, task) => this.restoreLease(workerId, task),
+      cancelOnWorker: (workerId, taskId, leaseToken, reason) => {
+        if (this.o.workers.connection(workerId) !== connection) return;
+        connection.send({ type: 'task.cancel', taskId, leaseToken, reason }).catch(() => undefined);
+      },
+    };
+    const done = reconcile(host, worker.workerId, worker.maxConcurrency, reported)
+      .catch((err: unknown) =>
+        this.o.logger.error({ err, workerId: worker.workerId }, 'reconciliation failed'),
+      )
+      .finally(() => {
+        if (this.reconciling.get(worker.workerId) === done) this.reconciling.delete(worker.workerId);
+        // Held tasks the worker did not report are gone with its previous life: re-queue them now.
+        void this.releaseHeld(worker.workerId, 'it reconnected without them');
+        this.schedulePump();
+      });
+    this.reconciling.set(worker.workerId, done);
+  }
+
+  /** An adopted task is watched as if dispatched here: lease, slot, and what is left of its deadline. */
+  private restoreLease(workerId: string, task: TaskRecord): void {
+    const leaseToken = task.leaseToken;
+    if (!leaseToken || this.leases.has(task.id)) return;
+    const now = this.o.clock.now();
+    const startedAt = task.attempts.at(-1)?.startedAt ?? now;
+    const remaining = Math.max(0, startedAt + task.timeoutMs - now);
+    const lease: Lease = {
+      taskId: task.id,
+      leaseToken,
+      attempt: task.attempt,
+      workerId,
+      capability: task.capability,
+      dispatchedAt: startedAt,
+      timer: this.o.clock.setTimeout(
+        () => void this.expire(task.id, leaseToken),
+        remaining + (this.o.graceMs ?? 2000),
+      ),
+      cancelling: false,
+    };
+    this.leases.set(task.id, lease);
+    let set = this.leasesByWorker.get(workerId);
+    if (!set) this.leasesByWorker.set(workerId, (set = new Set()));
+    set.add(task.id);
+    const worker = this.o.registry.get(workerId);
+    if (worker) {
+      worker.inFlight += 1;
+      this.o.registry.touch(worker);
+    }
   }
 
   /** Sends `drain`: the worker finishes what it runs and takes nothing new. */
@@ -244,6 +437,7 @@ export class Dispatcher {
     this.unsubscribeQueue();
     this.wake?.timer.cancel();
     for (const lease of this.leases.values()) lease.timer.cancel();
+    for (const hold of this.held.values()) hold.timer.cancel();
   }
 
   /** Workers that can take a task, grouped by identical capability sets (one claim query per group). */
@@ -352,6 +546,7 @@ export class Dispatcher {
     switch (message.type) {
       case 'heartbeat':
         if (!worker) return;
+        if (this.o.workers.connection(workerId)?.isOpen) this.beating.add(workerId);
         worker.cpu = message.cpu;
         worker.memory = message.memory;
         if (message.disk !== undefined) worker.disk = message.disk;
@@ -468,7 +663,8 @@ export class Dispatcher {
     m: { taskId: string; leaseToken: string; type: string },
   ): Lease | undefined {
     const lease = this.leases.get(m.taskId);
-    if (lease && lease.leaseToken === m.leaseToken && lease.workerId === workerId) return lease;
+    if (lease && lease.leaseToken === m.leaseToken && lease.workerId === workerId && !lease.suspended)
+      return lease;
     if (m.type !== 'task.progress') {
       this.o.metrics?.staleResults.inc();
       this.o.logger.info(
@@ -494,7 +690,8 @@ export class Dispatcher {
     if (this.leases.get(lease.taskId) === lease) this.leases.delete(lease.taskId);
     this.leasesByWorker.get(lease.workerId)?.delete(lease.taskId);
     const worker = this.o.registry.get(lease.workerId);
-    if (worker && worker.inFlight > 0) {
+    // A held lease's slot was not counted (its worker is lost).
+    if (!lease.suspended && worker && worker.inFlight > 0) {
       worker.inFlight -= 1;
       this.o.registry.touch(worker);
     }

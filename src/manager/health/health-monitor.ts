@@ -126,7 +126,10 @@ export class HealthMonitor {
       const seen = Math.max(w.lastHeartbeat, this.resumedAt);
       if (liveness(seen, now, this.o.policy) !== 'dead') continue;
       this.o.logger.warn({ workerId, silentMs: now - seen }, 'worker missed its heartbeats; marking offline');
-      void this.o.dispatcher.workerLost(workerId, `no heartbeat for ${now - seen} ms`, { felled: true });
+      void this.o.dispatcher.workerLost(workerId, `no heartbeat for ${now - seen} ms`, {
+        felled: true,
+        hold: true,
+      });
     }
   }
 

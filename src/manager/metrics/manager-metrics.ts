@@ -104,6 +104,7 @@ export class ManagerMetrics {
   readonly framesRejected: Counter<'code'>;
   readonly staleResults: Counter;
   readonly reexecutions: Counter<'capability' | 'reason'>;
+  readonly reconciled: Counter<'outcome'>;
   readonly tasksFinished: Counter<'capability' | 'state'>;
   private readonly waitTime: Histogram<'capability'>;
   private readonly dispatchLatency: Histogram;
@@ -128,6 +129,12 @@ export class ManagerMetrics {
       name: 'fleet_task_reexecutions_total',
       help: 'Dispatches of a task whose previous attempt may have run (worker lost or timed out): the at-least-once cases',
       labelNames: ['capability', 'reason'],
+      registers: r,
+    });
+    this.reconciled = new Counter({
+      name: 'fleet_reconciled_tasks_total',
+      help: 'Tasks a reconnecting worker reported (running or finished): adopted (lease current, not run again), cancelled on it (lease not current), refused (a lease of another worker, or over the report bound)',
+      labelNames: ['outcome'],
       registers: r,
     });
     this.tasksFinished = new Counter({

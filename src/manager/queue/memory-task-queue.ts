@@ -26,6 +26,7 @@ import {
 } from './task-transitions.js';
 import type { ArtifactMeta, TaskRecord, TaskState, TaskSubmission } from './task.js';
 import {
+  assertLeaseHolder,
   validateTaskQueueOptions,
   type FailOptions,
   type SubmitResult,
@@ -179,6 +180,18 @@ export class MemoryTaskQueue implements TaskQueue {
       this.emit('finished', entry);
     }
     return copyTask(entry.task);
+  }
+
+  async adopt(id: string, leaseToken: string, workerId: string): Promise<TaskRecord> {
+    this.assertOpen();
+    const entry = this.leased(id, leaseToken);
+    assertLeaseHolder(entry.task, workerId);
+    return copyTask(entry.task);
+  }
+
+  /** Nothing else could ever end a lease of this store: the caller must fail it. */
+  release(): boolean {
+    return false;
   }
 
   async cancel(id: string, reason?: string): Promise<TaskRecord> {

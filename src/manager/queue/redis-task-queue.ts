@@ -40,6 +40,7 @@ import {
 } from './task-transitions.js';
 import { isFinal, type ArtifactMeta, type TaskRecord, type TaskState, type TaskSubmission } from './task.js';
 import {
+  assertLeaseHolder,
   validateTaskQueueOptions,
   type FailOptions,
   type SubmitResult,
@@ -371,6 +372,36 @@ export class RedisTaskQueue implements TaskQueue {
         throw this.racing(id);
       }),
     );
+  }
+
+  async adopt(id: string, leaseToken: string, workerId: string): Promise<TaskRecord> {
+    this.assertOpen();
+    return this.guard('adopt', () =>
+      this.serial(id, async () => {
+        const stored = await this.leased(id, leaseToken, true);
+        assertLeaseHolder(stored.task, workerId);
+        const queueName = this.queueName(stored.task.capability);
+        const jobId = jobIdFor(id);
+        const queue = this.bullQueue(queueName);
+        // The lease is the job's lock token: extending it proves the lock has not lapsed (a lapsed one is
+        // being recovered by the stalled check, and its task will run again) and keeps it from lapsing now.
+        const failed = await queue.getBackend().extendLocks([jobId], [leaseToken], this.lockDurationMs);
+        const job = failed.length === 0 ? await Job.fromId(queue, jobId) : undefined;
+        if (!job) {
+          this.staleLeaseCount++;
+          throw new FleetError('stale_lease', `task ${id}: the lock of this lease has lapsed`, {
+            details: { taskId: id, state: stored.task.state, attempt: stored.task.attempt },
+          });
+        }
+        this.held.set(id, { queue: queueName, jobId, token: leaseToken, job, stored });
+        return copyTask(stored.task);
+      }),
+    );
+  }
+
+  release(id: string, leaseToken: string): boolean {
+    if (this.held.get(id)?.token === leaseToken) this.held.delete(id);
+    return true;
   }
 
   async cancel(id: string, reason?: string): Promise<TaskRecord> {

@@ -13,6 +13,17 @@ import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import type { ArtifactMeta, AttemptOutcome, TaskRecord, TaskState, TaskSubmission } from './task.js';
 
+/** `adopt`'s check that the reporting worker is the one the lease was given to. */
+export function assertLeaseHolder(task: TaskRecord, workerId: string): void {
+  if (task.workerId !== workerId) {
+    throw new FleetError(
+      'conflict',
+      `task ${task.id}: its lease was given to another worker, not to ${workerId}`,
+      { details: { taskId: task.id, workerId } },
+    );
+  }
+}
+
 export interface SubmitResult {
   task: TaskRecord;
   /** False when an idempotency key (or explicit id) matched an existing task, which is returned instead. */
@@ -55,6 +66,19 @@ export interface TaskQueue {
   complete(id: string, leaseToken: string, output: unknown, artifacts?: ArtifactMeta[]): Promise<TaskRecord>;
   /** Ends the attempt; re-queues with backoff when retryable and attempts remain, else the task ends. */
   fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord>;
+  /**
+   * Takes over a lease a worker reported after a reconnect (reconciliation): the task must be assigned or
+   * running with exactly this lease token, to this worker; this process then holds (and renews) it like one it
+   * claimed. Anything else changes nothing: `stale_lease` (not current, or its lock already lost), `conflict`
+   * (the lease belongs to another worker), `not_found`.
+   */
+  adopt(id: string, leaseToken: string, workerId: string): Promise<TaskRecord>;
+  /**
+   * Stops holding a lease without ending the attempt (the worker went to another manager, which may adopt
+   * it). True when the store lets an unadopted lease lapse by itself (Redis: its lock expires and the task is
+   * recovered); false when nothing else would end it (memory), so the caller must fail it. Never throws.
+   */
+  release(id: string, leaseToken: string): boolean;
   /** Queued → cancelled at once; assigned/running → cancelled (the caller tells the worker). Final → `conflict`. */
   cancel(id: string, reason?: string): Promise<TaskRecord>;
   /** Puts a failed/cancelled/timed-out task back in the queue with a fresh attempt budget. */

@@ -61,6 +61,8 @@ interface Connection {
   state: ConnectionState;
   heartbeat: NodeJS.Timeout | undefined;
   cpuMark: { usage: NodeJS.CpuUsage; at: bigint };
+  /** Task ids this connection's hello reported (running or finished): the ones its manager may take over. */
+  reported: Set<string>;
 }
 
 interface RunningTask {
@@ -71,6 +73,15 @@ interface RunningTask {
   startedAt: number;
   timer: NodeJS.Timeout | undefined;
   answered: boolean;
+  /** Set while the task runs without a manager connection, waiting for one to take it over. */
+  orphanTimer?: NodeJS.Timeout;
+}
+
+/** The answer of a task that finished while no manager was connected, kept for the next one. */
+interface HeldAnswer {
+  assign: TaskAssign;
+  message: WorkerToManager;
+  timer: NodeJS.Timeout;
 }
 
 export class WorkerRuntime {
@@ -79,6 +90,8 @@ export class WorkerRuntime {
   private readonly connections = new Set<Connection>();
   /** Tasks not yet answered, by task id. */
   private readonly active = new Map<string, RunningTask>();
+  /** Answers of tasks that finished without a manager connection, by task id (see reconnect_grace). */
+  private readonly held = new Map<string, HeldAnswer>();
   private slotsHeld = 0;
   private draining = false;
   /** The drain came from the manager (so `resume` may undo it), not from this process stopping. */
@@ -122,6 +135,17 @@ export class WorkerRuntime {
     return this.connections.size;
   }
 
+  /** Tasks running without a manager connection, and answers held for the next manager (for tests). */
+  get orphans(): { running: number; finished: number } {
+    let running = 0;
+    for (const task of this.active.values()) if (task.orphanTimer) running++;
+    return { running, finished: this.held.size };
+  }
+
+  private get reconnectGraceMs(): number {
+    return Math.min(this.options.config.reconnect_grace ?? 0, MAX_TIMER_MS);
+  }
+
   /**
    * Takes over a fresh manager connection: says hello and waits for welcome. `prove` signs the manager's
    * nonce with the token (see protocol/worker-proof.ts) when both are present.
@@ -133,6 +157,7 @@ export class WorkerRuntime {
       state: 'awaiting_welcome',
       heartbeat: undefined,
       cpuMark: { usage: process.cpuUsage(), at: process.hrtime.bigint() },
+      reported: new Set([...this.active.keys(), ...this.held.keys()]),
     };
     this.connections.add(connection);
     this.options.metrics.connections.set(this.connections.size);
@@ -155,11 +180,10 @@ export class WorkerRuntime {
       version: this.options.kind.version,
       info: this.kindInfo(),
       ...(prove ? { proof: prove(this.options.workerId) } : {}),
-      inFlight: [...this.active.values()].map(({ assign }) => ({
-        taskId: assign.taskId,
-        attempt: assign.attempt,
-        leaseToken: assign.leaseToken,
-      })),
+      inFlight: [...this.active.values()].map(({ assign }) => leaseOf(assign)),
+      ...(this.held.size > 0
+        ? { finished: [...this.held.values()].map(({ assign }) => leaseOf(assign)) }
+        : {}),
     });
   }
 
@@ -266,6 +290,7 @@ export class WorkerRuntime {
     connection.state = 'ready';
     connection.managerId = welcome.managerId;
     this.yieldTo(connection);
+    this.handOver(connection);
     const asked = Math.max(MIN_HEARTBEAT_MS, welcome.heartbeatIntervalMs);
     const period = Math.min(asked, this.options.heartbeatIntervalMs ?? asked, MAX_TIMER_MS);
     if (connection.heartbeat) clearInterval(connection.heartbeat);
@@ -279,8 +304,8 @@ export class WorkerRuntime {
    * One owner at a time. A manager dials only after taking the worker's ownership lease, so the newest
    * welcome comes from the rightful owner; a connection of any other manager still open here belongs to one
    * that lost the lease and has not noticed yet (paused, cut off from Redis). It is closed before the new
-   * owner can send a task, so the two never dispatch into the same slots (no `busy`). Its tasks are aborted
-   * and answered on that connection; the old manager re-queues them as lost.
+   * owner can send a task, so the two never dispatch into the same slots (no `busy`). Its tasks run on as
+   * orphans; the new owner's hello reported them, and handOver gives them to it.
    */
   private yieldTo(owner: Connection): void {
     for (const other of [...this.connections]) {
@@ -293,6 +318,37 @@ export class WorkerRuntime {
       void other.transport.close(CLOSE_CODES.replaced, 'another manager owns this worker now');
       this.onClose(other, CLOSE_CODES.replaced, 'replaced by another manager');
     }
+  }
+
+  /**
+   * The tasks this connection's hello reported go to its manager: orphans run on with their answers sent
+   * here, held answers are sent now. The manager reconciles each against its store: a lease still current is
+   * taken over (the result committed, the running task watched again), any other gets a `task.cancel`.
+   * Tasks the hello did not report (they were assigned after it went out) stay orphans: this manager has
+   * no record of them.
+   */
+  private handOver(connection: Connection): void {
+    let running = 0;
+    let finished = 0;
+    for (const task of this.active.values()) {
+      if (!task.orphanTimer || !connection.reported.has(task.assign.taskId)) continue;
+      clearTimeout(task.orphanTimer);
+      task.orphanTimer = undefined;
+      task.connection = connection;
+      running++;
+    }
+    for (const [taskId, answer] of [...this.held]) {
+      if (!connection.reported.has(taskId)) continue;
+      clearTimeout(answer.timer);
+      this.held.delete(taskId);
+      this.send(connection, answer.message);
+      finished++;
+    }
+    if (running + finished > 0)
+      this.options.logger.info(
+        { managerId: connection.managerId, running, finished },
+        'handed tasks from a lost manager connection over to this one',
+      );
   }
 
   private onAssign(connection: Connection, assign: TaskAssign): void {
@@ -453,7 +509,7 @@ export class WorkerRuntime {
       return;
     }
     this.finish(task);
-    this.send(task.connection, message);
+    this.deliver(task, message);
     this.observe(task, 'succeeded');
   }
 
@@ -511,7 +567,7 @@ export class WorkerRuntime {
 
   private answerError(task: RunningTask, error: FleetError, outcome: TaskOutcome): void {
     this.finish(task);
-    this.send(task.connection, {
+    this.deliver(task, {
       type: 'task.error',
       taskId: task.assign.taskId,
       attempt: task.assign.attempt,
@@ -522,10 +578,38 @@ export class WorkerRuntime {
     this.observe(task, outcome);
   }
 
+  /** Sends a task's answer, or holds it for the next manager when the task lost its connection. */
+  private deliver(task: RunningTask, message: WorkerToManager): void {
+    if (task.connection.state !== 'closed' || this.reconnectGraceMs === 0) {
+      this.send(task.connection, message);
+      return;
+    }
+    const heir = this.heirOf(task.assign.taskId);
+    if (heir) {
+      this.send(heir, message);
+      return;
+    }
+    const taskId = task.assign.taskId;
+    const previous = this.held.get(taskId);
+    if (previous) clearTimeout(previous.timer);
+    const timer = setTimeout(() => {
+      if (this.held.get(taskId)?.timer !== timer) return;
+      this.held.delete(taskId);
+      this.options.logger.warn(
+        { taskId, attempt: task.assign.attempt },
+        'no manager took over a finished task within reconnect_grace; its answer is dropped',
+      );
+    }, this.reconnectGraceMs);
+    timer.unref();
+    this.held.set(taskId, { assign: task.assign, message, timer });
+  }
+
   /** Marks the task answered: progress flushed and closed, timer off, no longer "active". */
   private finish(task: RunningTask): void {
     task.answered = true;
     if (task.timer) clearTimeout(task.timer);
+    if (task.orphanTimer) clearTimeout(task.orphanTimer);
+    task.orphanTimer = undefined;
     task.coalescer.close();
     if (this.active.get(task.assign.taskId) === task) this.active.delete(task.assign.taskId);
   }
@@ -578,12 +662,48 @@ export class WorkerRuntime {
     if (connection.heartbeat) clearInterval(connection.heartbeat);
     this.options.metrics.connections.set(this.connections.size);
     const lost = [...this.active.values()].filter((t) => t.connection === connection);
-    this.options.logger.info({ code, reason, tasksAborted: lost.length }, 'manager connection closed');
+    const graceMs = this.reconnectGraceMs;
+    this.options.logger.info(
+      {
+        code,
+        reason,
+        ...(graceMs > 0 ? { tasksKept: lost.length, graceMs } : { tasksAborted: lost.length }),
+      },
+      'manager connection closed',
+    );
     for (const task of lost) {
-      task.controller.abort(new FleetError('cancelled', 'manager connection lost'));
-      this.finish(task);
-      this.observe(task, 'cancelled');
+      if (graceMs === 0) {
+        this.dropOrphan(task, 'manager connection lost');
+        continue;
+      }
+      // The close can be read after a newer connection was welcomed (both waited while this process was
+      // stopped); that one reported the task and takes it.
+      const heir = this.heirOf(task.assign.taskId);
+      if (heir) {
+        task.connection = heir;
+        continue;
+      }
+      // A dropped connection is not a cancel: the task runs on (its own timeout still applies) for a
+      // manager, this one back or another sharing the store, to take over rather than run it again.
+      task.orphanTimer = setTimeout(
+        () => this.dropOrphan(task, `no manager took the task over within ${graceMs} ms`),
+        graceMs,
+      );
+      task.orphanTimer.unref();
     }
+  }
+
+  /** A welcomed connection whose hello reported the task: the manager that reconciles it. */
+  private heirOf(taskId: string): Connection | undefined {
+    for (const c of this.connections) if (c.state === 'ready' && c.reported.has(taskId)) return c;
+    return undefined;
+  }
+
+  private dropOrphan(task: RunningTask, reason: string): void {
+    if (task.answered) return;
+    task.controller.abort(new FleetError('cancelled', reason));
+    this.finish(task);
+    this.observe(task, 'cancelled');
   }
 
   private sendHeartbeat(connection: Connection): void {
@@ -620,6 +740,10 @@ export class WorkerRuntime {
       this.options.logger.debug({ type: message.type, err: (err as Error).message }, 'send failed');
     });
   }
+}
+
+function leaseOf(assign: TaskAssign): { taskId: string; attempt: number; leaseToken: string } {
+  return { taskId: assign.taskId, attempt: assign.attempt, leaseToken: assign.leaseToken };
 }
 
 function toWireArtifact(artifact: Artifact): WireArtifact {

@@ -6,7 +6,14 @@
  * given more than its slots, and the figures are printed: tasks lost, duplicates, time to detect each death,
  * time until the victims' tasks ran again.
  *
- * Bounded: lock_duration 2 s, heartbeat 200 ms; on the 2-core CI machine the whole file takes about a
+ * Executions are also counted on the worker side (FLEET_ECHO_EXECUTION_LOG: one line per handler run):
+ * no dispatch ever runs twice, a dead manager's tasks are taken over by the survivor from the workers that
+ * kept running them (reconciliation, not run again, when the takeover beats the locks), and second runs
+ * stay within the documented bound: the slots of each killed worker, plus those of the dead manager's
+ * workers whose locks lapsed before the takeover (none on an unloaded machine).
+ *
+ * Bounded: lock_duration 8 s (longer than a takeover, so the survivor adopts the dead manager's leases
+ * before their locks lapse), heartbeat 200 ms; on the 2-core CI machine the whole file takes about a
  * minute. The private Redis is never the shared one: nothing here may disturb other test runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +29,7 @@ import {
   type Cluster,
   type ManagerProcess,
 } from '../../helpers/distributed.js';
+import { executionLog, type ExecutionLog } from '../../helpers/executions.js';
 import { spawnWorker, waitFor, type WorkerProcess } from '../../helpers/processes.js';
 import { startPrivateRedis, uniquePrefix, type PrivateRedis } from '../../helpers/redis.js';
 
@@ -29,16 +37,19 @@ const TASKS = 2000;
 const WORKERS = 6;
 const SLOTS = 4;
 const MAX_ATTEMPTS = 5;
-const LOCK_DURATION_MS = 2000;
+const LOCK_DURATION_MS = 8000;
+const WORKER_KILLS = 2;
 const SUBMIT_CONCURRENCY = 16;
 
 let redis: PrivateRedis;
 let cluster: Cluster;
+let log: ExecutionLog;
 const workers: WorkerProcess[] = [];
 const managers: ManagerProcess[] = [];
 
 beforeAll(async () => {
   redis = await startPrivateRedis();
+  log = executionLog();
   cluster = clusterConfig({
     redisUrl: redis.url,
     prefix: uniquePrefix('fleet-chaos'),
@@ -54,6 +65,7 @@ afterAll(async () => {
   for (const w of workers) w.kill();
   await Promise.all([...managers.map((m) => m.exited), ...workers.map((w) => w.exited)]);
   cluster.cleanup();
+  log.cleanup();
   await redis.close();
 });
 
@@ -103,8 +115,9 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
     const random = rng(seed);
     console.log(`chaos seed ${seed} (replay with FLEET_CHAOS_SEED=${seed})`);
 
+    const workerEnv = { FLEET_ECHO_EXECUTION_LOG: log.file };
     for (let i = 0; i < WORKERS; i++)
-      workers.push(await spawnWorker('echo', { args: ['--config', cluster.configFile] }));
+      workers.push(await spawnWorker('echo', { args: ['--config', cluster.configFile], env: workerEnv }));
     const endpoints = workers.map((w) => w.endpoint);
     // A dials the first three from its config; B is told about the other three through the API.
     managers.push(await spawnManager(cluster, { workers: endpoints.slice(0, 3) }));
@@ -202,7 +215,11 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
       watching.push(watch(death));
       await w.exited;
       await sleep(1000 + random() * 2000);
-      workers[index] = await spawnWorker('echo', { port: w.port, args: ['--config', cluster.configFile] });
+      workers[index] = await spawnWorker('echo', {
+        port: w.port,
+        args: ['--config', cluster.configFile],
+        env: workerEnv,
+      });
       death.restartedAt = Date.now();
     };
     /** Polls the live managers' fleet view until it shows the death: a worker offline or gone, a manager's
@@ -233,11 +250,10 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
         await sleep(50);
       }
     };
-    const victims = [...Array(WORKERS).keys()].sort(() => random() - 0.5).slice(0, 2);
+    const victims = [...Array(WORKERS).keys()].sort(() => random() - 0.5).slice(0, WORKER_KILLS);
     const chaos = Promise.all([
       killManager(random() < 0.5 ? 0 : 1, 1000 + random() * 3000),
-      killWorker(victims[0]!, 500 + random() * 4000),
-      killWorker(victims[1]!, 500 + random() * 4000),
+      ...victims.map((v) => killWorker(v, 500 + random() * 4000)),
     ]);
 
     await submitting;
@@ -327,9 +343,23 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
       };
     });
 
+    // Worker-side: handler runs per task, from the execution log.
+    const runs = log.counts();
+    const extraExecutions = [...runs.values()].reduce((sum, n) => sum + n - 1, 0);
+    // Second runs a dead manager caused: its lock lapsed before another manager took the worker over (the
+    // takeover beats lock_duration on an idle machine; under heavy load it may not).
+    const lockLapsed = tasks
+      .flatMap((t) => t.attempts)
+      .filter((a) => (a.error as { message?: string } | undefined)?.message?.includes('lock expired')).length;
+    const managerOwned = deaths.filter((d) => d.kind === 'manager').reduce((n, d) => n + d.endpoints.size, 0);
     const figures = {
       seed,
       accepted: accepted.size,
+      executions: log.total(),
+      extraExecutions,
+      executionBound: (WORKER_KILLS + managerOwned) * SLOTS,
+      lockLapsed,
+      dispatchesRunTwice: log.attemptDuplicates().length,
       lost: lost.length,
       poisonedByHarness: poisonedByHarness.length,
       duplicates: duplicates.length,
@@ -345,6 +375,12 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
 
     expect(accepted.size).toBe(TASKS);
     expect(lost).toEqual([]);
+    // No dispatch ever ran twice, every run was a recorded attempt, and second runs are bounded by the slots
+    // of the killed workers and of the workers whose manager died (adopted, those add none).
+    expect(log.attemptDuplicates()).toEqual([]);
+    for (const [id, n] of runs)
+      expect(n, `runs of ${id}`).toBeLessThanOrEqual(byId.get(id)?.attempts.length ?? 0);
+    expect(extraExecutions).toBeLessThanOrEqual((WORKER_KILLS + managerOwned) * SLOTS);
     expect(duplicates.map((t) => t.id)).toEqual([]);
     expect(outOfPolicy.map((t) => t.id)).toEqual([]);
     expect(figures.busyRefusals).toBe(0);

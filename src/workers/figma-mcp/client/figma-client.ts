@@ -506,11 +506,31 @@ export class FigmaClient {
     return AbortSignal.any([call.signal, AbortSignal.timeout(remaining)]);
   }
 
+  /**
+   * One request with the client's own retries. Its error carries `details.upstreamAttempts` (the HTTP tries
+   * spent), so the manager counts them against the task's one retry budget instead of multiplying them by
+   * its own attempts (retry-policy.ts).
+   */
   private async send(
     endpoint: Endpoint,
     path: string,
     query: URLSearchParams,
     call: CallOptions,
+  ): Promise<Sent> {
+    const tries = { n: 0 };
+    try {
+      return await this.sendWithRetries(endpoint, path, query, call, tries);
+    } catch (err) {
+      throw withUpstreamAttempts(err, tries.n);
+    }
+  }
+
+  private async sendWithRetries(
+    endpoint: Endpoint,
+    path: string,
+    query: URLSearchParams,
+    call: CallOptions,
+    tries: { n: number },
   ): Promise<Sent> {
     const token = this.requireToken();
     const tier = this.tiers[endpoint];
@@ -521,6 +541,7 @@ export class FigmaClient {
       await this.limiter.take(tier, call.signal, call.deadline);
       const started = this.now();
       let res: Response;
+      tries.n++;
       try {
         res = await this.fetchImpl(url, {
           headers: { ...this.authHeader(token), accept: 'application/json' },
@@ -636,6 +657,15 @@ export class FigmaClient {
     await sleep(delay, call.signal);
     return true;
   }
+}
+
+function withUpstreamAttempts(err: unknown, tries: number): unknown {
+  if (!(err instanceof FleetError) || tries === 0) return err;
+  return new FleetError(err.code, err.message, {
+    retryable: err.retryable,
+    details: { ...err.details, upstreamAttempts: tries },
+    cause: err.cause,
+  });
 }
 
 function enc(s: string): string {

@@ -49,6 +49,25 @@ const STAGE_INSIDE = '/opt/fleet/stage';
 const PIP = ['{python}', '-I', '-m', 'pip'];
 const PIP_COMMON = ['--no-input', '--disable-pip-version-check', '--no-cache-dir', '--progress-bar', 'off'];
 
+/** pip's own retries of a failed index request (its default is 5); each is reported as an upstream try. */
+const PIP_RETRIES = 2;
+
+/**
+ * The HTTP tries pip spent: one plus each "Retrying (Retry(total=...))" warning it printed. Reported as
+ * `details.upstreamAttempts` so the manager counts them against the task's one retry budget.
+ */
+export function pipUpstreamTries(stderr: string): number {
+  return 1 + (stderr.match(/Retrying \(Retry\(total=/g)?.length ?? 0);
+}
+
+function withPipTries(err: unknown, stderr: string): unknown {
+  if (!(err instanceof FleetError) || err.code === 'cancelled') return err;
+  return new FleetError(err.code, err.message, {
+    retryable: err.retryable,
+    details: { ...err.details, upstreamAttempts: pipUpstreamTries(stderr) },
+  });
+}
+
 /** PEP 503 normalised project name of a requirement string. */
 export function projectName(requirement: string): string {
   const name = /^[A-Za-z0-9][A-Za-z0-9._-]*/.exec(requirement)?.[0] ?? requirement;
@@ -141,13 +160,18 @@ export function createPackageInstallHandler(services: SandboxServices): TaskHand
             for (const src of sources) argv.push('--find-links', src);
             if (payload.noDeps) argv.push('--no-deps');
             argv.push('--', ...payload.packages);
+            argv.splice(argv.indexOf('--dest'), 0, '--retries', String(PIP_RETRIES));
             await pip(argv, {
               ...sidecar,
               network: true,
               workspace: false,
               roBinds,
               rwBinds: insecure ? [] : [[stage, STAGE_INSIDE]],
-            }).catch(refuseSdists);
+            })
+              .catch((err: unknown) => {
+                throw withPipTries(err, logs.stderr);
+              })
+              .catch(refuseSdists);
             sources.push(dest);
           }
           // Step 2: install with no network, from local files only.

@@ -96,9 +96,9 @@ describe('task slots, deadlines and cancellation', () => {
     await until(() => worker.server.inFlight === 0, 1_000, 'slot freed');
   });
 
-  it('losing the assigning connection aborts its tasks ("manager connection lost") and frees their slots', async () => {
+  it('with reconnect_grace 0, losing the assigning connection aborts its tasks ("manager connection lost") and frees their slots', async () => {
     const state = newTestKindState();
-    const worker = await start(createTestKind(state), { max_concurrent_tasks: 2 });
+    const worker = await start(createTestKind(state), { max_concurrent_tasks: 2, reconnect_grace: 0 });
     const a = await connectFakeManager(worker.endpoint);
     const b = await connectFakeManager(worker.endpoint);
     const lost = a.dispatch('watch', {});
@@ -117,9 +117,9 @@ describe('task slots, deadlines and cancellation', () => {
     expect(await kept.answer).toMatchObject({ error: { code: 'cancelled' } });
   });
 
-  it('a manager that stops answering pings is dropped, which aborts its tasks and frees their slots', async () => {
+  it('a manager that stops answering pings is dropped (with reconnect_grace 0 its tasks are aborted and their slots freed)', async () => {
     const state = newTestKindState();
-    const worker = await start(createTestKind(state), {}, { pingIntervalMs: 50 });
+    const worker = await start(createTestKind(state), { reconnect_grace: 0 }, { pingIntervalMs: 50 });
     const silent = new WebSocket(worker.endpoint, { autoPong: false });
     silent.on('error', () => undefined);
     await new Promise((resolve) => silent.once('message', resolve)); // hello

@@ -143,3 +143,24 @@ describe('package-install without network for package code', () => {
     }
   }, 240_000);
 });
+
+describe('package-install reports its upstream tries (issue 14 point 5)', () => {
+  test("an index that drops every connection: pip's own retries are reported as details.upstreamAttempts, one per real connection", async () => {
+    let hits = 0;
+    const flaky = createServer((socket) => {
+      hits++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(flaky.address() as { port: number }).port}/simple`;
+    const h = await startPythonWorker({ pool_size: 1, index_url: url });
+    try {
+      const err = fail(await install(h, ['fleetnothere'], sid('flaky')), 'package_install_failed');
+      expect(hits).toBeGreaterThan(1);
+      expect(err.details?.upstreamAttempts).toBe(hits);
+    } finally {
+      await h.stop();
+      flaky.close();
+    }
+  }, 120_000);
+});

@@ -51,6 +51,7 @@ function setup(
     handlers?: TaskHandler<any>[];
     heartbeatIntervalMs?: number;
     info?: () => Record<string, unknown>;
+    reconnectGrace?: string;
   } = {},
 ) {
   const manual = manualHandler(options.honour ?? true);
@@ -62,6 +63,7 @@ function setup(
   };
   const config = workerSection({ ...WORKER_DEFAULTS.echo, name: 'unit', capabilities: [] }).parse({
     max_concurrent_tasks: options.max ?? 2,
+    ...(options.reconnectGrace !== undefined ? { reconnect_grace: options.reconnectGrace } : {}),
   });
   const metrics = new WorkerMetrics({ workerType: 'unit', workerId: 'w1' });
   const runtime = new WorkerRuntime({
@@ -250,8 +252,8 @@ describe('WorkerRuntime', () => {
       ]);
     });
 
-    it('a closed connection aborts its tasks and frees their slots', async () => {
-      const { runtime, connect, runs } = setup();
+    it('with reconnect_grace 0, a closed connection aborts its tasks and frees their slots', async () => {
+      const { runtime, connect, runs } = setup({ reconnectGrace: '0ms' });
       const c = await connect();
       await c.assign('a');
       await c.managerSide.close();
@@ -262,6 +264,85 @@ describe('WorkerRuntime', () => {
       });
       expect(runtime.inFlight).toBe(0);
       expect(runtime.connectionCount).toBe(0);
+    });
+
+    it('a dropped connection keeps its tasks running and hands them, with held answers, to the next manager', async () => {
+      const { runtime, connect, runs } = setup();
+      const c1 = await connect();
+      await c1.assign('a');
+      await c1.assign('b');
+      const leases = c1.inbox.length; // nothing answered yet
+      await c1.managerSide.close();
+      await settle();
+      expect(runs.get('a')!.ctx.signal.aborted).toBe(false);
+      expect(runs.get('b')!.ctx.signal.aborted).toBe(false);
+      runs.get('a')!.finish({ output: 'done while disconnected' });
+      await settle();
+      expect(runtime.orphans).toEqual({ running: 1, finished: 1 });
+      expect(c1.inbox).toHaveLength(leases);
+      const c2 = await connect(false);
+      const hello = c2.inbox[0] as Extract<WorkerToManager, { type: 'hello' }>;
+      expect(hello.inFlight?.map((l) => l.taskId)).toEqual(['b']);
+      expect(hello.finished?.map((l) => l.taskId)).toEqual(['a']);
+      expect(hello.finished?.[0]?.leaseToken).toMatch(/^lease-a-/);
+      await c2.managerSide.send({
+        type: 'welcome',
+        protocolVersion: PROTOCOL_VERSION,
+        managerId: 'm2',
+        heartbeatIntervalMs: 1_000,
+      });
+      await settle();
+      expect(c2.answers()).toMatchObject([
+        { type: 'task.result', taskId: 'a', output: 'done while disconnected' },
+      ]);
+      runs.get('b')!.finish({ output: 'b' });
+      await settle();
+      expect(c2.answers().map((m) => m.taskId)).toEqual(['a', 'b']);
+      expect(runtime.orphans).toEqual({ running: 0, finished: 0 });
+      expect(runtime.inFlight).toBe(0);
+    });
+
+    it('no manager within reconnect_grace: orphans are aborted and held answers dropped', async () => {
+      const { runtime, connect, runs } = setup({ reconnectGrace: '1s' });
+      const c1 = await connect();
+      await c1.assign('a');
+      await c1.assign('b');
+      await c1.managerSide.close();
+      await settle();
+      runs.get('a')!.finish({ output: 1 });
+      await settle();
+      vi.advanceTimersByTime(1_000);
+      await settle();
+      expect(runs.get('b')!.ctx.signal.reason).toMatchObject({
+        code: 'cancelled',
+        message: expect.stringMatching(/no manager took the task over/),
+      });
+      expect(runtime.inFlight).toBe(0);
+      expect(runtime.orphans).toEqual({ running: 0, finished: 0 });
+      const c2 = await connect(false);
+      expect(c2.inbox[0]).toMatchObject({ type: 'hello', inFlight: [] });
+      expect((c2.inbox[0] as { finished?: unknown }).finished).toBeUndefined();
+    });
+
+    it('only tasks the new connection reported in its hello are handed over to it', async () => {
+      const { runtime, connect, runs } = setup({ max: 3 });
+      const c1 = await connect();
+      await c1.assign('a');
+      const c2 = await connect(false); // hello reports a
+      await c1.assign('b'); // assigned by the old manager after that hello
+      await c2.managerSide.send({
+        type: 'welcome',
+        protocolVersion: PROTOCOL_VERSION,
+        managerId: 'm2',
+        heartbeatIntervalMs: 1_000,
+      });
+      await settle();
+      expect(runtime.connectionCount).toBe(1); // the previous manager's connection was closed (yield)
+      runs.get('a')!.finish({ output: 'a' });
+      runs.get('b')!.finish({ output: 'b' });
+      await settle();
+      expect(c2.answers().map((m) => m.taskId)).toEqual(['a']);
+      expect(runtime.orphans).toEqual({ running: 0, finished: 1 });
     });
 
     it('abortAll answers every running task with the given error', async () => {

@@ -9,7 +9,11 @@ import {
   SECCOMP_FD,
   type ChainConfig,
 } from '../../../../src/workers/python-sandbox/chain.js';
-import { projectName, sdistOnly } from '../../../../src/workers/python-sandbox/handlers/package-install.js';
+import {
+  pipUpstreamTries,
+  projectName,
+  sdistOnly,
+} from '../../../../src/workers/python-sandbox/handlers/package-install.js';
 import { parseSandboxOptions, resolveLimits } from '../../../../src/workers/python-sandbox/options.js';
 import { claimUidRange } from '../../../../src/workers/python-sandbox/uid-range.js';
 
@@ -97,5 +101,14 @@ describe('sdist detection', () => {
     writeFileSync(join(d, 'both-1.0-py3-none-any.whl'), '');
     expect(projectName('Evil_Pkg[extra]>=0.1')).toBe('evil-pkg');
     expect(sdistOnly(d, ['evil.pkg==0.1', 'good', 'both', 'absent'])).toEqual(['evil-pkg']);
+  });
+});
+
+describe('pipUpstreamTries', () => {
+  test("counts one try plus each of pip's Retrying warnings", () => {
+    expect(pipUpstreamTries('ERROR: No matching distribution found for x\n')).toBe(1);
+    const warn = (n: number) =>
+      `WARNING: Retrying (Retry(total=${n}, connect=None, read=None, redirect=None, status=None)) after connection broken by 'ProtocolError'\n`;
+    expect(pipUpstreamTries(warn(1) + warn(0) + 'ERROR: Could not find a version\n')).toBe(3);
   });
 });
