@@ -14,6 +14,7 @@ import { FleetError, toFleetError } from '../../protocol/errors.js';
 import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
+import { selectOptimalWorker } from '../balancing/index.js';
 import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { WorkerConnection } from '../connect/worker-interface.js';
@@ -79,7 +80,8 @@ export class Dispatcher {
     this.events.setMaxListeners(0);
     // Cancels may be made on another manager (shared Redis): act on any final state of a task we run.
     this.unsubscribeQueue = o.queue.subscribe((event) => {
-      if (event.kind === 'submitted' || event.kind === 'retrying') this.schedulePump();
+      if (event.kind === 'submitted' || event.kind === 'retrying' || event.kind === 'routed')
+        this.schedulePump();
       if (event.kind === 'finished' && event.task.state === 'cancelled') {
         const lease = this.leases.get(event.task.id);
         if (lease && !lease.cancelling) this.cancelOnWorker(lease, 'cancelled by caller');
@@ -174,6 +176,12 @@ export class Dispatcher {
         await this.failQuietly(lease, error, 'worker_lost');
       }),
     );
+    // Its sessions went with it: their tasks fail session_lost instead of waiting, or starting afresh elsewhere.
+    await this.o.queue
+      .workerGone(workerId)
+      .catch((err: unknown) =>
+        this.o.logger.error({ err, workerId }, 'failed to end the sessions of a lost worker'),
+      );
     this.schedulePump();
   }
 
@@ -276,12 +284,16 @@ export class Dispatcher {
    */
   private async fillGroup(group: LiveWorker[]): Promise<void> {
     const capability = group[0]?.capabilities[0] ?? '';
+    // Workers whose claim came back empty: another may still find work (tasks pinned to it by a session).
+    const dry = new Set<string>();
     for (;;) {
       const reserved: LiveWorker[] = [];
       while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped && !this.paused) {
-        const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
+        const candidates: Candidate[] = group
+          .filter((w) => !dry.has(w.workerId) && this.hasRoom(w))
+          .map(toCandidate);
         if (candidates.length === 0) break;
-        const chosen = this.o.strategy.select(candidates, { capability });
+        const chosen = selectOptimalWorker(this.o.strategy, candidates, { capability });
         const worker = chosen && this.o.registry.get(chosen.workerId);
         if (!worker) break;
         worker.inFlight += 1;
@@ -289,7 +301,9 @@ export class Dispatcher {
       }
       if (reserved.length === 0) return;
       const claims = await Promise.allSettled(
-        reserved.map((worker) => this.o.queue.claim(worker.capabilities, worker.workerId)),
+        reserved.map((worker) =>
+          this.o.queue.claim(worker.capabilities, worker.workerId, { sessionTtlMs: sessionTtlOf(worker) }),
+        ),
       );
       for (const worker of reserved) worker.inFlight -= 1; // dispatch counts the slot again
       const failed = claims.find((c) => c.status === 'rejected');
@@ -298,7 +312,9 @@ export class Dispatcher {
       );
       await Promise.all(won.map(({ worker, task }) => this.dispatch(worker, task)));
       if (failed) throw failed.reason;
-      if (won.length < reserved.length) return; // the queue ran dry for this group
+      claims.forEach((c, i) => {
+        if (c.status === 'fulfilled' && !c.value) dry.add(reserved[i]!.workerId);
+      });
     }
   }
 
@@ -345,6 +361,10 @@ export class Dispatcher {
       await this.o.queue.markRunning(task.id, leaseToken).catch(() => undefined);
     } catch (err) {
       this.dropLease(lease);
+      // The claim may have bound the session after the worker's loss ended its sessions: end them again, so
+      // the retry fails session_lost rather than waiting for a worker that will not have the session.
+      if (task.sessionId !== undefined && !this.isConnected(worker.workerId))
+        await this.o.queue.workerGone(worker.workerId).catch(() => 0);
       await this.failQuietly(lease, toFleetError(err, 'worker_lost').toJSON(), 'worker_lost');
     }
   }
@@ -591,6 +611,13 @@ export class Dispatcher {
       }, delay + 1),
     };
   }
+}
+
+/** The worker's idle TTL for sessions, as it reports it (python-sandbox: `info.sessions.ttlMs`). */
+function sessionTtlOf(w: LiveWorker): number | undefined {
+  const sessions = w.info['sessions'];
+  const ttl = sessions && typeof sessions === 'object' ? (sessions as { ttlMs?: unknown }).ttlMs : undefined;
+  return typeof ttl === 'number' ? ttl : undefined;
 }
 
 function toCandidate(w: LiveWorker): Candidate {
