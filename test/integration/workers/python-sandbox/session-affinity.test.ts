@@ -84,7 +84,7 @@ async function managers(mode: 'memory' | 'redis', endpoints: string[]): Promise<
     cluster.cleanup();
     await deleteKeys(redis.url, prefix);
   });
-  const env = mode === 'memory' ? { FLEET_STORE: 'memory' } : {};
+  const env: Record<string, string> = mode === 'memory' ? { FLEET_STORE: 'memory' } : {};
   const out: ManagerProcess[] = [];
   for (let i = 0; i < (mode === 'memory' ? 1 : 2); i++) {
     const m = await spawnManager(cluster, { workers: endpoints, env });
@@ -114,100 +114,105 @@ const run = async (m: ManagerProcess, body: Record<string, unknown>): Promise<Se
   ).task;
 
 describe.each(['memory', 'redis'] as const)('session affinity, two python-sandbox workers (%s)', (mode) => {
-  it(
-    'keeps each session on its worker under load on both, and a lost worker ends its session with session_lost',
-    async () => {
-      const workers = [await pythonWorker(), await pythonWorker()];
-      const ms = await managers(
-        mode,
-        workers.map((w) => w.endpoint),
-      );
-      const via = (i: number): ManagerProcess => ms[i % ms.length]!;
-      const tag = `${mode}-${process.pid}-${Date.now()}`;
+  it('keeps each session on its worker under load on both, and a lost worker ends its session with session_lost', async () => {
+    const workers = [await pythonWorker(), await pythonWorker()];
+    const ms = await managers(
+      mode,
+      workers.map((w) => w.endpoint),
+    );
+    const via = (i: number): ManagerProcess => ms[i % ms.length]!;
+    const tag = `${mode}-${process.pid}-${Date.now()}`;
 
-      // One-shot load through every manager, the whole time the sessions run.
-      let loading = true;
-      const loadWorkers = new Set<string>();
-      const load = (async () => {
-        const failures: string[] = [];
-        for (let round = 0; loading || round < 2; round++) {
-          const batch = await Promise.all(
-            Array.from({ length: 8 }, (_, i) =>
-              run(via(i), { payload: { code: 'import time\ntime.sleep(0.05)\nsum(range(100000))' } }),
-            ),
-          );
-          for (const t of batch) {
-            if (t.state === 'succeeded' && t.workerId) loadWorkers.add(t.workerId);
-            else failures.push(`${t.state} ${t.error?.code ?? ''}`);
-          }
+    // One-shot load through every manager, the whole time the sessions run.
+    let loading = true;
+    const loadWorkers = new Set<string>();
+    const load = (async () => {
+      const failures: string[] = [];
+      for (let round = 0; loading || round < 2; round++) {
+        const batch = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            run(via(i), { payload: { code: 'import time\ntime.sleep(0.05)\nsum(range(100000))' } }),
+          ),
+        ).catch((err: unknown) => {
+          loading = false; // the managers are going away (a failed test): stop loading them
+          failures.push(String(err));
+          return [];
+        });
+        for (const t of batch) {
+          if (t.state === 'succeeded' && t.workerId) loadWorkers.add(t.workerId);
+          else failures.push(`${t.state} ${t.error?.code ?? ''}`);
         }
-        return failures;
-      })();
-
-      // Two sessions of 20 steps each, submitted alternately through the managers.
-      const session = async (name: string): Promise<string> => {
-        const homes = new Set<string>();
-        for (let i = 1; i <= 20; i++) {
-          const t = await run(via(i), { sessionId: name, payload: { code: STEP } });
-          expect(t.state, JSON.stringify(t.error)).toBe('succeeded');
-          expect(t.output?.stdout?.trim()).toBe(`${i} ${i}`);
-          homes.add(t.workerId ?? '');
-        }
-        expect([...homes]).toHaveLength(1);
-        return [...homes][0]!;
-      };
-      const [homeA, homeB] = await Promise.all([session(`a-${tag}`), session(`b-${tag}`)]);
-      loading = false;
-      expect(await load).toEqual([]);
-      expect(loadWorkers.size).toBe(2);
-
-      // Kill the worker holding session a; the session's next task fails session_lost on every manager.
-      const workerIds = new Map<string, WorkerProcess>();
-      for (const w of await listWorkers(ms[0]!.url)) {
-        const proc = workers.find((p) => p.endpoint === w.endpoint);
-        if (proc) workerIds.set(w.workerId, proc);
       }
-      const victim = workerIds.get(homeA);
-      expect(victim).toBeDefined();
-      victim!.kill('SIGKILL');
-      await victim!.exited;
-      for (const m of ms) {
-        await waitFor(
-          async () => (await listWorkers(m.url)).find((w) => w.workerId === homeA)?.status !== 'online',
-          20_000,
-          `manager ${m.id} to see ${homeA} gone`,
-          100,
-        );
-      }
-      for (const m of ms) {
-        const lost = await run(m, { sessionId: `a-${tag}`, payload: { code: STEP } });
-        expect(lost.state).toBe('failed');
-        expect(lost.error?.code).toBe('session_lost');
-        expect(lost.error?.details).toMatchObject({ sessionId: `a-${tag}`, workerId: homeA });
-        expect(lost.attempts).toEqual([]);
-      }
+      return failures;
+    })();
 
-      // create-if-missing starts it afresh on the survivor, which is its home from then on.
-      const survivor = [...workerIds.keys()].find((id) => id !== homeA)!;
-      const fresh = await run(via(0), {
-        sessionId: `a-${tag}`,
-        session: 'create-if-missing',
-        payload: { code: STEP },
-      });
-      expect(fresh.state, JSON.stringify(fresh.error)).toBe('succeeded');
-      expect(fresh.output?.stdout?.trim()).toBe('1 1');
-      expect(fresh.workerId).toBe(survivor);
-      for (let i = 2; i <= 4; i++) {
-        const t = await run(via(i), { sessionId: `a-${tag}`, payload: { code: STEP } });
+    // Two sessions of 20 steps each, submitted alternately through the managers.
+    const session = async (name: string): Promise<string> => {
+      const homes = new Set<string>();
+      for (let i = 1; i <= 20; i++) {
+        const t = await run(via(i), { sessionId: name, payload: { code: STEP } });
         expect(t.state, JSON.stringify(t.error)).toBe('succeeded');
         expect(t.output?.stdout?.trim()).toBe(`${i} ${i}`);
-        expect(t.workerId).toBe(survivor);
+        homes.add(t.workerId ?? '');
       }
-      // Session b: still on the survivor with its state, or lost with the victim, never silently fresh.
-      const b = await run(via(1), { sessionId: `b-${tag}`, payload: { code: STEP } });
-      if (homeB === homeA) expect(b.error?.code).toBe('session_lost');
-      else expect(b.output?.stdout?.trim()).toBe('21 21');
-    },
-    180_000,
-  );
+      expect([...homes]).toHaveLength(1);
+      return [...homes][0]!;
+    };
+    let homes: string[];
+    try {
+      homes = await Promise.all([session(`a-${tag}`), session(`b-${tag}`)]);
+    } finally {
+      loading = false;
+    }
+    const [homeA, homeB] = homes;
+    expect(await load).toEqual([]);
+    expect(loadWorkers.size).toBe(2);
+
+    // Kill the worker holding session a; the session's next task fails session_lost on every manager.
+    const workerIds = new Map<string, WorkerProcess>();
+    for (const w of await listWorkers(ms[0]!.url)) {
+      const proc = workers.find((p) => p.endpoint === w.endpoint);
+      if (proc) workerIds.set(w.workerId, proc);
+    }
+    const victim = workerIds.get(homeA!);
+    expect(victim).toBeDefined();
+    victim!.kill('SIGKILL');
+    await victim!.exited;
+    for (const m of ms) {
+      await waitFor(
+        async () => (await listWorkers(m.url)).find((w) => w.workerId === homeA)?.status !== 'online',
+        20_000,
+        `manager ${m.id} to see ${homeA} gone`,
+        100,
+      );
+    }
+    for (const m of ms) {
+      const lost = await run(m, { sessionId: `a-${tag}`, payload: { code: STEP } });
+      expect(lost.state).toBe('failed');
+      expect(lost.error?.code).toBe('session_lost');
+      expect(lost.error?.details).toMatchObject({ sessionId: `a-${tag}`, workerId: homeA });
+      expect(lost.attempts).toEqual([]);
+    }
+
+    // create-if-missing starts it afresh on the survivor, which is its home from then on.
+    const survivor = [...workerIds.keys()].find((id) => id !== homeA)!;
+    const fresh = await run(via(0), {
+      sessionId: `a-${tag}`,
+      session: 'create-if-missing',
+      payload: { code: STEP },
+    });
+    expect(fresh.state, JSON.stringify(fresh.error)).toBe('succeeded');
+    expect(fresh.output?.stdout?.trim()).toBe('1 1');
+    expect(fresh.workerId).toBe(survivor);
+    for (let i = 2; i <= 4; i++) {
+      const t = await run(via(i), { sessionId: `a-${tag}`, payload: { code: STEP } });
+      expect(t.state, JSON.stringify(t.error)).toBe('succeeded');
+      expect(t.output?.stdout?.trim()).toBe(`${i} ${i}`);
+      expect(t.workerId).toBe(survivor);
+    }
+    // Session b: still on the survivor with its state, or lost with the victim, never silently fresh.
+    const b = await run(via(1), { sessionId: `b-${tag}`, payload: { code: STEP } });
+    if (homeB === homeA) expect(b.error?.code).toBe('session_lost');
+    else expect(b.output?.stdout?.trim()).toBe('21 21');
+  }, 180_000);
 });
