@@ -302,7 +302,7 @@ export class Dispatcher {
       if (reserved.length === 0) return;
       const claims = await Promise.allSettled(
         reserved.map((worker) =>
-          this.o.queue.claim(worker.capabilities, worker.workerId, { sessionTtlMs: sessionTtlOf(worker) }),
+          this.o.queue.claim(worker.capabilities, worker.workerId, { sessionKeepMs: sessionKeepOf(worker) }),
         ),
       );
       for (const worker of reserved) worker.inFlight -= 1; // dispatch counts the slot again
@@ -613,11 +613,14 @@ export class Dispatcher {
   }
 }
 
-/** The worker's idle TTL for sessions, as it reports it (python-sandbox: `info.sessions.ttlMs`). */
-function sessionTtlOf(w: LiveWorker): number | undefined {
+/**
+ * How long the worker remembers a session after its last task, from the idle TTL it reports
+ * (`info.sessions.ttlMs`): the TTL, then its tombstone of the ended session (the larger of 4 TTLs and an hour).
+ */
+function sessionKeepOf(w: LiveWorker): number | undefined {
   const sessions = w.info['sessions'];
   const ttl = sessions && typeof sessions === 'object' ? (sessions as { ttlMs?: unknown }).ttlMs : undefined;
-  return typeof ttl === 'number' ? ttl : undefined;
+  return typeof ttl === 'number' && ttl > 0 ? ttl + Math.max(4 * ttl, 3_600_000) : undefined;
 }
 
 function toCandidate(w: LiveWorker): Candidate {

@@ -18,7 +18,8 @@
  *   finished         zset  id → finishedAt (retention: oldest finished records are dropped)
  *   queues           set   BullMQ queue names in use (every manager checks all of them for stalled jobs)
  *   sess:<session>   string the session table: the worker id holding the session, or `!<worker id>` once that
- *                          worker is gone (lost); expires (PX) twice the worker's session TTL after the last claim
+ *                          worker is gone (lost); expires (PX) once the worker has forgotten the session
+ *                          (`sessionBindingTtlMs`: the task's timeout + the worker's TTL and tombstone time)
  *   wsess:<worker>   set    sessions bound to a worker, so a gone worker's sessions are all marked lost at once
  */
 import { RedisScript } from '../../store/redis-connection.js';

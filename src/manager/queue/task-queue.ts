@@ -15,7 +15,8 @@
  * wait for that worker only, in a queue of their own per worker (`sessionWorker`), so they never block the
  * head of their capability's queue. `workerGone` marks the worker's sessions lost: their waiting tasks, and
  * any later one, fail `session_lost`, unless submitted with `session: "create-if-missing"`. A binding lasts
- * twice the worker's session TTL past its last claim (`ClaimOptions.sessionTtlMs`), then it is forgotten.
+ * as long as the worker remembers the session past its last claim (`ClaimOptions.sessionKeepMs`), then it
+ * is forgotten, so the table holds only sessions in use.
  */
 import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
@@ -51,8 +52,12 @@ export type TaskEvent =
   | { kind: 'finished'; task: TaskRecord };
 
 export interface ClaimOptions {
-  /** The claiming worker's idle TTL for sessions (its `sessions.ttlMs`); bindings outlive it twice. */
-  sessionTtlMs?: number;
+  /**
+   * How long the claiming worker remembers a session after its task ends: its idle TTL, plus how long it
+   * keeps an ended session's tombstone (so a late task gets the worker's own `session_expired`, not a fresh
+   * session elsewhere). The binding is kept this long past the task's timeout. Default 75 minutes.
+   */
+  sessionKeepMs?: number;
 }
 
 /** What the session table says of one session. */
@@ -62,14 +67,15 @@ export interface SessionBinding {
   lost: boolean;
 }
 
-/** Used when a worker does not say how long it keeps an idle session. */
-export const DEFAULT_SESSION_TTL_MS = 15 * 60_000;
+/** A python-sandbox's defaults: a 15-minute idle TTL, then an hour of tombstone. */
+export const DEFAULT_SESSION_KEEP_MS = 75 * 60_000;
 
-/** How long the table keeps a binding after a claim: the task may run its whole timeout, then idle a TTL. */
+/** How long the table keeps a binding after a claim: the task may run its whole timeout, then the keep. */
 export function sessionBindingTtlMs(timeoutMs: number, options: ClaimOptions = {}): number {
-  const ttl = options.sessionTtlMs;
-  const idle = ttl !== undefined && Number.isFinite(ttl) && ttl > 0 ? ttl : DEFAULT_SESSION_TTL_MS;
-  return Math.ceil(timeoutMs + 2 * idle);
+  const keep = options.sessionKeepMs;
+  return Math.ceil(
+    timeoutMs + (keep !== undefined && Number.isFinite(keep) && keep > 0 ? keep : DEFAULT_SESSION_KEEP_MS),
+  );
 }
 
 /** The error of a task whose session's worker is gone. */
