@@ -405,6 +405,7 @@ export class MemoryTaskQueue implements TaskQueue {
       this.delayed.remove(entry) ||
       (pinned?.remove(entry) ?? false);
     if (removed) this.countQueued(entry.task.capability, -1);
+    if (worker !== undefined && pinned?.size === 0) this.pinned.delete(worker);
   }
 
   private promoteDue(now: number): void {

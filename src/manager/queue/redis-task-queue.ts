@@ -357,7 +357,11 @@ export class RedisTaskQueue implements TaskQueue {
     return this.guard('workerGone', async () => {
       await LOSE_SESSIONS.run(this.redis, [this.key(`wsess:${workerId}`)], [this.key('sess:'), workerId]);
       // After the mark: a task routed to the worker from now on is relocated by its submitter's re-check.
-      const jobs = await this.bullQueue(pinQueueFor(workerId)).getJobs(['wait', 'prioritized', 'delayed']);
+      const pinQueue = pinQueueFor(workerId);
+      const keys = ['wait', 'prioritized', 'delayed'].map((k) => `${this.bullPrefix}:${pinQueue}:${k}`);
+      // Most workers never held a session: no queue object (and no stalled checks) for them.
+      if ((await this.redis.exists(...keys)) === 0) return 0;
+      const jobs = await this.bullQueue(pinQueue).getJobs(['wait', 'prioritized', 'delayed']);
       let count = 0;
       for (const job of jobs) {
         if (job?.id && (await this.relocate(taskIdOf(job.id)))) count++;
