@@ -856,6 +856,31 @@ export function describeTaskQueueContract(
         }
       });
 
+      it('retries a create-if-missing task elsewhere when its worker was lost under it', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        await q.submit({ capability: cap, sessionId: session });
+        const c1 = await claimSoon(q, [cap], 'w1');
+        await q.complete(c1.id, c1.leaseToken as string, 1);
+        const { task } = await q.submit({
+          capability: cap,
+          sessionId: session,
+          session: 'create-if-missing',
+        });
+        expect(task.sessionWorker).toBe('w1');
+        const c2 = await claimSoon(q, [cap], 'w1');
+        expect(c2.id).toBe(task.id);
+        await q.workerGone('w1');
+        const lost: ErrorBody = { code: 'worker_lost', message: 'gone', retryable: true };
+        expect((await q.fail(c2.id, c2.leaseToken as string, lost, { outcome: 'worker_lost' })).state).toBe(
+          'queued',
+        );
+        const again = await claimSoon(q, [cap], 'w2');
+        expect(again).toMatchObject({ id: task.id, workerId: 'w2', attempt: 2 });
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w2', lost: false });
+      });
+
       it('cancels a pinned task and counts it in depth', async () => {
         const q = await make();
         const cap = uid('cap');

@@ -433,18 +433,23 @@ export class RedisTaskQueue implements TaskQueue {
           const now = this.now();
           const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
           let again = decision.kind === 'retry';
-          if (again && t.sessionId !== undefined && t.session !== 'create-if-missing') {
-            // A retry must not run without its session: if the worker holding it is gone, the task ends here.
+          let moved = false;
+          if (again && t.sessionId !== undefined) {
             const binding = await this.sessionBinding(t.sessionId);
-            if (binding?.lost) {
+            if (binding?.lost && t.session !== 'create-if-missing') {
+              // A retry must not run without its session: the worker holding it is gone, so the task ends.
               failLostSession(t, sessionLostError(t.sessionId, binding.workerId), now);
               again = false;
+            } else if (t.sessionWorker !== undefined) {
+              // Its job would wait in the queue of a worker that no longer holds the session.
+              moved = binding?.lost !== false || binding.workerId !== t.sessionWorker;
             }
           }
           const result = await this.commit(t, stored, { event: again ? 'retrying' : 'finished' });
           if (result.kind !== 'ok') continue;
           if (again) await this.delayJob(t, leaseToken, now);
           else await this.finishJob(this.jobQueueOf(t), id, leaseToken, 'failed');
+          if (moved) await this.relocate(id);
           return t;
         }
         throw this.racing(id);
