@@ -93,6 +93,7 @@ export function registerClientCommands(program: Command): void {
     .option('--timeout <ms>', 'task timeout in ms', int)
     .option('--priority <n>', 'higher runs first', Number)
     .option('--session <id>', 'python session id (state kept between tasks)')
+    .option('--create-if-missing', 'with --session: start the session afresh if its worker is gone')
     .option('--idempotency-key <key>', 'same key, same task')
     .option('-o, --out <dir>', 'save every artifact of the result in this directory')
     .option('-q, --quiet', 'no progress and no task output on stderr (for scripts)')
@@ -107,6 +108,7 @@ export function registerClientCommands(program: Command): void {
           timeout?: number;
           priority?: number;
           session?: string;
+          createIfMissing?: boolean;
           idempotencyKey?: string;
           out?: string;
           quiet?: boolean;
@@ -133,6 +135,7 @@ export function registerClientCommands(program: Command): void {
               ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
               ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
               ...(opts.session ? { sessionId: opts.session } : {}),
+              ...(opts.createIfMissing ? { session: 'create-if-missing' as const } : {}),
               ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
             })
             .catch(async (err: unknown) => {

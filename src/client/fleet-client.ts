@@ -23,6 +23,9 @@ export interface ClientTask {
   finishedAt?: number;
   workerId?: string;
   sessionId?: string;
+  session?: 'create-if-missing';
+  /** The worker holding the task's session, while the task waits for it or runs there. */
+  sessionWorker?: string;
   payload: unknown;
   output?: unknown;
   error?: FleetErrorShape;
@@ -62,6 +65,8 @@ export interface SubmitOptions {
   maxAttempts?: number;
   idempotencyKey?: string;
   sessionId?: string;
+  /** `create-if-missing`: when the session's worker is gone, start the session afresh instead of `session_lost`. */
+  session?: 'create-if-missing';
 }
 
 export interface FleetClientOptions {

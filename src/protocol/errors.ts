@@ -80,6 +80,11 @@ export const ERROR_CODES = {
   session_not_found: { retryable: false, http: 404, summary: 'No Python session with that id.' },
   session_expired: { retryable: false, http: 410, summary: 'The Python session expired after its idle TTL.' },
   session_busy: { retryable: true, http: 409, summary: 'The Python session is running another task.' },
+  session_lost: {
+    retryable: false,
+    http: 410,
+    summary: "The worker holding the task's session is gone; the session's state went with it.",
+  },
   oom_killed: {
     retryable: false,
     http: 500,

@@ -760,5 +760,194 @@ export function describeTaskQueueContract(
         await expect(q.submit({ capability: uid('cap') })).rejects.toBeInstanceOf(FleetError);
       });
     });
+
+    describe('session affinity', () => {
+      const lostCode = (t: TaskRecord | undefined): string | undefined => t?.error?.code;
+
+      it('binds a session to the worker that claims its first task; the rest wait for it, others flow past', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        const first = await q.submit({ capability: cap, sessionId: session });
+        expect(await q.sessionBinding(session)).toBeUndefined();
+        const c1 = await claimSoon(q, [cap], 'w1');
+        expect(c1.id).toBe(first.task.id);
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w1', lost: false });
+        const second = await q.submit({ capability: cap, sessionId: session, priority: 5 });
+        expect(second.task.sessionWorker).toBe('w1');
+        const plain = await q.submit({ capability: cap });
+        // w2 gets the plain task although the session task is ahead of it (priority 5): no head-of-line block.
+        const c2 = await claimSoon(q, [cap], 'w2');
+        expect(c2.id).toBe(plain.task.id);
+        expect(await q.claim([cap], 'w2')).toBeUndefined();
+        expect(await q.depth(cap)).toBe(1);
+        const c3 = await claimSoon(q, [cap], 'w1');
+        expect(c3).toMatchObject({ id: second.task.id, workerId: 'w1', sessionWorker: 'w1' });
+        expect(await q.depth(cap)).toBe(0);
+      });
+
+      it('never binds one session to two workers, even for first tasks claimed at once', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        for (let i = 0; i < 6; i++) await q.submit({ capability: cap, sessionId: session });
+        const plain = await q.submit({ capability: cap });
+        const claimed = (await Promise.all(['w1', 'w2', 'w3'].map((w) => q.claim([cap], w)))).filter(
+          (t): t is TaskRecord => t !== undefined,
+        );
+        const binding = await q.sessionBinding(session);
+        expect(binding?.lost).toBe(false);
+        const home = binding?.workerId as string;
+        for (const t of claimed) {
+          if (t.sessionId === session) expect(t.workerId).toBe(home);
+          else expect(t.id).toBe(plain.task.id);
+        }
+        // Everything else of the session comes to its home only.
+        const others = ['w1', 'w2', 'w3'].filter((w) => w !== home);
+        let rest = 0;
+        for (;;) {
+          for (const w of others) {
+            const t = await q.claim([cap], w);
+            if (t) expect(t.id).toBe(plain.task.id);
+          }
+          const t = await q.claim([cap], home);
+          if (!t) break;
+          if (t.sessionId === session) rest++;
+        }
+        expect(rest + claimed.filter((t) => t.sessionId === session).length).toBe(6);
+      });
+
+      it("fails a gone worker's session tasks with session_lost, now and later; create-if-missing starts afresh", async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        await q.submit({ capability: cap, sessionId: session });
+        const c1 = await claimSoon(q, [cap], 'w1');
+        await q.complete(c1.id, c1.leaseToken as string, 1);
+        const waiting = await q.submit({ capability: cap, sessionId: session });
+        const rescued = await q.submit({ capability: cap, sessionId: session, session: 'create-if-missing' });
+        expect(waiting.task.sessionWorker).toBe('w1');
+
+        expect(await q.workerGone('w1')).toBe(2);
+        expect(await q.workerGone('w1')).toBe(0);
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w1', lost: true });
+        const ended = await eventually(async () => {
+          const t = await q.get(waiting.task.id);
+          expect(t?.state).toBe('failed');
+          return t as TaskRecord;
+        });
+        expect(ended.error).toMatchObject({
+          code: 'session_lost',
+          retryable: false,
+          details: { sessionId: session, workerId: 'w1' },
+        });
+        // A later task of the session fails too, without running anywhere.
+        const late = await q.submit({ capability: cap, sessionId: session });
+        await eventually(async () => expect(lostCode(await q.get(late.task.id))).toBe('session_lost'));
+        expect((await q.get(late.task.id))?.attempts).toEqual([]);
+
+        // The create-if-missing task may run anywhere; its worker becomes the session's new home.
+        const c2 = await claimSoon(q, [cap], 'w2');
+        expect(c2.id).toBe(rescued.task.id);
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w2', lost: false });
+        const next = await q.submit({ capability: cap, sessionId: session });
+        expect(next.task.sessionWorker).toBe('w2');
+        // w1 back under the same id has no such session: nothing of it goes there.
+        expect(await q.claim([cap], 'w1')).toBeUndefined();
+        expect((await claimSoon(q, [cap], 'w2')).id).toBe(next.task.id);
+      });
+
+      it('does not retry a session task on another worker when its worker was lost under it', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        for (const order of ['gone-first', 'fail-first'] as const) {
+          const session = uid(order);
+          const { task } = await q.submit({ capability: cap, sessionId: session });
+          const c = await claimSoon(q, [cap], 'w1');
+          expect(c.id).toBe(task.id);
+          const lost: ErrorBody = { code: 'worker_lost', message: 'gone', retryable: true };
+          if (order === 'gone-first') {
+            await q.workerGone('w1');
+            const after = await q.fail(c.id, c.leaseToken as string, lost, { outcome: 'worker_lost' });
+            expect(after.state).toBe('failed');
+            expect(after.error?.code).toBe('session_lost');
+          } else {
+            const after = await q.fail(c.id, c.leaseToken as string, lost, { outcome: 'worker_lost' });
+            expect(after.state).toBe('queued');
+            await q.workerGone('w1');
+          }
+          await eventually(async () => {
+            expect(await q.claim([cap], 'w2')).toBeUndefined();
+            expect(lostCode(await q.get(task.id))).toBe('session_lost');
+          });
+        }
+      });
+
+      it('retries a create-if-missing task elsewhere when its worker was lost under it', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        await q.submit({ capability: cap, sessionId: session });
+        const c1 = await claimSoon(q, [cap], 'w1');
+        await q.complete(c1.id, c1.leaseToken as string, 1);
+        const { task } = await q.submit({
+          capability: cap,
+          sessionId: session,
+          session: 'create-if-missing',
+        });
+        expect(task.sessionWorker).toBe('w1');
+        const c2 = await claimSoon(q, [cap], 'w1');
+        expect(c2.id).toBe(task.id);
+        await q.workerGone('w1');
+        const lost: ErrorBody = { code: 'worker_lost', message: 'gone', retryable: true };
+        expect((await q.fail(c2.id, c2.leaseToken as string, lost, { outcome: 'worker_lost' })).state).toBe(
+          'queued',
+        );
+        const again = await claimSoon(q, [cap], 'w2');
+        expect(again).toMatchObject({ id: task.id, workerId: 'w2', attempt: 2 });
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w2', lost: false });
+      });
+
+      it('cancels a pinned task and counts it in depth', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        await q.submit({ capability: cap, sessionId: session });
+        await claimSoon(q, [cap], 'w1');
+        const pinned = await q.submit({ capability: cap, sessionId: session });
+        expect(await q.depth(cap)).toBe(1);
+        expect((await q.cancel(pinned.task.id)).state).toBe('cancelled');
+        expect(await q.depth(cap)).toBe(0);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(await q.claim([cap], 'w1')).toBeUndefined();
+      });
+
+      it('forgets a binding once its worker has forgotten the session', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        await q.submit({ capability: cap, sessionId: session, timeoutMs: 50 });
+        const c = await eventually(async () => {
+          const t = await q.claim([cap], 'w1', { sessionKeepMs: 100 });
+          if (!t) throw new Error('not yet');
+          return t;
+        });
+        await q.complete(c.id, c.leaseToken as string, 1);
+        expect(await q.sessionBinding(session)).toEqual({ workerId: 'w1', lost: false });
+        await eventually(async () => expect(await q.sessionBinding(session)).toBeUndefined());
+        const again = await q.submit({ capability: cap, sessionId: session });
+        expect(again.task.sessionWorker).toBeUndefined();
+        expect((await claimSoon(q, [cap], 'w2')).id).toBe(again.task.id);
+      });
+
+      it('refuses `session` without a sessionId', async () => {
+        const q = await make();
+        const err = await expectFleetError(
+          q.submit({ capability: uid('cap'), session: 'create-if-missing' }),
+          'invalid_task',
+        );
+        expect(err.message).toContain('session');
+      });
+    });
   });
 }

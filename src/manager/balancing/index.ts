@@ -51,10 +51,14 @@ export function createStrategy(name: string, options: StrategyOptions = {}): Bal
 }
 
 /**
- * The spec's algorithm: candidates with the capability, then online with a free slot, then the strategy's
- * pick. A task of a session goes to the worker holding that session or nowhere yet (it waits for a slot
- * there): another worker would only answer `session_not_found`. When no live worker holds the session it
- * is routed normally, and that worker reports the lost session.
+ * The one routing decision, for the dispatcher and for planning: candidates with the capability, then online
+ * with a free slot, then the strategy's pick. A task whose session lives on a worker (`sessionWorker`) goes
+ * to that worker when it has a free slot and otherwise nowhere yet: it waits for a slot there, never takes
+ * one elsewhere, where the session's variables and files do not exist.
+ *
+ * Fleet binds late: the dispatcher asks for a worker for a free slot (`{ capability }`) before it knows the
+ * task, and the store's `claim` applies the session half of this rule to the task it hands that worker (a
+ * task of a session bound elsewhere is never handed out; see `TaskQueue.claim`).
  */
 export function selectOptimalWorker(
   strategy: BalancingStrategy,
@@ -62,12 +66,9 @@ export function selectOptimalWorker(
   task: BalancingTask,
 ): Candidate | undefined {
   const capable = filterByCapability(candidates, task.capability);
-  if (task.sessionId !== undefined) {
-    const sessionId = task.sessionId;
-    const holder = capable.find(
-      (c) => (c.status === 'online' || c.status === 'busy') && c.sessions?.includes(sessionId) === true,
-    );
-    if (holder) return holder.status === 'online' && hasFreeSlot(holder) ? holder : undefined;
+  if (task.sessionWorker !== undefined) {
+    const home = capable.find((c) => c.workerId === task.sessionWorker);
+    return home && home.status === 'online' && hasFreeSlot(home) ? home : undefined;
   }
   return strategy.select(filterByStatus(capable, 'online'), task);
 }

@@ -18,13 +18,16 @@ export interface Candidate {
   maxConcurrency: number;
   /** Smoothed task latency, when the manager has measured some. */
   ewmaLatencyMs?: number;
-  /** Python sessions (or other stateful sessions) living on this worker: a task of a session must go here. */
-  sessions?: readonly string[];
 }
 
 export interface BalancingTask {
   capability: string;
   sessionId?: string;
+  /**
+   * The worker holding the task's session (the store's session table): the task goes there or waits for it.
+   * Unset for a task without a session and for the first task of one, which any worker may take.
+   */
+  sessionWorker?: string;
 }
 
 export interface BalancingStrategy {

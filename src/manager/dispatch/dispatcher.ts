@@ -14,6 +14,7 @@ import { FleetError, toFleetError } from '../../protocol/errors.js';
 import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { ErrorBody, WorkerToManager } from '../../protocol/messages.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
+import { selectOptimalWorker } from '../balancing/index.js';
 import type { BalancingStrategy, Candidate } from '../balancing/strategy.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { WebSocketWorkerInterface, WorkerConnection } from '../connect/worker-interface.js';
@@ -98,7 +99,8 @@ export class Dispatcher {
     this.events.setMaxListeners(0);
     // Cancels may be made on another manager (shared Redis): act on any final state of a task we run.
     this.unsubscribeQueue = o.queue.subscribe((event) => {
-      if (event.kind === 'submitted' || event.kind === 'retrying') this.schedulePump();
+      if (event.kind === 'submitted' || event.kind === 'retrying' || event.kind === 'routed')
+        this.schedulePump();
       if (event.kind === 'finished' && event.task.state === 'cancelled') {
         const lease = this.leases.get(event.task.id);
         if (lease && !lease.cancelling) this.cancelOnWorker(lease, 'cancelled by caller');
@@ -226,6 +228,7 @@ export class Dispatcher {
         await this.failQuietly(lease, error, 'worker_lost');
       }),
     );
+    await this.endSessions(workerId);
     this.schedulePump();
   }
 
@@ -264,7 +267,11 @@ export class Dispatcher {
    * Ends a lost worker's hold: the tasks it did not take back are re-queued (`worker_lost`). Called when the
    * hold runs out, when a dial of the worker fails, and after its reconnect was reconciled.
    */
-  async releaseHeld(workerId: string, why: string): Promise<void> {
+  /**
+   * `reconnected`: the worker is back (without these tasks), so its sessions live on; otherwise it is gone
+   * and so are its sessions.
+   */
+  async releaseHeld(workerId: string, why: string, options: { reconnected?: boolean } = {}): Promise<void> {
     const hold = this.held.get(workerId);
     if (!hold) return;
     this.held.delete(workerId);
@@ -286,7 +293,17 @@ export class Dispatcher {
         await this.failQuietly(lease, error, 'worker_lost');
       }),
     );
+    if (!options.reconnected) await this.endSessions(workerId);
     this.schedulePump();
+  }
+
+  /** Its sessions went with it: their tasks fail session_lost instead of waiting, or starting afresh elsewhere. */
+  private async endSessions(workerId: string): Promise<void> {
+    await this.o.queue
+      .workerGone(workerId)
+      .catch((err: unknown) =>
+        this.o.logger.error({ err, workerId }, 'failed to end the sessions of a lost worker'),
+      );
   }
 
   /** A held lease its worker reported back: watched on the worker again. */
@@ -307,7 +324,7 @@ export class Dispatcher {
   private startReconcile(worker: LiveWorker, connection: WorkerConnection): void {
     const reported = reportedLeases(connection.hello);
     if (reported.length === 0) {
-      void this.releaseHeld(worker.workerId, 'it reconnected without them');
+      void this.releaseHeld(worker.workerId, 'it reconnected without them', { reconnected: true });
       return;
     }
     const host: ReconcileHost = {
@@ -335,7 +352,7 @@ export class Dispatcher {
       .finally(() => {
         if (this.reconciling.get(worker.workerId) === done) this.reconciling.delete(worker.workerId);
         // Held tasks the worker did not report are gone with its previous life: re-queue them now.
-        void this.releaseHeld(worker.workerId, 'it reconnected without them');
+        void this.releaseHeld(worker.workerId, 'it reconnected without them', { reconnected: true });
         this.schedulePump();
       });
     this.reconciling.set(worker.workerId, done);
@@ -470,12 +487,16 @@ export class Dispatcher {
    */
   private async fillGroup(group: LiveWorker[]): Promise<void> {
     const capability = group[0]?.capabilities[0] ?? '';
+    // Workers whose claim came back empty: another may still find work (tasks pinned to it by a session).
+    const dry = new Set<string>();
     for (;;) {
       const reserved: LiveWorker[] = [];
       while (reserved.length < MAX_PARALLEL_CLAIMS && !this.stopped && !this.paused) {
-        const candidates: Candidate[] = group.filter((w) => this.hasRoom(w)).map(toCandidate);
+        const candidates: Candidate[] = group
+          .filter((w) => !dry.has(w.workerId) && this.hasRoom(w))
+          .map(toCandidate);
         if (candidates.length === 0) break;
-        const chosen = this.o.strategy.select(candidates, { capability });
+        const chosen = selectOptimalWorker(this.o.strategy, candidates, { capability });
         const worker = chosen && this.o.registry.get(chosen.workerId);
         if (!worker) break;
         worker.inFlight += 1;
@@ -483,7 +504,9 @@ export class Dispatcher {
       }
       if (reserved.length === 0) return;
       const claims = await Promise.allSettled(
-        reserved.map((worker) => this.o.queue.claim(worker.capabilities, worker.workerId)),
+        reserved.map((worker) =>
+          this.o.queue.claim(worker.capabilities, worker.workerId, { sessionKeepMs: sessionKeepOf(worker) }),
+        ),
       );
       for (const worker of reserved) worker.inFlight -= 1; // dispatch counts the slot again
       const failed = claims.find((c) => c.status === 'rejected');
@@ -492,7 +515,9 @@ export class Dispatcher {
       );
       await Promise.all(won.map(({ worker, task }) => this.dispatch(worker, task)));
       if (failed) throw failed.reason;
-      if (won.length < reserved.length) return; // the queue ran dry for this group
+      claims.forEach((c, i) => {
+        if (c.status === 'fulfilled' && !c.value) dry.add(reserved[i]!.workerId);
+      });
     }
   }
 
@@ -536,6 +561,10 @@ export class Dispatcher {
       await this.o.queue.markRunning(task.id, leaseToken).catch(() => undefined);
     } catch (err) {
       this.dropLease(lease);
+      // The claim may have bound the session after the worker's loss ended its sessions: end them again, so
+      // the retry fails session_lost rather than waiting for a worker that will not have the session.
+      if (task.sessionId !== undefined && !this.isConnected(worker.workerId))
+        await this.o.queue.workerGone(worker.workerId).catch(() => 0);
       await this.failQuietly(lease, toFleetError(err, 'worker_lost').toJSON(), 'worker_lost');
     }
   }
@@ -789,6 +818,16 @@ export class Dispatcher {
       }, delay + 1),
     };
   }
+}
+
+/**
+ * How long the worker remembers a session after its last task, from the idle TTL it reports
+ * (`info.sessions.ttlMs`): the TTL, then its tombstone of the ended session (the larger of 4 TTLs and an hour).
+ */
+function sessionKeepOf(w: LiveWorker): number | undefined {
+  const sessions = w.info['sessions'];
+  const ttl = sessions && typeof sessions === 'object' ? (sessions as { ttlMs?: unknown }).ttlMs : undefined;
+  return typeof ttl === 'number' && ttl > 0 ? ttl + Math.max(4 * ttl, 3_600_000) : undefined;
 }
 
 function toCandidate(w: LiveWorker): Candidate {

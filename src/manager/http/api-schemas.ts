@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../../protocol/errors.js';
 import { ErrorBodySchema } from '../../protocol/messages.js';
-import { TASK_STATES, TaskSubmissionSchema } from '../queue/task.js';
+import { SESSION_MODES, TASK_STATES, TaskSubmissionSchema } from '../queue/task.js';
 
 // --- request schemas (the routes parse with these) ---
 
@@ -88,6 +88,13 @@ export const PublicTask = z.object({
   maxAttempts: z.number().int(),
   idempotencyKey: z.string().optional(),
   sessionId: z.string().optional(),
+  session: z.enum(SESSION_MODES).optional(),
+  sessionWorker: z
+    .string()
+    .optional()
+    .meta({
+      description: "The worker holding the task's session, while the task waits for it or runs there.",
+    }),
   state: z.enum(TASK_STATES),
   attempt: z.number().int(),
   createdAt: z.number(),

@@ -4,7 +4,8 @@
  * Cost per operation does not depend on how many tasks wait: queued tasks sit in one indexed heap per
  * capability (priority first, then queue order), tasks in retry backoff in one heap ordered by `notBefore`
  * and are moved to their capability's heap when due. A claim looks only at the heads of the heaps for the
- * worker's capabilities. Finished tasks move to an LRU of `retainFinished` entries, so memory stays bounded
+ * worker's capabilities, and at the head of the worker's own heap of pinned tasks (tasks of sessions bound to
+ * it, which only it may take, so they never hold up their capability's heap). Finished tasks move to an LRU of `retainFinished` entries, so memory stays bounded
  * however many tasks pass through; an evicted task's idempotency key is forgotten with it.
  *
  * Every method is synchronous inside; the async signatures are the interface's, shared with Redis.
@@ -14,12 +15,14 @@ import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { IndexedHeap, type HeapItem } from './indexed-heap.js';
 import { Lru } from './lru.js';
+import { MemorySessionTable } from './memory-session-table.js';
 import { copyTask, createTaskRecord } from './task-record.js';
 import {
   assertRetryable,
   assignTask,
   cancelTask,
   completeTask,
+  failLostSession,
   failTask,
   markTaskRunning,
   resetForRetry,
@@ -27,8 +30,12 @@ import {
 import type { ArtifactMeta, TaskRecord, TaskState, TaskSubmission } from './task.js';
 import {
   assertLeaseHolder,
+  sessionBindingTtlMs,
+  sessionLostError,
   validateTaskQueueOptions,
+  type ClaimOptions,
   type FailOptions,
+  type SessionBinding,
   type SubmitResult,
   type TaskEvent,
   type TaskFilter,
@@ -68,6 +75,9 @@ export class MemoryTaskQueue implements TaskQueue {
   private readonly byIdempotencyKey = new Map<string, string>();
   private readonly ready = new Map<string, IndexedHeap<Entry>>();
   private readonly delayed = new IndexedHeap<Entry>(dueBefore);
+  /** Per worker, ready tasks of the sessions bound to it. */
+  private readonly pinned = new Map<string, IndexedHeap<Entry>>();
+  private readonly sessions: MemorySessionTable;
   private readonly queuedPerCapability = new Map<string, number>();
   private queuedTotal = 0;
   private sequence = 0;
@@ -78,6 +88,7 @@ export class MemoryTaskQueue implements TaskQueue {
     validateTaskQueueOptions(options);
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.sessions = new MemorySessionTable(this.now);
   }
 
   async submit(submission: TaskSubmission): Promise<SubmitResult> {
@@ -93,8 +104,7 @@ export class MemoryTaskQueue implements TaskQueue {
     const entry: Entry = { task: record, created: ++this.sequence, queued: 0, heapIndex: -1 };
     this.live.set(record.id, entry);
     if (record.idempotencyKey !== undefined) this.byIdempotencyKey.set(record.idempotencyKey, record.id);
-    this.enqueue(entry, now);
-    this.emit('submitted', entry);
+    if (this.enqueue(entry, now)) this.emit('submitted', entry);
     return { task: copyTask(record), created: true };
   }
 
@@ -122,27 +132,86 @@ export class MemoryTaskQueue implements TaskQueue {
     return limited.map((e) => copyTask(e.task));
   }
 
-  async claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined> {
+  async claim(
+    capabilities: readonly string[],
+    workerId: string,
+    options: ClaimOptions = {},
+  ): Promise<TaskRecord | undefined> {
     this.assertOpen();
     const now = this.now();
     this.promoteDue(now);
-    let bestHeap: IndexedHeap<Entry> | undefined;
-    let best: Entry | undefined;
-    for (const capability of capabilities) {
-      const heap = this.ready.get(capability);
-      const head = heap?.peek();
-      if (head && (!best || readyBefore(head, best))) {
-        best = head;
-        bestHeap = heap;
+    for (;;) {
+      let bestHeap: IndexedHeap<Entry> | undefined;
+      let best: Entry | undefined;
+      const own = this.pinned.get(workerId);
+      const ownHead = own?.peek();
+      if (ownHead && capabilities.includes(ownHead.task.capability)) {
+        best = ownHead;
+        bestHeap = own;
+      }
+      for (const capability of capabilities) {
+        const heap = this.ready.get(capability);
+        const head = heap?.peek();
+        if (head && (!best || readyBefore(head, best))) {
+          best = head;
+          bestHeap = heap;
+        }
+      }
+      if (!best || !bestHeap) return undefined;
+      bestHeap.pop();
+      if (bestHeap === own && own.size === 0) this.pinned.delete(workerId);
+      const t = best.task;
+      if (t.sessionId !== undefined) {
+        const ttl = sessionBindingTtlMs(t.timeoutMs, options);
+        const bound = this.sessions.bind(t.sessionId, workerId, ttl, t.session === 'create-if-missing');
+        if (bound.kind === 'other') {
+          // Its session went to another worker since it was queued (two first tasks of one session): it
+          // waits for that worker, and this claim looks further.
+          t.sessionWorker = bound.workerId;
+          t.updatedAt = now;
+          this.pinnedHeap(bound.workerId).push(best);
+          this.emit('routed', best);
+          continue;
+        }
+        if (bound.kind === 'lost') {
+          this.countQueued(t.capability, -1);
+          this.endLost(best, bound.workerId, now);
+          continue;
+        }
+      }
+      this.countQueued(t.capability, -1);
+      assignTask(t, workerId, randomUUID(), now);
+      this.emit('claimed', best);
+      return copyTask(t);
+    }
+  }
+
+  async workerGone(workerId: string): Promise<number> {
+    this.assertOpen();
+    this.sessions.loseWorker(workerId);
+    const heap = this.pinned.get(workerId);
+    if (!heap) return 0;
+    this.pinned.delete(workerId);
+    const now = this.now();
+    let count = 0;
+    for (let entry = heap.pop(); entry; entry = heap.pop()) {
+      count++;
+      if (entry.task.session === 'create-if-missing') {
+        delete entry.task.sessionWorker;
+        entry.task.updatedAt = now;
+        this.readyHeap(entry.task.capability).push(entry);
+        this.emit('routed', entry);
+      } else {
+        this.countQueued(entry.task.capability, -1);
+        this.endLost(entry, workerId, now);
       }
     }
-    if (!best || !bestHeap) return undefined;
-    bestHeap.pop();
-    this.countQueued(best.task.capability, -1);
+    return count;
+  }
 
-    assignTask(best.task, workerId, randomUUID(), now);
-    this.emit('claimed', best);
-    return copyTask(best.task);
+  async sessionBinding(sessionId: string): Promise<SessionBinding | undefined> {
+    this.assertOpen();
+    return this.sessions.get(sessionId);
   }
 
   async markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord> {
@@ -173,8 +242,7 @@ export class MemoryTaskQueue implements TaskQueue {
     const now = this.now();
     const decision = failTask(entry.task, error, options, { ...this.options, random: this.random }, now);
     if (decision.kind === 'retry') {
-      this.enqueue(entry, now);
-      this.emit('retrying', entry);
+      if (this.enqueue(entry, now)) this.emit('retrying', entry);
     } else {
       this.finish(entry);
       this.emit('finished', entry);
@@ -220,8 +288,7 @@ export class MemoryTaskQueue implements TaskQueue {
     this.finished.delete(id);
     this.live.set(id, entry);
     resetForRetry(entry.task, now);
-    this.enqueue(entry, now);
-    this.emit('retrying', entry);
+    if (this.enqueue(entry, now)) this.emit('retrying', entry);
     return copyTask(entry.task);
   }
 
@@ -297,23 +364,77 @@ export class MemoryTaskQueue implements TaskQueue {
     return entry;
   }
 
-  private enqueue(entry: Entry, now: number): void {
+  /** Queues a task; false when it ended instead (its session is lost). */
+  private enqueue(entry: Entry, now: number): boolean {
     entry.queued = ++this.sequence;
-    if (entry.task.notBefore > now) this.delayed.push(entry);
-    else this.readyHeap(entry.task.capability).push(entry);
+    const t = entry.task;
+    const binding = t.sessionId !== undefined ? this.sessions.get(t.sessionId) : undefined;
+    if (binding?.lost && t.session !== 'create-if-missing') {
+      this.endLost(entry, binding.workerId, now);
+      return false;
+    }
+    if (entry.task.notBefore > now) {
+      // Routed when due: its session's worker may be gone by then.
+      if (entry.task.sessionWorker !== undefined) delete entry.task.sessionWorker;
+      this.delayed.push(entry);
+    } else if (!this.place(entry, now)) return false;
     this.countQueued(entry.task.capability, 1);
+    return true;
+  }
+
+  /**
+   * Puts a ready task where it may be claimed: its session's worker's heap when the session is bound, its
+   * capability's heap otherwise. A task of a lost session (not `create-if-missing`) ends instead: false.
+   */
+  private place(entry: Entry, now: number): boolean {
+    const t = entry.task;
+    const binding = t.sessionId !== undefined ? this.sessions.get(t.sessionId) : undefined;
+    if (binding?.lost && t.session !== 'create-if-missing') {
+      this.endLost(entry, binding.workerId, now);
+      return false;
+    }
+    if (binding && !binding.lost) {
+      t.sessionWorker = binding.workerId;
+      this.pinnedHeap(binding.workerId).push(entry);
+    } else {
+      if (t.sessionWorker !== undefined) delete t.sessionWorker;
+      this.readyHeap(t.capability).push(entry);
+    }
+    return true;
+  }
+
+  /** Ends a task (no longer counted as queued) whose session was lost with its worker. */
+  private endLost(entry: Entry, workerId: string, now: number): void {
+    failLostSession(entry.task, sessionLostError(entry.task.sessionId ?? '', workerId), now);
+    this.finish(entry);
+    this.emit('finished', entry);
   }
 
   private dequeue(entry: Entry): void {
-    const removed = this.readyHeap(entry.task.capability).remove(entry) || this.delayed.remove(entry);
+    const worker = entry.task.sessionWorker;
+    const pinned = worker !== undefined ? this.pinned.get(worker) : undefined;
+    const removed =
+      this.readyHeap(entry.task.capability).remove(entry) ||
+      this.delayed.remove(entry) ||
+      (pinned?.remove(entry) ?? false);
     if (removed) this.countQueued(entry.task.capability, -1);
+    if (worker !== undefined && pinned?.size === 0) this.pinned.delete(worker);
   }
 
   private promoteDue(now: number): void {
     for (let head = this.delayed.peek(); head && head.task.notBefore <= now; head = this.delayed.peek()) {
       this.delayed.pop();
-      this.readyHeap(head.task.capability).push(head);
+      if (!this.place(head, now)) this.countQueued(head.task.capability, -1);
     }
+  }
+
+  private pinnedHeap(workerId: string): IndexedHeap<Entry> {
+    let heap = this.pinned.get(workerId);
+    if (!heap) {
+      heap = new IndexedHeap<Entry>(readyBefore);
+      this.pinned.set(workerId, heap);
+    }
+    return heap;
   }
 
   private readyHeap(capability: string): IndexedHeap<Entry> {

@@ -15,18 +15,24 @@
  * The lease token of an attempt *is* the BullMQ lock token of its job, so any manager holding a current
  * lease (or cancelling a task) can finish the job in BullMQ, not only the one that claimed it.
  *
+ * Session affinity: a task of a session bound to worker W has its job in W's own BullMQ queue (`pin-…`,
+ * named by `sessionWorker` on the record), which only W's claims read, so it waits for W without holding up
+ * its capability's queue. The session table (`sess:<id>`) is shared by every manager; a claim binds an unbound
+ * session atomically (`BIND_SESSION`) and moves a task whose session another worker holds to that worker's
+ * queue.
+ *
  * Jobs are fetched with `moveToActive` on the queue's backend (BullMQ's manual-fetching path) rather than a
  * BullMQ `Worker`: a Worker insists on its own blocking connection per queue, which Fleet does not need
  * because it fetches only when a worker has a free slot (late binding) and never blocks.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Job, Queue, type QueueOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
 import { RedisConnections, type RedisConnectionOptions } from '../../store/redis-connection.js';
-import { COMMIT, PEEK } from './redis-task-scripts.js';
 import { parseStoredTask } from './stored-record.js';
+import { BIND_SESSION, COMMIT, LOSE_SESSIONS, PEEK } from './redis-task-scripts.js';
 import { copyTask, createTaskRecord } from './task-record.js';
 import {
   assertRetryable,
@@ -34,6 +40,7 @@ import {
   cancelTask,
   completeTask,
   endAttempt,
+  failLostSession,
   failTask,
   markTaskRunning,
   resetForRetry,
@@ -41,8 +48,12 @@ import {
 import { isFinal, type ArtifactMeta, type TaskRecord, type TaskState, type TaskSubmission } from './task.js';
 import {
   assertLeaseHolder,
+  sessionBindingTtlMs,
+  sessionLostError,
   validateTaskQueueOptions,
+  type ClaimOptions,
   type FailOptions,
+  type SessionBinding,
   type SubmitResult,
   type TaskEvent,
   type TaskFilter,
@@ -147,6 +158,13 @@ export const taskIdOf = (jobId: string): string => jobId.slice(2).replaceAll('~'
 export const defaultQueueFor = (capability: string): string =>
   `cap-${capability.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 
+/** The BullMQ queue of the tasks pinned to one worker (any worker id maps to a valid, distinct name). */
+export const pinQueueFor = (workerId: string): string =>
+  `pin-${createHash('sha256').update(workerId).digest('hex').slice(0, 40)}`;
+
+/** How long a worker's pinned queue found empty is skipped by its claims unless an event says otherwise. */
+const PIN_RECHECK_MS = 1_000;
+
 export class RedisTaskQueue implements TaskQueue {
   readonly instanceId: string;
   private readonly connections: RedisConnections;
@@ -166,6 +184,11 @@ export class RedisTaskQueue implements TaskQueue {
   private subscribed: Promise<void> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private orphanCursor = 0;
+  /**
+   * Worker → when its pinned queue was last found empty. Claims skip it for `PIN_RECHECK_MS` unless an event
+   * (from any manager) shows a task queued for the worker, so tasks without sessions pay no extra round trip.
+   */
+  private readonly pinEmptyAt = new Map<string, number>();
   private closed = false;
   private closing: Promise<void> | undefined;
   /** How every event this manager publishes begins: `{"o":<instanceId>,`. */
@@ -212,8 +235,13 @@ export class RedisTaskQueue implements TaskQueue {
     return this.guard('submit', async () => {
       // A capability without a usable queue name is refused before anything is written.
       this.queueName(record.capability);
+      const lostOn = await this.route(record);
       for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-        const result = await this.commit(record, undefined, { create: true, bound: true });
+        const result = await this.commit(
+          record,
+          undefined,
+          lostOn !== undefined ? { create: true, event: 'finished' } : { create: true, bound: true },
+        );
         if (result.kind === 'exists') {
           const existing = await this.read(result.id);
           if (!existing) continue; // trimmed between the check and the read: try again
@@ -225,6 +253,7 @@ export class RedisTaskQueue implements TaskQueue {
         }
         if (result.kind === 'full') throw this.queueFull(result.queued);
         if (result.kind === 'stale') continue;
+        if (lostOn !== undefined) return { task: copyTask(record), created: true };
         const data: JobData =
           result.json.length <= SNAPSHOT_MAX_CHARS
             ? { id: record.id, r: result.rev, q: result.seq, t: record }
@@ -237,6 +266,11 @@ export class RedisTaskQueue implements TaskQueue {
         }
         // Announced only once the job exists, so a manager woken by the event finds it.
         this.publish('submitted', record);
+        if (record.sessionWorker !== undefined) {
+          // The worker may have gone between the routing read and the job's add, after its queue was swept.
+          const current = await this.sessionBinding(record.sessionId ?? '');
+          if (current?.workerId !== record.sessionWorker || current.lost) await this.relocate(record.id);
+        }
         return { task: copyTask(record), created: true };
       }
       throw new FleetError('internal', `submit of task ${record.id} kept racing with other writers`);
@@ -280,7 +314,11 @@ export class RedisTaskQueue implements TaskQueue {
     });
   }
 
-  async claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined> {
+  async claim(
+    capabilities: readonly string[],
+    workerId: string,
+    options: ClaimOptions = {},
+  ): Promise<TaskRecord | undefined> {
     this.assertOpen();
     if (capabilities.length === 0) return undefined;
     return this.guard('claim', async () => {
@@ -289,7 +327,13 @@ export class RedisTaskQueue implements TaskQueue {
       if (this.options.now) await this.promoteDue(now);
       const served = new Set(capabilities);
       const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))];
-      for (const queueName of await this.rankQueues(queueNames)) {
+      const pinQueue = pinQueueFor(workerId);
+      const emptyAt = this.pinEmptyAt.get(workerId);
+      const withPinned = emptyAt === undefined || Date.now() - emptyAt >= PIN_RECHECK_MS;
+      if (withPinned) queueNames.push(pinQueue);
+      const ranked = await this.rankQueues(queueNames);
+      if (withPinned && !ranked.includes(pinQueue)) this.pinEmptyAt.set(workerId, Date.now());
+      for (const queueName of ranked) {
         const queue = this.bullQueue(queueName);
         // A few jobs may turn out to be leftovers (task cancelled or finished meanwhile); skip past them.
         for (let i = 0; i < 50; i++) {
@@ -298,15 +342,47 @@ export class RedisTaskQueue implements TaskQueue {
             unknown,
             string | undefined,
           ];
-          if (!jobData || !jobId) break;
+          if (!jobData || !jobId) {
+            if (queueName === pinQueue) this.pinEmptyAt.set(workerId, Date.now());
+            break;
+          }
           const job = Job.fromJSON(queue, jobData as Parameters<typeof Job.fromJSON>[1], jobId);
           job.token = token;
-          const outcome = await this.bindClaim(job, queueName, token, served, workerId, now);
+          const outcome = await this.bindClaim(job, queueName, token, served, workerId, now, options);
           if (outcome.kind === 'claimed') return outcome.task;
           if (outcome.kind === 'handed-back') break;
         }
       }
       return undefined;
+    });
+  }
+
+  async workerGone(workerId: string): Promise<number> {
+    this.assertOpen();
+    return this.guard('workerGone', async () => {
+      await LOSE_SESSIONS.run(this.redis, [this.key(`wsess:${workerId}`)], [this.key('sess:'), workerId]);
+      // After the mark: a task routed to the worker from now on is relocated by its submitter's re-check.
+      const pinQueue = pinQueueFor(workerId);
+      const keys = ['wait', 'prioritized', 'delayed'].map((k) => `${this.bullPrefix}:${pinQueue}:${k}`);
+      // Most workers never held a session: no queue object (and no stalled checks) for them.
+      if ((await this.redis.exists(...keys)) === 0) return 0;
+      const jobs = await this.bullQueue(pinQueue).getJobs(['wait', 'prioritized', 'delayed']);
+      let count = 0;
+      for (const job of jobs) {
+        if (job?.id && (await this.relocate(taskIdOf(job.id)))) count++;
+      }
+      return count;
+    });
+  }
+
+  async sessionBinding(sessionId: string): Promise<SessionBinding | undefined> {
+    this.assertOpen();
+    return this.guard('sessionBinding', async () => {
+      const value = await this.redis.get(this.key(`sess:${sessionId}`));
+      if (!value) return undefined;
+      return value.startsWith('!')
+        ? { workerId: value.slice(1), lost: true }
+        : { workerId: value, lost: false };
     });
   }
 
@@ -344,7 +420,7 @@ export class RedisTaskQueue implements TaskQueue {
           completeTask(t, output, artifacts, this.now());
           const result = await this.commit(t, stored, { event: 'finished' });
           if (result.kind !== 'ok') continue;
-          await this.finishJob(t.capability, id, leaseToken, 'completed');
+          await this.finishJob(this.jobQueueOf(t), id, leaseToken, 'completed');
           return t;
         }
         throw this.racing(id);
@@ -361,12 +437,24 @@ export class RedisTaskQueue implements TaskQueue {
           const t = copyTask(stored.task);
           const now = this.now();
           const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
-          const result = await this.commit(t, stored, {
-            event: decision.kind === 'retry' ? 'retrying' : 'finished',
-          });
+          let again = decision.kind === 'retry';
+          let moved = false;
+          if (again && t.sessionId !== undefined) {
+            const binding = await this.sessionBinding(t.sessionId);
+            if (binding?.lost && t.session !== 'create-if-missing') {
+              // A retry must not run without its session: the worker holding it is gone, so the task ends.
+              failLostSession(t, sessionLostError(t.sessionId, binding.workerId), now);
+              again = false;
+            } else if (t.sessionWorker !== undefined) {
+              // Its job would wait in the queue of a worker that no longer holds the session.
+              moved = binding?.lost !== false || binding.workerId !== t.sessionWorker;
+            }
+          }
+          const result = await this.commit(t, stored, { event: again ? 'retrying' : 'finished' });
           if (result.kind !== 'ok') continue;
-          if (decision.kind === 'retry') await this.delayJob(t, leaseToken, now);
-          else await this.finishJob(t.capability, id, leaseToken, 'failed');
+          if (again) await this.delayJob(t, leaseToken, now);
+          else await this.finishJob(this.jobQueueOf(t), id, leaseToken, 'failed');
+          if (moved) await this.relocate(id);
           return t;
         }
         throw this.racing(id);
@@ -421,8 +509,8 @@ export class RedisTaskQueue implements TaskQueue {
         if (result.kind !== 'ok') continue;
         // Best effort: a job this cannot remove (claimed in a race) is dropped by the claim, which sees the
         // final record.
-        if (wasQueued) await this.removeJob(t.capability, id);
-        else if (lease) await this.finishJob(t.capability, id, lease, 'failed');
+        if (wasQueued) await this.removeJob(this.jobQueueOf(t), id);
+        else if (lease) await this.finishJob(this.jobQueueOf(t), id, lease, 'failed');
         return t;
       }
       throw this.racing(id);
@@ -438,12 +526,18 @@ export class RedisTaskQueue implements TaskQueue {
         assertRetryable(stored.task);
         const t = copyTask(stored.task);
         resetForRetry(t, this.now());
-        const result = await this.commit(t, stored, { bound: true });
+        const lostOn = await this.route(t);
+        const result = await this.commit(
+          t,
+          stored,
+          lostOn !== undefined ? { event: 'finished' } : { bound: true },
+        );
         if (result.kind === 'full') throw this.queueFull(result.queued);
         if (result.kind !== 'ok') continue;
-        const queue = this.bullQueue(this.queueName(t.capability));
+        if (lostOn !== undefined) return t;
         // A leftover job of an earlier round (normally removed when it finished) would swallow the add.
-        await queue.remove(jobIdFor(id)).catch(() => 0);
+        await this.removeJob(this.jobQueueOf(stored.task), id);
+        await this.removeJob(this.jobQueueOf(t), id);
         await this.addJob(t);
         this.publish('retrying', t);
         return t;
@@ -590,6 +684,7 @@ export class RedisTaskQueue implements TaskQueue {
     served: ReadonlySet<string>,
     workerId: string,
     now: number,
+    options: ClaimOptions,
   ): Promise<{ kind: 'claimed'; task: TaskRecord } | { kind: 'dropped' } | { kind: 'handed-back' }> {
     const taskId = taskIdOf(job.id ?? '');
     const snapshot = job.data as JobData | undefined;
@@ -600,7 +695,8 @@ export class RedisTaskQueue implements TaskQueue {
         round === 0 && snapshot?.t && snapshot.r && snapshot.q && snapshot.t.id === taskId
           ? { task: snapshot.t, rev: snapshot.r, seq: snapshot.q }
           : await this.read(taskId);
-      if (!stored || isFinal(stored.task.state)) {
+      if (!stored || isFinal(stored.task.state) || this.jobQueueOf(stored.task) !== queueName) {
+        // Final, or a leftover of a task that moved to another queue (pinned to its session's worker).
         await this.finishBullJob(job, token, 'completed');
         return { kind: 'dropped' };
       }
@@ -626,6 +722,35 @@ export class RedisTaskQueue implements TaskQueue {
           return { kind: 'dropped' };
         }
       }
+      if (t.sessionId !== undefined) {
+        const [outcome, holder = ''] = (await BIND_SESSION.run(
+          this.redis,
+          [this.key(`sess:${t.sessionId}`), this.key(`wsess:${workerId}`)],
+          [
+            workerId,
+            sessionBindingTtlMs(t.timeoutMs, options),
+            t.session === 'create-if-missing' ? '1' : '',
+            t.sessionId,
+          ],
+        )) as [string, string?];
+        if (outcome === 'other') {
+          // Another worker holds the session (two first tasks of one session): the task waits for it.
+          t.sessionWorker = holder;
+          t.updatedAt = now;
+          const result = await this.commit(t, stored, { event: 'routed' });
+          if (result.kind !== 'ok') continue;
+          await this.finishBullJob(job, token, 'completed');
+          await this.addJob(t);
+          return { kind: 'dropped' };
+        }
+        if (outcome === 'lost') {
+          failLostSession(t, sessionLostError(t.sessionId, holder), now);
+          const result = await this.commit(t, stored, { event: 'finished' });
+          if (result.kind !== 'ok') continue;
+          await this.finishBullJob(job, token, 'failed');
+          return { kind: 'dropped' };
+        }
+      }
       assignTask(t, workerId, token, now);
       const result = await this.commit(t, stored, { event: 'claimed' });
       if (result.kind !== 'ok') continue;
@@ -640,6 +765,53 @@ export class RedisTaskQueue implements TaskQueue {
     }
     await job.moveToWait(token).catch(() => undefined);
     return { kind: 'handed-back' };
+  }
+
+  /**
+   * Routes a task about to be queued by the session table: pinned to the live worker holding its session
+   * (`sessionWorker`), or failed `session_lost` when that worker is gone (returns its id), or left to any
+   * worker.
+   */
+  private async route(t: TaskRecord): Promise<string | undefined> {
+    if (t.sessionWorker !== undefined) delete t.sessionWorker;
+    if (t.sessionId === undefined) return undefined;
+    const binding = await this.sessionBinding(t.sessionId);
+    if (!binding) return undefined;
+    if (!binding.lost) {
+      t.sessionWorker = binding.workerId;
+      return undefined;
+    }
+    if (t.session === 'create-if-missing') return undefined;
+    failLostSession(t, sessionLostError(t.sessionId, binding.workerId), this.now());
+    return binding.workerId;
+  }
+
+  /**
+   * Re-routes a queued task pinned to a worker whose binding changed (gone, or the session moved): it ends
+   * `session_lost`, or waits for the session's new worker, or goes back to any worker. Returns whether it
+   * moved or ended. A job a claim holds is left to that claim, which drops it as a leftover.
+   */
+  private async relocate(taskId: string): Promise<boolean> {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
+      const stored = await this.read(taskId);
+      if (!stored || stored.task.state !== 'queued' || stored.task.sessionWorker === undefined) return false;
+      const t = copyTask(stored.task);
+      const from = this.jobQueueOf(t);
+      const lostOn = await this.route(t);
+      if (lostOn === undefined && this.jobQueueOf(t) === from) return false;
+      t.updatedAt = this.now();
+      const result = await this.commit(t, stored, { event: lostOn !== undefined ? 'finished' : 'routed' });
+      if (result.kind !== 'ok') continue;
+      await this.removeJob(from, taskId);
+      if (lostOn === undefined) await this.addJob(t);
+      return true;
+    }
+    throw this.racing(taskId);
+  }
+
+  /** The BullMQ queue holding a task's job: its session's worker's when pinned, its capability's otherwise. */
+  private jobQueueOf(t: TaskRecord): string {
+    return t.sessionWorker !== undefined ? pinQueueFor(t.sessionWorker) : this.queueName(t.capability);
   }
 
   /**
@@ -674,7 +846,7 @@ export class RedisTaskQueue implements TaskQueue {
       due.map(async (taskId) => {
         const stored = await this.read(taskId);
         if (stored?.task.state === 'queued') {
-          const queue = this.bullQueue(this.queueName(stored.task.capability));
+          const queue = this.bullQueue(this.jobQueueOf(stored.task));
           // Already promoted by BullMQ itself is fine: the job is then simply not in the delayed set.
           await queue
             .getBackend()
@@ -747,10 +919,7 @@ export class RedisTaskQueue implements TaskQueue {
     const exists =
       (await this.redis
         .pipeline(
-          candidates.map((t) => [
-            'exists',
-            `${this.bullPrefix}:${this.queueName(t.capability)}:${jobIdFor(t.id)}`,
-          ]),
+          candidates.map((t) => ['exists', `${this.bullPrefix}:${this.jobQueueOf(t)}:${jobIdFor(t.id)}`]),
         )
         .exec()) ?? [];
     for (let i = 0; i < candidates.length; i++) {
@@ -811,7 +980,7 @@ export class RedisTaskQueue implements TaskQueue {
   // ── BullMQ jobs ────────────────────────────────────────────────────────────────────────────────────
 
   private async delayJob(t: TaskRecord, token: string, now: number): Promise<void> {
-    const queueName = this.queueName(t.capability);
+    const queueName = this.held.get(t.id)?.queue ?? this.jobQueueOf(t);
     this.held.delete(t.id);
     // Into the retried band of its priority: BullMQ reads the job's priority when it promotes the job.
     await this.redis
@@ -825,7 +994,7 @@ export class RedisTaskQueue implements TaskQueue {
 
   /** Finishes (and removes) the job of a task whose record is final, with the lease that holds its lock. */
   private async finishJob(
-    capability: string,
+    queueName: string,
     taskId: string,
     token: string,
     how: 'completed' | 'failed',
@@ -835,9 +1004,7 @@ export class RedisTaskQueue implements TaskQueue {
     const job =
       held?.token === token
         ? held.job
-        : await Job.fromId(this.bullQueue(this.queueName(capability)), jobIdFor(taskId)).catch(
-            () => undefined,
-          );
+        : await Job.fromId(this.bullQueue(queueName), jobIdFor(taskId)).catch(() => undefined);
     if (job) await this.finishBullJob(job, token, how);
   }
 
@@ -852,7 +1019,7 @@ export class RedisTaskQueue implements TaskQueue {
 
   /** Adds the job of a queued task when it is missing (an add with its job id is a no-op). */
   private async ensureJob(t: TaskRecord): Promise<void> {
-    const queue = this.bullQueue(this.queueName(t.capability));
+    const queue = this.bullQueue(this.jobQueueOf(t));
     if (await queue.getJob(jobIdFor(t.id))) return;
     await this.addJob(t);
     this.publish('submitted', t);
@@ -860,7 +1027,7 @@ export class RedisTaskQueue implements TaskQueue {
 
   /** The BullMQ job of a queued task: its id derived from the task's, in its priority band, gone once done. */
   private async addJob(t: TaskRecord, data: JobData = { id: t.id }): Promise<void> {
-    await this.bullQueue(this.queueName(t.capability)).add(t.capability, data, {
+    await this.bullQueue(this.jobQueueOf(t)).add(t.capability, data, {
       jobId: jobIdFor(t.id),
       priority: bullPriority(t),
       removeOnComplete: true,
@@ -868,8 +1035,8 @@ export class RedisTaskQueue implements TaskQueue {
     });
   }
 
-  private async removeJob(capability: string, taskId: string): Promise<void> {
-    await this.bullQueue(this.queueName(capability))
+  private async removeJob(queueName: string, taskId: string): Promise<void> {
+    await this.bullQueue(queueName)
       .remove(jobIdFor(taskId))
       .catch(() => 0);
   }
@@ -1043,6 +1210,8 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   private emitLocal(kind: TaskEvent['kind'], t: TaskRecord): void {
+    // A task queued for a worker: that worker's next claim looks at its pinned queue again.
+    if (t.sessionWorker !== undefined && t.state === 'queued') this.pinEmptyAt.delete(t.sessionWorker);
     if (this.listeners.size === 0) return;
     for (const listener of this.listeners) {
       try {

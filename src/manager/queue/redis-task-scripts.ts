@@ -17,6 +17,10 @@
  *   backoff          zset  id → notBefore, queued tasks waiting out a retry delay (nextReadyAt())
  *   finished         zset  id → finishedAt (retention: oldest finished records are dropped)
  *   queues           set   BullMQ queue names in use (every manager checks all of them for stalled jobs)
+ *   sess:<session>   string the session table: the worker id holding the session, or `!<worker id>` once that
+ *                          worker is gone (lost); expires (PX) once the worker has forgotten the session
+ *                          (`sessionBindingTtlMs`: the task's timeout + the worker's TTL and tombstone time)
+ *   wsess:<worker>   set    sessions bound to a worker, so a gone worker's sessions are all marked lost at once
  */
 import { RedisScript } from '../../store/redis-connection.js';
 
@@ -146,5 +150,46 @@ for i = 3, #ARGV do
   end
 end
 return out
+`,
+);
+
+/**
+ * Binds a session to the claiming worker, atomically, so two first tasks of one session claimed by two
+ * managers at once cannot bind it to two workers.
+ * KEYS[1] sess:<session> · KEYS[2] wsess:<worker>.
+ * ARGV: 1 worker id · 2 binding TTL (ms) · 3 '1' when a lost binding may be replaced (create-if-missing) ·
+ * 4 session id.
+ * Returns {'bound'} | {'other', worker id} (bound to another live worker) | {'lost', worker id}.
+ */
+export const BIND_SESSION = new RedisScript(
+  'fleet-bind-session',
+  `
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then
+  if string.sub(v, 1, 1) ~= '!' then return {'other', v} end
+  if ARGV[3] ~= '1' then return {'lost', string.sub(v, 2)} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return {'bound'}
+`,
+);
+
+/**
+ * Marks every session still bound to a gone worker lost (the mark keeps the binding's expiry).
+ * KEYS[1] wsess:<worker>. ARGV: 1 session key prefix (`<prefix>:fleet:sess:`) · 2 worker id.
+ * Returns how many sessions the worker had.
+ */
+export const LOSE_SESSIONS = new RedisScript(
+  'fleet-lose-sessions',
+  `
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, sid in ipairs(ids) do
+  local k = ARGV[1] .. sid
+  if redis.call('GET', k) == ARGV[2] then redis.call('SET', k, '!' .. ARGV[2], 'KEEPTTL') end
+end
+redis.call('DEL', KEYS[1])
+return #ids
 `,
 );

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
 import { ErrorBodySchema } from '../../protocol/messages.js';
 import { zodToFleetError } from '../../protocol/zod-error.js';
-import { TASK_STATES, type TaskRecord } from './task.js';
+import { SESSION_MODES, TASK_STATES, type TaskRecord } from './task.js';
 
 const time = z.number().finite();
 
@@ -35,6 +35,8 @@ export const TaskRecordSchema = z.looseObject({
   maxAttempts: z.number().int().positive(),
   idempotencyKey: z.string().optional(),
   sessionId: z.string().optional(),
+  session: z.enum(SESSION_MODES).optional(),
+  sessionWorker: z.string().optional(),
   state: z.enum(TASK_STATES),
   attempt: z.number().int().nonnegative(),
   createdAt: time,

@@ -8,6 +8,15 @@
  *
  * Retry policy lives here, so both stores apply the same one: `fail` with a retryable error re-queues the task
  * with exponential backoff and jitter until `maxAttempts` is used up; otherwise the task ends.
+ *
+ * Session affinity lives here too, in the store, so every manager sharing it routes a session alike: the
+ * session table maps a task's `sessionId` to the worker holding it. The first claim of a session's task binds
+ * the session to the claiming worker (atomically: two first tasks never bind it twice); from then on its tasks
+ * wait for that worker only, in a queue of their own per worker (`sessionWorker`), so they never block the
+ * head of their capability's queue. `workerGone` marks the worker's sessions lost: their waiting tasks, and
+ * any later one, fail `session_lost`, unless submitted with `session: "create-if-missing"`. A binding lasts
+ * as long as the worker remembers the session past its last claim (`ClaimOptions.sessionKeepMs`), then it
+ * is forgotten, so the table holds only sessions in use.
  */
 import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
@@ -49,7 +58,46 @@ export type TaskEvent =
   | { kind: 'running'; task: TaskRecord }
   | { kind: 'progress'; task: TaskRecord }
   | { kind: 'retrying'; task: TaskRecord }
+  /** A queued task changed queues: pinned to its session's worker, or released to any worker. */
+  | { kind: 'routed'; task: TaskRecord }
   | { kind: 'finished'; task: TaskRecord };
+
+export interface ClaimOptions {
+  /**
+   * How long the claiming worker remembers a session after its task ends: its idle TTL, plus how long it
+   * keeps an ended session's tombstone (so a late task gets the worker's own `session_expired`, not a fresh
+   * session elsewhere). The binding is kept this long past the task's timeout. Default 75 minutes.
+   */
+  sessionKeepMs?: number;
+}
+
+/** What the session table says of one session. */
+export interface SessionBinding {
+  workerId: string;
+  /** The worker is gone: the session's tasks fail `session_lost` (unless `create-if-missing`). */
+  lost: boolean;
+}
+
+/** A python-sandbox's defaults: a 15-minute idle TTL, then an hour of tombstone. */
+export const DEFAULT_SESSION_KEEP_MS = 75 * 60_000;
+
+/** How long the table keeps a binding after a claim: the task may run its whole timeout, then the keep. */
+export function sessionBindingTtlMs(timeoutMs: number, options: ClaimOptions = {}): number {
+  const keep = options.sessionKeepMs;
+  return Math.ceil(
+    timeoutMs + (keep !== undefined && Number.isFinite(keep) && keep > 0 ? keep : DEFAULT_SESSION_KEEP_MS),
+  );
+}
+
+/** The error of a task whose session's worker is gone. */
+export function sessionLostError(sessionId: string, workerId: string): ErrorBody {
+  return {
+    code: 'session_lost',
+    message: `session "${sessionId}" lived on worker ${workerId}, which is gone, and its state with it; submit with session: "create-if-missing" to start it afresh`,
+    retryable: false,
+    details: { sessionId, workerId },
+  };
+}
 
 export interface TaskQueue {
   /** Validated by the caller. Throws `queue_full` (429) when the waiting set is at its bound. */
@@ -58,9 +106,23 @@ export interface TaskQueue {
   list(filter?: TaskFilter): Promise<TaskRecord[]>;
   /**
    * Takes the highest-priority ready task (state queued, notBefore <= now) whose capability is in
-   * `capabilities`, marks it assigned to `workerId` with a fresh lease, and returns it.
+   * `capabilities` and that `workerId` may run, marks it assigned to `workerId` with a fresh lease, and
+   * returns it. A task of a session bound to another worker is never returned (it moves to that worker's
+   * queue); a task of an unbound session binds it to `workerId`.
    */
-  claim(capabilities: readonly string[], workerId: string): Promise<TaskRecord | undefined>;
+  claim(
+    capabilities: readonly string[],
+    workerId: string,
+    options?: ClaimOptions,
+  ): Promise<TaskRecord | undefined>;
+  /**
+   * The worker is gone (lost, offline, removed): its sessions are marked lost, and its waiting tasks fail
+   * `session_lost` or, when submitted with `create-if-missing`, go back to any worker. Returns how many
+   * tasks it ended or released. Idempotent.
+   */
+  workerGone(workerId: string): Promise<number>;
+  /** The session table's entry for a session, if it has one. */
+  sessionBinding(sessionId: string): Promise<SessionBinding | undefined>;
   /** assigned → running (the worker acknowledged or reported progress). Stale lease → `stale_lease`. */
   markRunning(id: string, leaseToken: string, progress?: TaskRecord['progress']): Promise<TaskRecord>;
   complete(id: string, leaseToken: string, output: unknown, artifacts?: ArtifactMeta[]): Promise<TaskRecord>;

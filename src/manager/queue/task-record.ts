@@ -42,6 +42,7 @@ export function createTaskRecord(
     maxAttempts: s.maxAttempts ?? options.defaultMaxAttempts,
     ...(s.idempotencyKey !== undefined ? { idempotencyKey: s.idempotencyKey } : {}),
     ...(s.sessionId !== undefined ? { sessionId: s.sessionId } : {}),
+    ...(s.session !== undefined ? { session: s.session } : {}),
     state: 'queued',
     attempt: 0,
     createdAt: now,

@@ -127,7 +127,22 @@ export function resetForRetry(t: TaskRecord, now: number): void {
     'finishedAt',
     'workerId',
     'leaseToken',
+    'sessionWorker',
   ] as const) {
     delete t[key];
   }
+}
+
+/**
+ * A queued task (or one about to be re-queued) whose session is gone with its worker: it ends `failed`
+ * with `session_lost` rather than running somewhere without its state. `sessionWorker` stays: it names the
+ * worker the task waited for (and, in the Redis store, the queue its job is finished in).
+ */
+export function failLostSession(t: TaskRecord, error: ErrorBody, now: number): void {
+  t.state = 'failed';
+  t.error = error;
+  t.finishedAt = now;
+  t.updatedAt = now;
+  if (t.workerId !== undefined) delete t.workerId;
+  if (t.leaseToken !== undefined) delete t.leaseToken;
 }

@@ -18,28 +18,41 @@ export type TaskState = (typeof TASK_STATES)[number];
 export const FINAL_STATES: readonly TaskState[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 export const isFinal = (s: TaskState): boolean => FINAL_STATES.includes(s);
 
+export const SESSION_MODES = ['create-if-missing'] as const;
+export type SessionMode = (typeof SESSION_MODES)[number];
+
 /** What a client submits. */
-export const TaskSubmissionSchema = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and ._:- only')
-    .optional(),
-  capability: z.string().min(1).max(100),
-  payload: z.unknown().default({}),
-  /** Higher runs first; equal priorities run in submission order. */
-  priority: z.number().int().min(-1000).max(1000).default(0),
-  timeoutMs: z
-    .number()
-    .int()
-    .positive()
-    .max(24 * 3600 * 1000)
-    .optional(),
-  maxAttempts: z.number().int().positive().max(100).optional(),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-  sessionId: z.string().min(1).max(200).optional(),
-});
+export const TaskSubmissionSchema = z
+  .object({
+    id: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and ._:- only')
+      .optional(),
+    capability: z.string().min(1).max(100),
+    payload: z.unknown().default({}),
+    /** Higher runs first; equal priorities run in submission order. */
+    priority: z.number().int().min(-1000).max(1000).default(0),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3600 * 1000)
+      .optional(),
+    maxAttempts: z.number().int().positive().max(100).optional(),
+    idempotencyKey: z.string().min(1).max(200).optional(),
+    sessionId: z.string().min(1).max(200).optional(),
+    /**
+     * What to do when the session's worker is gone. Left out, such a task fails `session_lost`;
+     * `create-if-missing` lets it run on any worker, which starts the session afresh and becomes its home.
+     */
+    session: z.enum(SESSION_MODES).optional(),
+  })
+  .refine((s) => s.session === undefined || s.sessionId !== undefined, {
+    message: 'needs a sessionId',
+    path: ['session'],
+  });
 export type TaskSubmission = z.input<typeof TaskSubmissionSchema>;
 
 export interface ArtifactMeta {
@@ -69,6 +82,12 @@ export interface TaskRecord {
   maxAttempts: number;
   idempotencyKey?: string;
   sessionId?: string;
+  session?: SessionMode;
+  /**
+   * The worker holding the task's session, set while the task waits for that worker (or runs there) because
+   * its session lives there: only that worker takes it. Unset for the first task of a session.
+   */
+  sessionWorker?: string;
   state: TaskState;
   /** Attempts started so far. */
   attempt: number;

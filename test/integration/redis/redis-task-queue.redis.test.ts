@@ -144,6 +144,70 @@ describe('Redis task queue across managers', () => {
   });
 });
 
+describe('Redis task queue: session affinity across managers', () => {
+  it('binds a session once for all managers, and routes its tasks to that worker whichever manager took them', async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    // Subscribed, as every manager's dispatcher is: a task moved to a worker's queue elsewhere is announced.
+    for (const q of [a, b]) q.subscribe(() => undefined);
+    await Promise.all([a.ready(), b.ready()]);
+    const session = `s-${randomUUID()}`;
+    // Many first tasks of one session, claimed at once by a worker of each manager.
+    for (let i = 0; i < 10; i++) await (i % 2 ? a : b).submit({ capability: 'py', sessionId: session });
+    const first = await Promise.all([a.claim(['py'], 'wa'), b.claim(['py'], 'wb')]);
+    const claimed = first.filter((t): t is TaskRecord => t !== undefined);
+    expect(claimed.length).toBeGreaterThan(0);
+    const binding = await b.sessionBinding(session);
+    expect(binding?.lost).toBe(false);
+    const home = binding!.workerId;
+    for (const t of claimed) expect(t.workerId).toBe(home);
+    const [homeQueue, otherQueue, other] = home === 'wa' ? [a, b, 'wb'] : [b, a, 'wa'];
+    // Tasks submitted through either manager later wait for the home worker.
+    const later = await otherQueue.submit({ capability: 'py', sessionId: session });
+    expect(later.task.sessionWorker).toBe(home);
+    const plain = await otherQueue.submit({ capability: 'py' });
+    expect((await otherQueue.claim(['py'], other))?.id).toBe(plain.task.id);
+    await sleep(50);
+    expect(await otherQueue.claim(['py'], other)).toBeUndefined();
+    let ran = claimed.length;
+    await sleep(50); // the event of the move reaches the home manager
+    for (let t = await homeQueue.claim(['py'], home); t; t = await homeQueue.claim(['py'], home)) {
+      expect(t.sessionId).toBe(session);
+      ran++;
+    }
+    expect(ran).toBe(11);
+
+    // The home worker is gone (declared by its manager): the other manager's submission fails session_lost.
+    await homeQueue.workerGone(home);
+    const lost = await otherQueue.submit({ capability: 'py', sessionId: session });
+    expect(lost.task.state).toBe('failed');
+    expect(lost.task.error?.code).toBe('session_lost');
+    expect((await homeQueue.get(lost.task.id))?.state).toBe('failed');
+  });
+
+  it('relocates a task routed to a worker whose queue was swept before the task got there', async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const session = `s-${randomUUID()}`;
+    await a.submit({ capability: 'py', sessionId: session });
+    await a.claim(['py'], 'w1');
+    const pinned = await a.submit({ capability: 'py', sessionId: session, session: 'create-if-missing' });
+    expect(pinned.task.sessionWorker).toBe('w1');
+    await a.workerGone('w1');
+    // Released to any worker: w2 takes it and becomes the session's home.
+    const t = await eventually(async () => {
+      const c = await a.claim(['py'], 'w2');
+      if (!c) throw new Error('not yet');
+      return c;
+    });
+    expect(t.id).toBe(pinned.task.id);
+    expect(await a.sessionBinding(session)).toEqual({ workerId: 'w2', lost: false });
+    // No job is left behind in the gone worker's queue.
+    expect(await a.claim(['py'], 'w1')).toBeUndefined();
+  });
+});
+
 describe('Redis task queue: a manager dies', () => {
   it('returns its tasks through lock expiry; the late result of the old lease is refused and counted', async () => {
     const prefix = newPrefix();

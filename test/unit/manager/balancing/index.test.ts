@@ -66,23 +66,38 @@ describe('selectOptimalWorker', () => {
 
   it('sends a session task to the worker holding the session, or waits for it', () => {
     const s = createStrategy('least-load');
-    const withSession = [
+    const fleetOf = (holder: Partial<Candidate>) => [
       w('idle', ['python_execution'], 0, 5),
-      w('holder', ['python_execution'], 4, 5, { sessions: ['s1'] }),
+      w('holder', ['python_execution'], 4, 5, holder),
     ];
-    const task = { capability: 'python_execution', sessionId: 's1' };
-    expect(selectOptimalWorker(s, withSession, task)?.workerId).toBe('holder');
-    const full = [
-      withSession[0] as Candidate,
-      { ...(withSession[1] as Candidate), inFlight: 5, status: 'busy' as const },
+    const task = { capability: 'python_execution', sessionId: 's1', sessionWorker: 'holder' };
+    // Least-load alone would pick `idle`.
+    expect(selectOptimalWorker(s, fleetOf({}), { capability: 'python_execution' })?.workerId).toBe('idle');
+    expect(selectOptimalWorker(s, fleetOf({}), task)?.workerId).toBe('holder');
+    // Full, draining (busy), offline or not here at all: the task waits, it never goes to `idle`.
+    expect(selectOptimalWorker(s, fleetOf({ inFlight: 5 }), task)).toBeUndefined();
+    expect(selectOptimalWorker(s, fleetOf({ status: 'busy' }), task)).toBeUndefined();
+    expect(selectOptimalWorker(s, fleetOf({ status: 'offline' }), task)).toBeUndefined();
+    expect(selectOptimalWorker(s, fleetOf({}).slice(0, 1), task)).toBeUndefined();
+    // The holder without the task's capability is no home for it either.
+    expect(selectOptimalWorker(s, fleetOf({ capabilities: ['screenshot'] }), task)).toBeUndefined();
+    // The first task of a session (no binding yet) goes wherever the strategy says.
+    expect(
+      selectOptimalWorker(s, fleetOf({}), { capability: 'python_execution', sessionId: 's2' })?.workerId,
+    ).toBe('idle');
+  });
+
+  it('keeps session tasks within their holders in a plan', () => {
+    const candidates = [w('a', ['c'], 0, 2), w('b', ['c'], 1, 2)];
+    const tasks = [
+      { id: 's1', capability: 'c', sessionId: 'x', sessionWorker: 'b' },
+      { id: 's2', capability: 'c', sessionId: 'x', sessionWorker: 'b' },
+      { id: 'f1', capability: 'c' },
     ];
-    expect(selectOptimalWorker(s, full, task)).toBeUndefined();
-    const gone = [
-      withSession[0] as Candidate,
-      { ...(withSession[1] as Candidate), status: 'offline' as const },
-    ];
-    expect(selectOptimalWorker(s, gone, task)?.workerId).toBe('idle');
-    expect(selectOptimalWorker(s, withSession, { ...task, sessionId: 'other' })?.workerId).toBe('idle');
+    const plan = distributeTasks(createStrategy('least-load'), candidates, tasks);
+    expect(plan.assignments.get('b')).toEqual(['s1']);
+    expect(plan.assignments.get('a')).toEqual(['f1']);
+    expect(plan.unassigned).toEqual(['s2']);
   });
 });
 
