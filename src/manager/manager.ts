@@ -19,6 +19,7 @@ import { CLOSE_CODES } from '../protocol/transport.js';
 import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
+import { CapabilityCatalog, type CatalogChange } from './catalog/capability-catalog.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import {
   RealWebSocketWorkerInterface,
@@ -77,6 +78,7 @@ export type ManagerEvent =
   | { type: 'task'; event: TaskEvent }
   | { type: 'worker'; kind: RegistryEvent['kind']; worker: WorkerStatusView }
   | { type: 'progress'; progress: ProgressEvent }
+  | ({ type: 'catalog'; at: number } & CatalogChange)
   | OperatorEvent;
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
@@ -140,6 +142,8 @@ export class WorkerManager {
   private shuttingDown: Promise<ShutdownReport> | undefined;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
+  /** What the connected workers describe; checks payloads at submit (issue 18). */
+  readonly catalog = new CapabilityCatalog();
 
   constructor(
     readonly config: FleetConfig,
@@ -230,6 +234,7 @@ export class WorkerManager {
       this.registry.subscribe((e) => {
         // Capabilities change only when a worker (re)registers or leaves; any registry event may be one.
         this.capabilityIndex = undefined;
+        this.trackCatalog(e);
         // Heartbeats and every finished task update the registry: build the view only for a listener.
         if (this.events.listenerCount('event') === 0) return;
         this.events.emit('event', {
@@ -356,10 +361,9 @@ export class WorkerManager {
     checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;
     if (!this.knownCapabilities().has(capability)) {
-      throw new FleetError('unknown_capability', `no worker type offers "${capability}"`, {
-        details: { known: [...this.knownCapabilities()].sort() },
-      });
+      throw CapabilityCatalog.unknownCapability(capability, this.knownCapabilities());
     }
+    this.catalog.validate(capability, parsed.data.payload);
     return this.queue.submit(parsed.data);
   }
 
@@ -620,6 +624,15 @@ export class WorkerManager {
     return this.capabilityIndex;
   }
 
+  /** Keeps the catalog's idea of which workers are live in step with the registry; announces changes. */
+  private trackCatalog(e: RegistryEvent): void {
+    const id = e.worker.workerId;
+    if (e.kind === 'unregistered') this.catalog.forget(id);
+    else if (e.kind === 'updated' && !this.catalog.setLive(id, e.worker.baseStatus !== 'offline')) return;
+    const change = this.catalog.takeChange();
+    if (change) this.events.emit('event', { type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
+  }
+
   private isIdempotent(capability: string): boolean {
     for (const key of SECTION_KEYS) {
       if (this.config[key].idempotent.includes(capability)) return true;
@@ -789,6 +802,31 @@ export class WorkerManager {
     throw error;
   }
 
+  /**
+   * Takes the hello's self-descriptions into the catalog. A capability whose schema is refused is not routed
+   * to this worker (its tasks would skip the check); the worker hears why, and the operator gets an alert.
+   */
+  private async admitToCatalog(endpoint: string, connection: WorkerConnection): Promise<string[]> {
+    const hello = connection.hello;
+    const refused = this.catalog.admit(hello.workerId, hello.workerType, hello.capabilities, hello.describes);
+    for (const { capability, error } of refused) {
+      this.logger.error({ workerId: hello.workerId, capability, endpoint }, error.message);
+      await connection.send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' }).catch(() => undefined);
+      this.publishEvent({
+        type: 'alert',
+        at: this.clock.now(),
+        level: 'error',
+        kind: 'capability_refused',
+        key: `capability_refused:${hello.workerId}:${capability}`,
+        message: error.message,
+        workerId: hello.workerId,
+        endpoint,
+      });
+    }
+    const refusedNames = new Set(refused.map((r) => r.capability));
+    return hello.capabilities.filter((c) => !refusedNames.has(c));
+  }
+
   private async dial(endpoint: string): Promise<string | undefined> {
     if (this.dialing.has(endpoint)) return undefined;
     this.dialing.add(endpoint);
@@ -803,12 +841,13 @@ export class WorkerManager {
       }
       this.aliases.delete(endpoint);
       const port = Number(new URL(endpoint).port) || 80;
+      const capabilities = await this.admitToCatalog(endpoint, connection);
       const worker = await this.registry.registerWorker({
         workerId: hello.workerId,
         workerType: hello.workerType,
         endpoint,
         port,
-        capabilities: hello.capabilities,
+        capabilities,
         maxConcurrency: hello.maxConcurrency,
         version: hello.version,
         info: hello.info && this.dispatcher.withinOutputLimits(hello.workerId, hello.info) ? hello.info : {},

@@ -14,6 +14,8 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
+import { registerCatalogRoutes } from '../catalog/routes.js';
+import { McpGateway } from '../mcp/gateway.js';
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskRecord, type TaskState } from '../queue/task.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
@@ -309,6 +311,9 @@ export async function createApiServer(
     active: manager.operatorEvents.activeAlerts(),
     recent: manager.operatorEvents.recentAlerts(),
   }));
+
+  registerCatalogRoutes(app, manager, guard('read'));
+  new McpGateway(manager, { authorize: (req) => authorize(options, req.raw, 'write') }).register(app);
 
   for (const plugin of options.plugins ?? []) await plugin(app);
 

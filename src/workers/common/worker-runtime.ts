@@ -16,6 +16,7 @@ import type { WorkerSectionConfig } from '../../config/schema.js';
 import { FleetError, toFleetError, type ErrorCode } from '../../protocol/errors.js';
 import {
   PROTOCOL_VERSION,
+  type CapabilityDescriptor,
   type ErrorBody,
   type ManagerToWorker,
   type TaskAssign,
@@ -25,6 +26,7 @@ import {
   type WorkerToManager,
 } from '../../protocol/messages.js';
 import { CLOSE_CODES, type Transport } from '../../protocol/transport.js';
+import { describeHandlers } from './describe.js';
 import type { WorkerMetrics, TaskOutcome } from './metrics.js';
 import { ProgressCoalescer, type ProgressCoalescerOptions } from './progress-coalescer.js';
 import type { Artifact, TaskContext, TaskHandler, TaskOutput, WorkerKind } from './worker-kind.js';
@@ -74,6 +76,8 @@ interface RunningTask {
 
 export class WorkerRuntime {
   readonly capabilities: string[];
+  /** The capabilities' self-descriptions, sent in every hello; built once. */
+  readonly descriptors: CapabilityDescriptor[];
   private readonly handlers = new Map<string, TaskHandler>();
   private readonly connections = new Set<Connection>();
   /** Tasks not yet answered, by task id. */
@@ -94,6 +98,9 @@ export class WorkerRuntime {
         this.handlers.set(handler.capability, handler);
     }
     this.capabilities = [...this.handlers.keys()];
+    this.descriptors = describeHandlers(this.handlers.values(), (capability, err) =>
+      options.logger.warn({ capability, err }, 'cannot describe a capability as JSON Schema; sending none'),
+    );
     const unknown = [...allowed].filter((c) => !options.kind.handlers.some((h) => h.capability === c));
     if (unknown.length > 0) {
       options.logger.warn(
@@ -154,6 +161,7 @@ export class WorkerRuntime {
       version: this.options.kind.version,
       info: this.kindInfo(),
       ...(prove ? { proof: prove(this.options.workerId) } : {}),
+      describes: this.descriptors,
       inFlight: [...this.active.values()].map(({ assign }) => ({
         taskId: assign.taskId,
         attempt: assign.attempt,

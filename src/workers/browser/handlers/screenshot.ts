@@ -197,6 +197,9 @@ export function createScreenshotHandler(deps: BrowserKindDeps): TaskHandler<Scre
     description:
       'Render a URL or raw HTML in headless Chromium and return a PNG or JPEG (viewport, full page, clip or one element).',
     payloadSchema: ScreenshotPayloadSchema,
+    idempotent: true,
+    readOnly: true,
+    artifactTypes: ['image/png', 'image/jpeg'],
     async run(payload, ctx) {
       const o = payload.options ?? {};
       return withPage(deps, ctx, contextOptionsOf(o), async (session) => {

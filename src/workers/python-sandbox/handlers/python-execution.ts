@@ -50,6 +50,8 @@ export function createPythonExecutionHandler(services: SandboxServices): TaskHan
     description:
       'Runs Python 3 code in an isolated sandbox (one-shot, or stateful with a sessionId); streams stdout/stderr and returns the last expression value, output, figures as PNG and written files.',
     payloadSchema: PythonExecutionPayloadSchema,
+    // Figures come back as PNG; `collect` returns workspace files of any type.
+    artifactTypes: ['image/png', '*'],
     async run(payload, ctx) {
       services.runtime.requireChain();
       if (payload.code === undefined) {
