@@ -53,12 +53,15 @@ export function summarize(value: unknown, max: number): string {
     : `${text.slice(0, max)}\n… (${text.length - max} more characters in structuredContent)`;
 }
 
-/** Fleet's error as an MCP tool error: the code and message in the text, the whole error in structuredContent. */
+/**
+ * Fleet's error as an MCP tool error: the code and message in the text, the whole error in `_meta.fleet`.
+ * Not in structuredContent: clients check that against the tool's outputSchema even on an error.
+ */
 export function toolError(err: FleetError): CallToolResult {
   return {
     isError: true,
     content: [{ type: 'text', text: `${err.code}: ${err.message}` }],
-    structuredContent: { error: err.toJSON() },
+    _meta: { fleet: { error: err.toJSON() } },
   };
 }
 
