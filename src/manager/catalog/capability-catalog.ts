@@ -21,11 +21,13 @@ import { closest } from '../../config/strict-keys.js';
 
 /** Bounds on one schema from a worker; generous for generated schemas (the largest of ours is ~12 KiB). */
 export const SCHEMA_LIMITS: JsonLimits = {
-  maxBytes: 256 * 1024,
+  maxBytes: 64 * 1024,
   maxDepth: 64,
   maxKeys: 20_000,
   maxStringLength: 8192,
 };
+/** All the schemas of one hello together: compiling is synchronous, so this bounds the event loop's stall. */
+export const HELLO_SCHEMA_BUDGET_BYTES = 1024 * 1024;
 /** How many distinct schemas the manager keeps compiled; a worker cycling schemas cannot grow it further. */
 const MAX_COMPILED = 500;
 /**
@@ -103,9 +105,20 @@ export class CapabilityCatalog {
     const refused: Refusal[] = [];
     const described = new Map<string, Admitted>();
     const offered = new Set(capabilities);
+    let budget = HELLO_SCHEMA_BUDGET_BYTES;
     for (const d of describes ?? []) {
       if (!offered.has(d.capability) || described.has(d.capability)) continue;
       try {
+        // The shape first (an iterative walk): serializing a value nested 10 000 deep would overflow the stack.
+        checkSchemaShape(d);
+        budget -= Buffer.byteLength(JSON.stringify(d.payloadSchema) + JSON.stringify(d.resultSchema ?? null));
+        if (budget < 0) {
+          throw new FleetError(
+            'capability_refused',
+            `capability "${d.capability}": the hello's schemas together are over the ${HELLO_SCHEMA_BUDGET_BYTES}-byte budget`,
+            { details: { capability: d.capability, limit: HELLO_SCHEMA_BUDGET_BYTES } },
+          );
+        }
         described.set(d.capability, this.compileDescriptor(d));
       } catch (err) {
         const e =
@@ -235,20 +248,7 @@ export class CapabilityCatalog {
         details: { capability: d.capability, ...details },
       });
     };
-    for (const [what, schema] of [
-      ['payloadSchema', d.payloadSchema],
-      ['resultSchema', d.resultSchema],
-    ] as const) {
-      if (schema === undefined) continue;
-      try {
-        checkJsonLimits(schema, SCHEMA_LIMITS, what, 'capability_refused');
-      } catch (err) {
-        refuse((err as FleetError).message, (err as FleetError).details);
-      }
-      const unsafe = unsafePattern(schema);
-      if (unsafe !== undefined)
-        refuse(`${what} has a pattern that can backtrack exponentially: ${unsafe.slice(0, 200)}`);
-    }
+    checkSchemaShape(d);
     const text = JSON.stringify(d.payloadSchema);
     const key = createHash('sha256').update(text).digest('hex');
     let validate = this.compiled.get(key);
@@ -275,6 +275,29 @@ export class CapabilityCatalog {
     }
     const descriptionKey = createHash('sha256').update(JSON.stringify(d)).digest('hex');
     return { descriptor: d, validate: validate!, key: descriptionKey };
+  }
+}
+
+/** Bounded size and shape, and no pattern that backtracks exponentially, in both schemas. */
+function checkSchemaShape(d: CapabilityDescriptor): void {
+  const refuse = (message: string, details?: Record<string, unknown>): never => {
+    throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
+      details: { capability: d.capability, ...details },
+    });
+  };
+  for (const [what, schema] of [
+    ['payloadSchema', d.payloadSchema],
+    ['resultSchema', d.resultSchema],
+  ] as const) {
+    if (schema === undefined) continue;
+    try {
+      checkJsonLimits(schema, SCHEMA_LIMITS, what, 'capability_refused');
+    } catch (err) {
+      refuse((err as FleetError).message, (err as FleetError).details);
+    }
+    const unsafe = unsafePattern(schema);
+    if (unsafe !== undefined)
+      refuse(`${what} has a pattern that can backtrack exponentially: ${unsafe.slice(0, 200)}`);
   }
 }
 
