@@ -11,7 +11,7 @@ import type { CapabilityDescriptor } from '../../protocol/messages.js';
 import type { TaskHandler } from './worker-kind.js';
 
 function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+  return z.toJSONSchema(schema, { io, unrepresentable: 'any' });
 }
 
 export function describeHandler(handler: TaskHandler<unknown>): CapabilityDescriptor {

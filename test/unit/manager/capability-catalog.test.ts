@@ -24,7 +24,7 @@ function refusal(fn: () => void): FleetError {
 
 describe('capability self-description', () => {
   it('is generated from the zod schema (input side: defaults are optional)', () => {
-    const d = describeHandler(sleepHandler as never);
+    const d = describeHandler(sleepHandler);
     expect(d.payloadSchema).toMatchObject({ type: 'object', required: ['ms'] });
     expect(d.resultSchema).toMatchObject({ properties: { sleptMs: { type: 'number' } } });
     expect(d).toMatchObject({ idempotent: true, readOnly: true });
@@ -34,7 +34,7 @@ describe('capability self-description', () => {
 });
 
 describe('CapabilityCatalog', () => {
-  const sleep = describeHandler(sleepHandler as never);
+  const sleep = describeHandler(sleepHandler);
 
   it('validates payloads, naming the JSON path and the rule', () => {
     const c = new CapabilityCatalog();
@@ -54,7 +54,7 @@ describe('CapabilityCatalog', () => {
           'n',
           z.toJSONSchema(z.object({ items: z.array(z.object({ w: z.number().max(3) })) }), {
             io: 'input',
-          }) as never,
+          }),
         ),
       ],
     );
