@@ -629,8 +629,13 @@ export class WorkerManager {
     const id = e.worker.workerId;
     if (e.kind === 'unregistered') this.catalog.forget(id);
     else if (e.kind === 'updated' && !this.catalog.setLive(id, e.worker.baseStatus !== 'offline')) return;
+    this.announceCatalogChange();
+  }
+
+  private announceCatalogChange(): void {
     const change = this.catalog.takeChange();
-    if (change) this.events.emit('event', { type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
+    if (change)
+      this.events.emit('event', { type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
   }
 
   private isIdempotent(capability: string): boolean {
@@ -811,7 +816,9 @@ export class WorkerManager {
     const refused = this.catalog.admit(hello.workerId, hello.workerType, hello.capabilities, hello.describes);
     for (const { capability, error } of refused) {
       this.logger.error({ workerId: hello.workerId, capability, endpoint }, error.message);
-      await connection.send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' }).catch(() => undefined);
+      await connection
+        .send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' })
+        .catch(() => undefined);
       this.publishEvent({
         type: 'alert',
         at: this.clock.now(),
@@ -860,6 +867,8 @@ export class WorkerManager {
         await this.directory.remove(previousId).catch(() => undefined);
       }
       this.endpointWorker.set(endpoint, hello.workerId);
+      // A worker back under the same id may register as an update: the catalog took its hello either way.
+      this.announceCatalogChange();
       this.backoff.delete(endpoint);
       this.dispatcher.attach(worker, connection);
       this.logger.info(

@@ -25,7 +25,7 @@ export const ERROR_CODES = {
     retryable: false,
     http: 400,
     summary:
-      "A worker described a capability with a schema the manager cannot accept (too large, unsafe or not compiling); the worker is not routed that capability.",
+      'A worker described a capability with a schema the manager cannot accept (too large, unsafe or not compiling); the worker is not routed that capability.',
   },
   queue_full: { retryable: true, http: 429, summary: 'The queue is at its bound; submit again later.' },
   not_found: { retryable: false, http: 404, summary: 'No task, worker or artifact with that id.' },
