@@ -36,6 +36,7 @@ import {
   toolError,
   type SizePolicy,
 } from './tool-results.js';
+import { WorkerToolProxy } from './worker-tools.js';
 
 export const MCP_PATH = '/mcp';
 const PYTHON_WORKER_TYPE = 'python-sandbox';
@@ -100,6 +101,7 @@ export class McpGateway {
   private readonly policy: SizePolicy;
   private readonly unsubscribe: () => void;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly proxy: WorkerToolProxy;
 
   constructor(
     private readonly manager: WorkerManager,
@@ -108,6 +110,7 @@ export class McpGateway {
     this.maxSessions = options.maxSessions ?? 256;
     this.idleMs = options.sessionIdleMs ?? 30 * 60_000;
     this.policy = options.sizePolicy ?? DEFAULT_SIZE_POLICY;
+    this.proxy = new WorkerToolProxy(manager);
     this.unsubscribe = manager.subscribe((e: ManagerEvent) => {
       if (e.type !== 'catalog') return;
       for (const s of this.sessions.values()) void s.server.sendToolListChanged().catch(() => undefined);
@@ -156,6 +159,7 @@ export class McpGateway {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.unsubscribe();
+    this.proxy.close();
     await Promise.all([...this.sessions.values()].map((s) => this.endSession(s, 'gateway closing')));
   }
 
@@ -193,9 +197,10 @@ export class McpGateway {
 
   private handle(session: Session): void {
     const { server } = session;
-    server.setRequestHandler(ListToolsRequestSchema, () => ({
-      tools: this.manager.catalog.entries().map(toolOf),
-    }));
+    server.setRequestHandler(ListToolsRequestSchema, async () => {
+      const tools = this.manager.catalog.entries().map(toolOf);
+      return { tools: [...tools, ...(await this.proxy.list(new Set(tools.map((t) => t.name))))] };
+    });
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       session.lastUsed = Date.now();
       try {
@@ -232,15 +237,29 @@ export class McpGateway {
     },
   ): Promise<CallToolResult> {
     const entry = this.manager.catalog.entry(name);
+    const token = extra._meta?.progressToken;
     if (!entry) {
-      throw CapabilityCatalog.unknownCapability(
-        name,
-        this.manager.catalog.entries().map((e) => e.capability),
-      );
+      const proxied = await this.proxy.call(name, args, {
+        signal: extra.signal,
+        ...(token !== undefined
+          ? {
+              onprogress: (p) =>
+                void extra
+                  .sendNotification({
+                    method: 'notifications/progress',
+                    params: { ...p, progressToken: token },
+                  })
+                  .catch(() => undefined),
+            }
+          : {}),
+      });
+      if (proxied) return proxied;
+      const capabilities = this.manager.catalog.entries().map((e) => e.capability);
+      const tools = await this.proxy.list(new Set(capabilities));
+      throw CapabilityCatalog.unknownCapability(name, [...capabilities, ...tools.map((t) => t.name)]);
     }
     const taskId = randomUUID();
     const python = entry.workerTypes.includes(PYTHON_WORKER_TYPE);
-    const token = extra._meta?.progressToken;
     let step = 0;
     let stopProgress = () => undefined as void;
     if (token !== undefined) {
