@@ -31,10 +31,11 @@ export const HELLO_SCHEMA_BUDGET_BYTES = 1024 * 1024;
 /** How many distinct schemas the manager keeps compiled; a worker cycling schemas cannot grow it further. */
 const MAX_COMPILED = 500;
 /**
- * A quantified group that is itself quantified (`(a+)+`, `(\w*)*`) can backtrack exponentially: one payload
- * string would then stall the manager's event loop. Generated schemas never need one.
+ * A group ending in a quantified item (optional items may follow) that is itself quantified (`(a+)+`,
+ * `(\w+\s?)*`) can backtrack exponentially: one payload string would then stall the manager's event loop.
+ * A heuristic, not a proof: overlapping alternations (`(a|aa)+`) pass it. Generated schemas need neither.
  */
-const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:\)|\)\?)[+*{]/;
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:(?:\\.|[^()\\])\?)*\)\??[+*{]/;
 
 export interface CatalogEntry {
   capability: string;

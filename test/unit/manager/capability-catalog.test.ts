@@ -6,6 +6,15 @@ import { FleetError } from '../../../src/protocol/errors.js';
 import { describeHandler } from '../../../src/workers/common/describe.js';
 import { sleepHandler } from '../../../src/workers/echo/handlers/sleep.js';
 import { PythonExecutionPayloadSchema } from '../../../src/workers/python-sandbox/handlers/python-execution.js';
+import { CodeAnalysisPayloadSchema } from '../../../src/workers/python-sandbox/handlers/code-analysis.js';
+import { FileOperationsPayloadSchema } from '../../../src/workers/python-sandbox/handlers/file-operations.js';
+import { PackageInstallPayloadSchema } from '../../../src/workers/python-sandbox/handlers/package-install.js';
+import { FormFillingPayloadSchema } from '../../../src/workers/browser/handlers/form-filling.js';
+import { PdfPayloadSchema } from '../../../src/workers/browser/handlers/pdf-generation.js';
+import { ScrapingPayloadSchema } from '../../../src/workers/browser/handlers/scraping.js';
+import { ScreenshotPayloadSchema } from '../../../src/workers/browser/handlers/screenshot.js';
+import { TestingPayloadSchema } from '../../../src/workers/browser/handlers/testing.js';
+import { AutomationPayloadSchema } from '../../../src/workers/browser/handlers/web-automation.js';
 
 const described = (capability: string, payloadSchema: Record<string, unknown>): CapabilityDescriptor => ({
   capability,
@@ -129,6 +138,32 @@ describe('CapabilityCatalog', () => {
     );
     expect(refused.length).toBeGreaterThan(10);
     expect(refused[0]!.error.message).toMatch(/over the 1048576-byte budget/);
+  });
+
+  it("admits every schema Fleet's own handlers generate (the guards refuse none of them)", () => {
+    const schemas: Record<string, z.ZodType> = {
+      'python-execution': PythonExecutionPayloadSchema,
+      'code-analysis': CodeAnalysisPayloadSchema,
+      'file-operations': FileOperationsPayloadSchema,
+      'package-install': PackageInstallPayloadSchema,
+      'form-filling': FormFillingPayloadSchema,
+      'pdf-generation': PdfPayloadSchema,
+      scraping: ScrapingPayloadSchema,
+      screenshot: ScreenshotPayloadSchema,
+      testing: TestingPayloadSchema,
+      'web-automation': AutomationPayloadSchema,
+    };
+    const c = new CapabilityCatalog();
+    const describes = Object.entries(schemas).map(([capability, schema]) =>
+      described(capability, z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as never),
+    );
+    expect(c.admit('w', 'all', Object.keys(schemas), describes).map((r) => r.error.message)).toEqual([]);
+    c.validate('screenshot', { html: '<p>hi</p>' });
+    expect(
+      refusal(() => c.validate('screenshot', { html: '<p>hi</p>', options: { fullPage: 'yes' } })).details,
+    ).toMatchObject({
+      path: 'options.fullPage',
+    });
   });
 
   it('announces changes only when the offer changes', () => {
