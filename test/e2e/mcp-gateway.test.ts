@@ -40,6 +40,8 @@ describe('MCP gateway with python-sandbox and browser workers', () => {
     const client = new Client({ name: 'scripted-agent', version: '1' });
     await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', up!.url)));
     clients.push(client);
+    // Listing first makes the SDK check every structuredContent against the tool's outputSchema.
+    await client.listTools();
     return client;
   }
 
@@ -55,6 +57,8 @@ describe('MCP gateway with python-sandbox and browser workers', () => {
     expect(py.inputSchema.properties).toHaveProperty('code');
     expect(py.inputSchema.additionalProperties).toBe(false);
     expect(tools.find((t) => t.name === 'screenshot')!.annotations?.readOnlyHint).toBe(true);
+    expect(py.outputSchema?.properties).toHaveProperty('stdout');
+    expect(tools.find((t) => t.name === 'screenshot')!.outputSchema?.required).toContain('sha256');
   });
 
   it('returns a matplotlib figure as image content and streams stdout as progress', async () => {
