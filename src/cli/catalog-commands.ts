@@ -8,7 +8,6 @@ import { FleetError } from '../protocol/errors.js';
 import { clientCommand, withClient } from './client-commands.js';
 import type { ClientOptions } from './connect.js';
 import { resolveManager } from './connect.js';
-import { runStdioBridge } from './mcp-stdio.js';
 
 export function registerCatalogCommands(program: Command): void {
   clientCommand(
@@ -73,6 +72,8 @@ export function registerCatalogCommands(program: Command): void {
     "serve the fleet's MCP gateway on stdin/stdout (for MCP clients that launch a command)",
   ).action(async (opts: ClientOptions) => {
     const manager = resolveManager(opts);
+    // Loaded here: the MCP SDK is heavy, and every other command would pay for it at startup.
+    const { runStdioBridge } = await import('./mcp-stdio.js');
     const done = await runStdioBridge({
       url: new URL('/mcp', manager.url),
       ...(manager.token ? { token: manager.token } : {}),

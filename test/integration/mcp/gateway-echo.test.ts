@@ -210,12 +210,33 @@ describe('MCP gateway with echo workers (through the SDK Client)', () => {
     expect(cli.code).not.toBe(0);
     expect(cli.err).toMatch(/invalid_payload/);
     expect(cli.err).toMatch(/at ms/);
+    const runCli = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const p = spawn(process.execPath, [CLI, ...args, '--url', m.url, '--token', TOKEN], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        p.on('exit', (code) => resolve({ code, out, err }));
+      });
+    const one = await runCli(['capabilities', 'sleep']);
+    expect(one.code).toBe(0);
+    expect((JSON.parse(one.out) as { payloadSchema: { required: string[] } }).payloadSchema.required).toEqual(
+      ['ms'],
+    );
+    const table = await runCli(['capabilities']);
+    expect(table.out).toMatch(/sleep.*read-only, idempotent/);
+    const typo = await runCli(['capabilities', 'slep']);
+    expect(typo.code).not.toBe(0);
+    expect(typo.err).toMatch(/unknown_capability: .*did you mean "sleep"/);
     const caps = await fetch(`${m.url}/api/capabilities`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const catalog = (await caps.json()) as {
       capabilities: { capability: string; payloadSchema?: unknown }[];
     };
     expect(catalog.capabilities.find((c) => c.capability === 'sleep')?.payloadSchema).toBeTruthy();
-  });
+  }, 120_000);
   it('sends tools/list_changed when the offer changes as workers go and come', async () => {
     const client = await httpClient();
     await client.listTools();
