@@ -38,7 +38,7 @@ export function registerCatalogCommands(program: Command): void {
         }
         const table = new Table({
           head: ['capability', 'workers', 'types', 'flags', 'artifacts', 'description'],
-          colWidths: [20, 9, 16, 22, 18, 60],
+          colWidths: [20, 9, 16, 25, 18, 60],
           wordWrap: true,
         });
         for (const e of catalog.capabilities) {

@@ -227,7 +227,8 @@ describe('MCP gateway with echo workers (through the SDK Client)', () => {
       ['ms'],
     );
     const table = await runCli(['capabilities']);
-    expect(table.out).toMatch(/sleep.*read-only, idempotent/);
+    // eslint-disable-next-line no-control-regex
+    expect(table.out.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/sleep .*read-only, idempotent/);
     const typo = await runCli(['capabilities', 'slep']);
     expect(typo.code).not.toBe(0);
     expect(typo.err).toMatch(/unknown_capability: .*did you mean "sleep"/);
