@@ -25,7 +25,7 @@ function print(value: unknown): void {
 }
 
 /** Opens the client for one command; a "cannot reach" error then says where the URL came from. */
-async function withClient(
+export async function withClient(
   opts: ClientOptions,
   body: (client: FleetClient, manager: ResolvedManager) => Promise<void>,
 ): Promise<void> {
@@ -38,7 +38,7 @@ async function withClient(
 }
 
 /** --url, --token and -c on every client command. */
-function clientCommand(program: Command, name: string, description: string): Command {
+export function clientCommand(program: Command, name: string, description: string): Command {
   return program
     .command(name)
     .description(description)

@@ -13,6 +13,7 @@ import { runWorker } from '../workers/common/run-worker.js';
 import { kindNames, resolveKindName, WORKER_KINDS } from '../workers/kinds.js';
 import { EXIT, UsageError, errorLines, exitCodeFor, hintFor, toCliError, usageLine } from './cli-errors.js';
 import { int, registerClientCommands } from './client-commands.js';
+import { registerCatalogCommands } from './catalog-commands.js';
 import { completionScript } from './completion.js';
 import { serveManager } from './serve-manager.js';
 import { up } from './up.js';
@@ -215,6 +216,7 @@ program
   );
 
 registerClientCommands(program);
+registerCatalogCommands(program);
 
 program
   .command('completion')

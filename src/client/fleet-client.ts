@@ -58,6 +58,18 @@ export interface ClientWorker {
   metrics: Record<string, unknown>;
 }
 
+export interface ClientCapability {
+  capability: string;
+  description: string;
+  payloadSchema?: Record<string, unknown>;
+  resultSchema?: Record<string, unknown>;
+  idempotent: boolean;
+  readOnly: boolean;
+  artifactTypes: string[];
+  workerTypes: string[];
+  workers: number;
+}
+
 export interface SubmitOptions {
   id?: string;
   priority?: number;
@@ -297,6 +309,11 @@ export class FleetClient {
 
   async workers(): Promise<ClientWorker[]> {
     return (await this.request<{ workers: ClientWorker[] }>('GET', '/api/workers')).workers;
+  }
+
+  /** The capability catalog: what the fleet offers now, with each capability's schemas and flags. */
+  async capabilities(): Promise<{ capabilities: ClientCapability[]; offline: string[] }> {
+    return this.request('GET', '/api/capabilities');
   }
 
   async status(): Promise<{

@@ -14,8 +14,9 @@ import { FleetError } from '../protocol/errors.js';
 import { checkJsonLimits, type JsonLimits } from '../protocol/json-limits.js';
 import { MemoryArtifactStore, type ArtifactStore } from './artifacts/artifact-store.js';
 import { createStrategy } from './balancing/index.js';
+import { CapabilityCatalog, type CatalogChange } from './catalog/capability-catalog.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { RealWebSocketWorkerInterface } from './connect/worker-interface.js';
+import { RealWebSocketWorkerInterface, type WorkerConnection } from './connect/worker-interface.js';
 import {
   WorkerDiscovery,
   type ConnectingInterface,
@@ -68,6 +69,7 @@ export type ManagerEvent =
   | { type: 'task'; event: TaskEvent }
   | { type: 'worker'; kind: RegistryEvent['kind']; worker: WorkerStatusView }
   | { type: 'progress'; progress: ProgressEvent }
+  | ({ type: 'catalog'; at: number } & CatalogChange)
   | OperatorEvent;
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
@@ -111,6 +113,8 @@ export class WorkerManager {
   private shuttingDown: Promise<ShutdownReport> | undefined;
   /** The last scaling decisions and alerts, for `GET /api/scaling` and `GET /api/alerts`. */
   readonly operatorEvents = new OperatorEventLog();
+  /** What the connected workers describe; checks payloads at submit (issue 18). */
+  readonly catalog = new CapabilityCatalog();
 
   constructor(
     readonly config: FleetConfig,
@@ -204,6 +208,8 @@ export class WorkerManager {
       dispatcher: this.dispatcher,
       workerInterface: this.workerInterface,
       publishEvent: (event) => this.publishEvent(event),
+      admitCapabilities: (endpoint, connection) => this.admitToCatalog(endpoint, connection),
+      registered: () => this.announceCatalogChange(),
     });
     this.events.setMaxListeners(0);
     this.unsubscribers.push(
@@ -216,6 +222,7 @@ export class WorkerManager {
       this.registry.subscribe((e) => {
         // Capabilities change only when a worker (re)registers or leaves; any registry event may be one.
         this.capabilityIndex = undefined;
+        this.trackCatalog(e);
         // Heartbeats and every finished task update the registry: build the view only for a listener.
         if (this.events.listenerCount('event') === 0) return;
         this.events.emit('event', {
@@ -412,10 +419,9 @@ export class WorkerManager {
     checkJsonLimits(parsed.data.payload, this.payloadLimits, 'payload');
     const capability = parsed.data.capability;
     if (!this.knownCapabilities().has(capability)) {
-      throw new FleetError('unknown_capability', `no worker type offers "${capability}"`, {
-        details: { known: [...this.knownCapabilities()].sort() },
-      });
+      throw CapabilityCatalog.unknownCapability(capability, this.knownCapabilities());
     }
+    this.catalog.validate(capability, parsed.data.payload);
     return parsed.data;
   }
 
@@ -666,6 +672,20 @@ export class WorkerManager {
     return this.capabilityIndex;
   }
 
+  /** Keeps the catalog's idea of which workers are live in step with the registry; announces changes. */
+  private trackCatalog(e: RegistryEvent): void {
+    const id = e.worker.workerId;
+    if (e.kind === 'unregistered') this.catalog.forget(id);
+    else if (e.kind === 'updated' && !this.catalog.setLive(id, e.worker.baseStatus !== 'offline')) return;
+    this.announceCatalogChange();
+  }
+
+  private announceCatalogChange(): void {
+    const change = this.catalog.takeChange();
+    if (change)
+      this.events.emit('event', { type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
+  }
+
   private isIdempotent(capability: string): boolean {
     for (const key of SECTION_KEYS) {
       if (this.config[key].idempotent.includes(capability)) return true;
@@ -684,6 +704,33 @@ export class WorkerManager {
   /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */
   discover(): Promise<void> {
     return this.discovery.discover();
+  }
+
+  /**
+   * Takes the hello's self-descriptions into the catalog. A capability whose schema is refused is not routed
+   * to this worker (its tasks would skip the check); the worker hears why, and the operator gets an alert.
+   */
+  private async admitToCatalog(endpoint: string, connection: WorkerConnection): Promise<string[]> {
+    const hello = connection.hello;
+    const refused = this.catalog.admit(hello.workerId, hello.workerType, hello.capabilities, hello.describes);
+    for (const { capability, error } of refused) {
+      this.logger.error({ workerId: hello.workerId, capability, endpoint }, error.message);
+      await connection
+        .send({ type: 'error', error: error.toJSON(), inReplyTo: 'hello' })
+        .catch(() => undefined);
+      this.publishEvent({
+        type: 'alert',
+        at: this.clock.now(),
+        level: 'error',
+        kind: 'capability_refused',
+        key: `capability_refused:${hello.workerId}:${capability}`,
+        message: error.message,
+        workerId: hello.workerId,
+        endpoint,
+      });
+    }
+    const refusedNames = new Set(refused.map((r) => r.capability));
+    return hello.capabilities.filter((c) => !refusedNames.has(c));
   }
 }
 

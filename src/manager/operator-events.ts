@@ -15,7 +15,12 @@ export const ALERT_LEVELS = ['error', 'warning'] as const;
 export type AlertLevel = (typeof ALERT_LEVELS)[number];
 
 /** Alerts raised from outside the dashboard's own computation. */
-export const PUBLISHED_ALERT_KINDS = ['worker_parked', 'duplicate_worker', 'store_corrupt'] as const;
+export const PUBLISHED_ALERT_KINDS = [
+  'worker_parked',
+  'duplicate_worker',
+  'store_corrupt',
+  'capability_refused',
+] as const;
 export type PublishedAlertKind = (typeof PUBLISHED_ALERT_KINDS)[number];
 
 export interface AlertEvent {

@@ -21,6 +21,12 @@ export const ERROR_CODES = {
   // Tasks, on the manager
   invalid_task: { retryable: false, http: 400, summary: 'A submitted task did not match the task schema.' },
   unknown_capability: { retryable: false, http: 400, summary: 'No worker type offers the capability.' },
+  capability_refused: {
+    retryable: false,
+    http: 400,
+    summary:
+      'A worker described a capability with a schema the manager cannot accept (too large, unsafe or not compiling); the worker is not routed that capability.',
+  },
   queue_full: { retryable: true, http: 429, summary: 'The queue is at its bound; submit again later.' },
   too_many_requests: {
     retryable: true,

@@ -42,6 +42,28 @@ const lease = {
   leaseToken: id,
 };
 
+/**
+ * What a worker says about one capability (issue 18): enough for the manager to validate payloads before
+ * queuing and for an agent (through the MCP gateway) to choose and call it. The schemas are generated from the
+ * handler's zod schemas (`z.toJSONSchema`); the manager bounds and compiles them and refuses what it cannot.
+ */
+export const CapabilityDescriptorSchema = z.object({
+  capability: z.string().min(1).max(100),
+  /** Written for an LLM choosing a tool. */
+  description: z.string().max(4000),
+  /** JSON Schema (draft 2020-12) of the payload. */
+  payloadSchema: z.record(z.string(), z.unknown()),
+  /** JSON Schema of the task's `output`. */
+  resultSchema: z.record(z.string(), z.unknown()).optional(),
+  /** Running a task twice has the effect of running it once (safe to retry or repeat). */
+  idempotent: z.boolean().optional(),
+  /** The task reads the world and changes nothing outside its own sandbox. */
+  readOnly: z.boolean().optional(),
+  /** Content types of artifacts the task can return (`image/png`, `application/pdf`; `*` for any file). */
+  artifactTypes: z.array(z.string().min(1).max(200)).max(50).optional(),
+});
+export type CapabilityDescriptor = z.infer<typeof CapabilityDescriptorSchema>;
+
 // worker → manager
 
 export const HelloSchema = z.object({
@@ -67,6 +89,8 @@ export const HelloSchema = z.object({
    * the answers as stale.
    */
   finished: z.array(z.object(lease)).max(10_000).optional(),
+  /** Self-descriptions of the capabilities (optional: peers from before issue 18 send none). */
+  describes: z.array(CapabilityDescriptorSchema).max(100).optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

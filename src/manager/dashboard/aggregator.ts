@@ -323,7 +323,7 @@ export class DashboardAggregator {
       else if (event.type === 'alert') {
         if (event.resolved) this.published.delete(event.key);
         else this.published.set(event.key, event);
-      } else if (event.decision.action !== 'hold') {
+      } else if (event.type === 'scaling' && event.decision.action !== 'hold') {
         this.scaling.unshift(event.decision);
         if (this.scaling.length > SCALING_ROWS) this.scaling.pop();
       }

@@ -45,6 +45,13 @@ export interface DiscoveryDeps {
   dispatcher: Dispatcher;
   workerInterface: ConnectingInterface;
   publishEvent: (event: OperatorEvent) => void;
+  /**
+   * Takes a handshaken worker's self-descriptions into the capability catalog (before it is registered) and
+   * answers the capabilities it may be routed; a refused description keeps its capability off this worker.
+   */
+  admitCapabilities?: (endpoint: string, connection: WorkerConnection) => Promise<string[]>;
+  /** After a worker registered: the catalog may have changed (a worker back under the same id is an update). */
+  registered?: () => void;
 }
 
 /** How long an announced endpoint may stay unreachable before it is forgotten. */
@@ -326,12 +333,15 @@ export class WorkerDiscovery {
       }
       this.aliases.delete(endpoint);
       const port = Number(new URL(endpoint).port) || 80;
+      const capabilities = this.deps.admitCapabilities
+        ? await this.deps.admitCapabilities(endpoint, connection)
+        : hello.capabilities;
       const worker = await this.registry.registerWorker({
         workerId: hello.workerId,
         workerType: hello.workerType,
         endpoint,
         port,
-        capabilities: hello.capabilities,
+        capabilities,
         maxConcurrency: hello.maxConcurrency,
         version: hello.version,
         info: hello.info && this.dispatcher.withinOutputLimits(hello.workerId, hello.info) ? hello.info : {},
@@ -344,6 +354,7 @@ export class WorkerDiscovery {
         await this.directory.remove(previousId).catch(() => undefined);
       }
       this.endpointWorker.set(endpoint, hello.workerId);
+      this.deps.registered?.();
       this.backoff.delete(endpoint);
       this.dispatcher.attach(worker, connection);
       this.logger.info(

@@ -89,12 +89,9 @@ export const PublicTask = z.object({
   idempotencyKey: z.string().optional(),
   sessionId: z.string().optional(),
   session: z.enum(SESSION_MODES).optional(),
-  sessionWorker: z
-    .string()
-    .optional()
-    .meta({
-      description: "The worker holding the task's session, while the task waits for it or runs there.",
-    }),
+  sessionWorker: z.string().optional().meta({
+    description: "The worker holding the task's session, while the task waits for it or runs there.",
+  }),
   state: z.enum(TASK_STATES),
   attempt: z.number().int(),
   createdAt: z.number(),
@@ -179,9 +176,48 @@ const Loose = z.record(z.string(), z.unknown());
 const ScalingResponse = z.object({ decisions: z.array(Loose), latest: z.array(Loose) });
 const AlertsResponse = z.object({ active: z.array(Loose), recent: z.array(Loose) });
 
+const CatalogEntry = z.object({
+  capability: z.string(),
+  description: z.string().meta({ description: 'Written for an LLM choosing a tool.' }),
+  payloadSchema: z.record(z.string(), z.unknown()).optional().meta({ description: 'JSON Schema (2020-12).' }),
+  resultSchema: z.record(z.string(), z.unknown()).optional(),
+  idempotent: z.boolean(),
+  readOnly: z.boolean(),
+  artifactTypes: z.array(z.string()),
+  workerTypes: z.array(z.string()),
+  workers: z.number().int().meta({ description: 'Connected workers offering it now.' }),
+});
+
+const CapabilitiesResponse = z.object({
+  capabilities: z.array(CatalogEntry),
+  offline: z
+    .array(z.string())
+    .meta({ description: 'Configured or seen before, with no connected worker now (submissions queue).' }),
+});
+
+/** MCP's Streamable HTTP transport: JSON-RPC messages whose contract is the MCP specification (docs/mcp.md). */
+const McpMessage = z
+  .unknown()
+  .meta({ description: 'A JSON-RPC 2.0 message (or batch) of the MCP protocol.' });
+const mcpRoute = (method: HttpMethod, summary: string): ApiRoute => ({
+  method,
+  url: '/mcp',
+  operationId: `mcp${method[0]}${method.slice(1).toLowerCase()}`,
+  summary,
+  tags: ['mcp'],
+  access: 'write',
+  ...(method === 'POST' ? { body: McpMessage } : {}),
+  responses: {
+    200: {
+      description: 'JSON, or a text/event-stream of JSON-RPC messages (MCP Streamable HTTP).',
+      mediaType: 'application/json',
+    },
+  },
+});
+
 // --- the route table ---
 
-export type HttpMethod = 'GET' | 'POST';
+export type HttpMethod = 'GET' | 'POST' | 'DELETE';
 
 /** A response: a zod schema for JSON, or a media type and a description for anything else. */
 export type RouteResponse =
@@ -394,6 +430,18 @@ export const API_ROUTES: readonly ApiRoute[] = [
     access: 'read',
     responses: { 200: json('Alerts.', AlertsResponse) },
   },
+  {
+    method: 'GET',
+    url: '/api/capabilities',
+    operationId: 'capabilities',
+    summary: 'The capability catalog: what the fleet offers now, with payload and result JSON Schemas.',
+    tags: ['capabilities'],
+    access: 'read',
+    responses: { 200: json('The catalog.', CapabilitiesResponse) },
+  },
+  mcpRoute('POST', 'MCP gateway: a JSON-RPC request or notification from an MCP client (docs/mcp.md).'),
+  mcpRoute('GET', "MCP gateway: the session's server-to-client stream (server-sent events)."),
+  mcpRoute('DELETE', 'MCP gateway: ends the MCP session (and its python session).'),
   {
     method: 'GET',
     url: '/api/openapi.json',

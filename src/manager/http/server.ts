@@ -18,6 +18,8 @@ import { attachClientChannel } from './client-channel.js';
 import { attachEventStream } from './event-stream.js';
 import { registerOpenApiRoute, type OpenApiOptions } from './openapi.js';
 import { publicTask, summarize } from './views.js';
+import { registerCatalogRoutes } from '../catalog/routes.js';
+import { McpGateway } from '../mcp/gateway.js';
 
 // The shared pieces live in their own modules (the dashboard imports them, not this server).
 export { authorize } from './auth.js';
@@ -85,7 +87,20 @@ export async function createApiServer(
     });
   });
 
-  registerOpenApiRoute(app, guard('read'), options.openapi);
+  registerOpenApiRoute(app, guard('read'), {
+    // By default the document describes the payloads the fleet's workers describe now (the catalog).
+    capabilities: () =>
+      manager.catalog
+        .entries()
+        .filter((e) => e.payloadSchema !== undefined)
+        .map((e) => ({
+          name: e.capability,
+          description: e.description,
+          payloadSchema: e.payloadSchema!,
+          ...(e.resultSchema ? { resultSchema: e.resultSchema } : {}),
+        })),
+    ...options.openapi,
+  });
 
   app.get('/health', async () => ({ status: 'ok', managerId: manager.id, ...(await manager.health()) }));
 
@@ -229,6 +244,9 @@ export async function createApiServer(
     active: manager.operatorEvents.activeAlerts(),
     recent: manager.operatorEvents.recentAlerts(),
   }));
+
+  registerCatalogRoutes(app, manager, guard('read'));
+  new McpGateway(manager, { authorize: (req) => authorize(options, req.raw, 'write') }).register(app);
 
   for (const plugin of options.plugins ?? []) await plugin(app);
 

@@ -51,6 +51,14 @@ export interface TaskHandler<P = unknown> {
   description: string;
   /** Validates the task payload; a failure answers `invalid_payload` naming the field. */
   payloadSchema: z.ZodType<P>;
+  /** The shape of `output`, advertised to the manager's catalog (and MCP clients) as JSON Schema. */
+  resultSchema?: z.ZodType;
+  /** Running it twice has the effect of running it once. */
+  idempotent?: boolean;
+  /** Changes nothing outside the task's own sandbox. */
+  readOnly?: boolean;
+  /** Content types of the artifacts it can return (`*` for any file). */
+  artifactTypes?: string[];
   run(payload: P, ctx: TaskContext): Promise<TaskOutput>;
 }
 

@@ -17,6 +17,7 @@ import { FleetError, toFleetError, type ErrorCode } from '../../protocol/errors.
 import { zodToFleetError } from '../../protocol/zod-error.js';
 import {
   PROTOCOL_VERSION,
+  type CapabilityDescriptor,
   type ErrorBody,
   type ManagerToWorker,
   type TaskAssign,
@@ -26,6 +27,7 @@ import {
   type WorkerToManager,
 } from '../../protocol/messages.js';
 import { CLOSE_CODES, type Transport } from '../../protocol/transport.js';
+import { describeHandlers } from './describe.js';
 import type { WorkerMetrics, TaskOutcome } from './metrics.js';
 import { ProgressCoalescer, type ProgressCoalescerOptions } from './progress-coalescer.js';
 import type { Artifact, TaskContext, TaskHandler, TaskOutput, WorkerKind } from './worker-kind.js';
@@ -86,6 +88,8 @@ interface HeldAnswer {
 
 export class WorkerRuntime {
   readonly capabilities: string[];
+  /** The capabilities' self-descriptions, sent in every hello; built once. */
+  readonly descriptors: CapabilityDescriptor[];
   private readonly handlers = new Map<string, TaskHandler>();
   private readonly connections = new Set<Connection>();
   /** Tasks not yet answered, by task id. */
@@ -108,6 +112,9 @@ export class WorkerRuntime {
         this.handlers.set(handler.capability, handler);
     }
     this.capabilities = [...this.handlers.keys()];
+    this.descriptors = describeHandlers(this.handlers.values(), (capability, err) =>
+      options.logger.warn({ capability, err }, 'cannot describe a capability as JSON Schema; sending none'),
+    );
     const unknown = [...allowed].filter((c) => !options.kind.handlers.some((h) => h.capability === c));
     if (unknown.length > 0) {
       options.logger.warn(
@@ -180,6 +187,7 @@ export class WorkerRuntime {
       version: this.options.kind.version,
       info: this.kindInfo(),
       ...(prove ? { proof: prove(this.options.workerId) } : {}),
+      describes: this.descriptors,
       inFlight: [...this.active.values()].map(({ assign }) => leaseOf(assign)),
       ...(this.held.size > 0
         ? { finished: [...this.held.values()].map(({ assign }) => leaseOf(assign)) }

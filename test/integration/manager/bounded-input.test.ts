@@ -136,7 +136,8 @@ describe('bounded submissions (issue 14 point 2)', () => {
         if (r.status === 201) accepted.push((r.json.task as { id: string }).id);
         else {
           expect(r.status).toBe(400);
-          expect((r.json.error as { code: string }).code).toBe('invalid_task');
+          // invalid_payload: echo takes an object, and the manager checks that at submit (issue 18).
+          expect(['invalid_task', 'invalid_payload']).toContain((r.json.error as { code: string }).code);
           refused += 1;
         }
       }),

@@ -72,6 +72,9 @@ export function createPdfHandler(deps: BrowserKindDeps): TaskHandler<PdfPayload>
     description:
       'Print a URL or raw HTML to PDF in headless Chromium (format, orientation, margins, background, header/footer templates).',
     payloadSchema: PdfPayloadSchema,
+    idempotent: true,
+    readOnly: true,
+    artifactTypes: ['application/pdf'],
     async run(payload, ctx) {
       const o = payload.options ?? {};
       return withPage(deps, ctx, contextOptionsOf(o), async (session) => {

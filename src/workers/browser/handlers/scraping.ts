@@ -63,6 +63,7 @@ export function createScrapingHandler(deps: BrowserKindDeps): TaskHandler<Scrapi
     description:
       'Load a page and extract text, HTML, attributes and links by CSS selector or a declarative schema; returns JSON with title, metadata, final URL and HTTP status.',
     payloadSchema: ScrapingPayloadSchema,
+    readOnly: true,
     async run(payload, ctx) {
       const o = payload.options ?? {};
       if (o.schema && schemaDepth(o.schema) > 8)

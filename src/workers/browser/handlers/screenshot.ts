@@ -191,12 +191,30 @@ async function pixelCap(
   );
 }
 
+/** What a screenshot returns besides the image artifact, for the catalog. */
+export const ScreenshotResultSchema = z.looseObject({
+  url: z.string().nullable(),
+  finalUrl: z.string(),
+  status: z.number().nullable(),
+  title: z.string(),
+  format: z.enum(['png', 'jpeg']),
+  contentType: z.string(),
+  bytes: z.number(),
+  sha256: z.string(),
+  width: z.number().optional(),
+  height: z.number().optional(),
+});
+
 export function createScreenshotHandler(deps: BrowserKindDeps): TaskHandler<ScreenshotPayload> {
   return {
     capability: 'screenshot',
     description:
       'Render a URL or raw HTML in headless Chromium and return a PNG or JPEG (viewport, full page, clip or one element).',
     payloadSchema: ScreenshotPayloadSchema,
+    resultSchema: ScreenshotResultSchema,
+    idempotent: true,
+    readOnly: true,
+    artifactTypes: ['image/png', 'image/jpeg'],
     async run(payload, ctx) {
       const o = payload.options ?? {};
       return withPage(deps, ctx, contextOptionsOf(o), async (session) => {

@@ -19,6 +19,10 @@ export const echoHandler: TaskHandler<EchoPayload> = {
   description:
     'Returns its payload unchanged; an optional {name, contentType, base64} artifact comes back as a binary artifact.',
   payloadSchema: EchoPayloadSchema,
+  resultSchema: z.looseObject({}),
+  idempotent: true,
+  readOnly: true,
+  artifactTypes: ['*'],
   async run(payload) {
     const { artifact, ...rest } = payload;
     if (!artifact) return { output: payload };

@@ -19,6 +19,9 @@ export const sleepHandler: TaskHandler<SleepPayload> = {
   description:
     'Waits `ms` milliseconds, honouring cancellation, optionally reporting percent every `progressEvery` ms.',
   payloadSchema: SleepPayloadSchema,
+  resultSchema: z.object({ sleptMs: z.number() }),
+  idempotent: true,
+  readOnly: true,
   async run({ ms, progressEvery }, ctx) {
     const started = Date.now();
     const step = progressEvery ?? ms;

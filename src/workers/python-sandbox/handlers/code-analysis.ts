@@ -24,6 +24,8 @@ export function createCodeAnalysisHandler(services: SandboxServices): TaskHandle
     description:
       'Analyses Python code without running it: syntax errors, imports, definitions with signatures and docstrings, complexity, undefined names, unused imports and risky calls.',
     payloadSchema: CodeAnalysisPayloadSchema,
+    idempotent: true,
+    readOnly: true,
     async run(payload, ctx) {
       const timeoutMs = Math.max(1000, Math.min(30_000, ctx.deadline - Date.now() - 100));
       const result = await services.runtime.analyze(payload.code, timeoutMs);

@@ -44,12 +44,29 @@ export const PythonExecutionPayloadSchema = z
 
 export type PythonExecutionPayload = z.infer<typeof PythonExecutionPayloadSchema>;
 
+/** What a run returns, for the catalog (loose: the runner may add fields, and closeSession returns `closed`). */
+export const PythonExecutionResultSchema = z.looseObject({
+  ok: z.boolean().optional().describe('false when the code raised (see error)'),
+  stdout: z.string().optional(),
+  stderr: z.string().optional(),
+  value: z.unknown().optional().describe('the value of the last expression, as JSON'),
+  valueType: z.string().optional(),
+  error: z
+    .looseObject({ type: z.string(), message: z.string(), traceback: z.string().optional() })
+    .optional(),
+  figures: z.array(z.string()).optional().describe('names of the PNG artifacts, one per open figure'),
+  closed: z.boolean().optional(),
+});
+
 export function createPythonExecutionHandler(services: SandboxServices): TaskHandler<PythonExecutionPayload> {
   return {
     capability: 'python-execution',
     description:
       'Runs Python 3 code in an isolated sandbox (one-shot, or stateful with a sessionId); streams stdout/stderr and returns the last expression value, output, figures as PNG and written files.',
     payloadSchema: PythonExecutionPayloadSchema,
+    resultSchema: PythonExecutionResultSchema,
+    // Figures come back as PNG; `collect` returns workspace files of any type.
+    artifactTypes: ['image/png', '*'],
     async run(payload, ctx) {
       services.runtime.requireChain();
       if (payload.code === undefined) {

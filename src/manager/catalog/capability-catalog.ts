@@ -1,0 +1,368 @@
+/**
+ * The capability catalog (issue 18): what the fleet offers now, as the workers describe it in their `hello`,
+ * and the payload check every submission passes before it is queued.
+ *
+ * The manager has JSON Schema only (the zod schemas live in the workers), so payloads are checked with ajv
+ * (draft 2020-12, what `z.toJSONSchema` writes). A worker's schemas cross a trust boundary: each is bounded in
+ * size and shape before ajv sees it, must not reach outside itself (`$ref` to anything but its own
+ * definitions fails to compile: ajv loads nothing), and must compile; a schema that fails any of these is
+ * refused with `capability_refused` and the worker is not routed that capability. Identical schemas (every
+ * replica of a worker type) compile once.
+ *
+ * Entries are per capability. The first live worker's description wins; the last description seen is kept
+ * after its workers leave, so tasks queued for a restarting worker type are still checked.
+ */
+import { createHash } from 'node:crypto';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { FleetError } from '../../protocol/errors.js';
+import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
+import type { CapabilityDescriptor } from '../../protocol/messages.js';
+import { closest } from '../../config/strict-keys.js';
+
+/** Bounds on one schema from a worker; generous for generated schemas (the largest of ours is ~12 KiB). */
+export const SCHEMA_LIMITS: JsonLimits = {
+  maxBytes: 64 * 1024,
+  maxDepth: 64,
+  maxKeys: 20_000,
+  maxStringLength: 8192,
+};
+/** All the schemas of one hello together: compiling is synchronous, so this bounds the event loop's stall. */
+export const HELLO_SCHEMA_BUDGET_BYTES = 1024 * 1024;
+/** How many distinct schemas the manager keeps compiled; a worker cycling schemas cannot grow it further. */
+const MAX_COMPILED = 500;
+/**
+ * A group ending in a quantified item (optional items may follow) that is itself quantified (`(a+)+`,
+ * `(\w+\s?)*`) can backtrack exponentially: one payload string would then stall the manager's event loop.
+ * A heuristic, not a proof: overlapping alternations (`(a|aa)+`) pass it. Generated schemas need neither.
+ */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:(?:\\.|[^()\\])\?)*\)\??[+*{]/;
+
+export interface CatalogEntry {
+  capability: string;
+  description: string;
+  payloadSchema?: Record<string, unknown>;
+  resultSchema?: Record<string, unknown>;
+  idempotent: boolean;
+  readOnly: boolean;
+  artifactTypes: string[];
+  workerTypes: string[];
+  /** Connected workers offering it now. */
+  workers: number;
+}
+
+export interface CatalogChange {
+  capabilities: string[];
+  added: string[];
+  removed: string[];
+  /** Capabilities whose description changed (a new worker version). */
+  changed: string[];
+}
+
+interface Admitted {
+  descriptor: CapabilityDescriptor;
+  validate: ValidateFunction;
+  key: string;
+}
+
+interface WorkerEntry {
+  workerType: string;
+  capabilities: string[];
+  described: Map<string, Admitted>;
+  live: boolean;
+}
+
+export interface Refusal {
+  capability: string;
+  error: FleetError;
+}
+
+export class CapabilityCatalog {
+  private readonly ajv = new Ajv2020({
+    strict: false,
+    allErrors: false,
+    // Looser than zod, never stricter: a format zod checks by a pattern is checked there anyway.
+    validateFormats: false,
+    // Each schema is compiled alone: two workers' identical `$id`s must not collide in a shared registry.
+    addUsedSchema: false,
+    logger: false,
+  });
+  private readonly compiled = new Map<string, ValidateFunction>();
+  private readonly workers = new Map<string, WorkerEntry>();
+  /** The last accepted description per capability, kept after its workers leave. */
+  private readonly remembered = new Map<string, Admitted>();
+  private lastFingerprint = '';
+  private lastSet = new Map<string, string>();
+
+  /**
+   * Takes in a worker's hello. Returns the capabilities refused (their schema could not be accepted): the
+   * caller keeps them off the worker's routable capabilities and raises an alert.
+   */
+  admit(
+    workerId: string,
+    workerType: string,
+    capabilities: readonly string[],
+    describes: readonly CapabilityDescriptor[] | undefined,
+  ): Refusal[] {
+    const refused: Refusal[] = [];
+    const described = new Map<string, Admitted>();
+    const offered = new Set(capabilities);
+    let budget = HELLO_SCHEMA_BUDGET_BYTES;
+    for (const d of describes ?? []) {
+      if (!offered.has(d.capability) || described.has(d.capability)) continue;
+      try {
+        // The shape first (an iterative walk): serializing a value nested 10 000 deep would overflow the stack.
+        checkSchemaShape(d);
+        budget -= Buffer.byteLength(JSON.stringify(d.payloadSchema) + JSON.stringify(d.resultSchema ?? null));
+        if (budget < 0) {
+          throw new FleetError(
+            'capability_refused',
+            `capability "${d.capability}": the hello's schemas together are over the ${HELLO_SCHEMA_BUDGET_BYTES}-byte budget`,
+            { details: { capability: d.capability, limit: HELLO_SCHEMA_BUDGET_BYTES } },
+          );
+        }
+        described.set(d.capability, this.compileDescriptor(d));
+      } catch (err) {
+        const e =
+          err instanceof FleetError
+            ? err
+            : new FleetError('capability_refused', `capability "${d.capability}": ${(err as Error).message}`);
+        refused.push({ capability: d.capability, error: e });
+      }
+    }
+    const refusedNames = new Set(refused.map((r) => r.capability));
+    this.workers.set(workerId, {
+      workerType,
+      capabilities: capabilities.filter((c) => !refusedNames.has(c)),
+      described,
+      live: true,
+    });
+    for (const [capability, admitted] of described) this.remembered.set(capability, admitted);
+    return refused;
+  }
+
+  /** Records whether a worker is connected; true when that changed. */
+  setLive(workerId: string, live: boolean): boolean {
+    const w = this.workers.get(workerId);
+    if (!w || w.live === live) return false;
+    w.live = live;
+    return true;
+  }
+
+  forget(workerId: string): void {
+    this.workers.delete(workerId);
+  }
+
+  has(workerId: string): boolean {
+    return this.workers.has(workerId);
+  }
+
+  /** What the fleet offers now: capabilities with at least one connected worker, sorted by name. */
+  entries(): CatalogEntry[] {
+    const byCapability = new Map<string, { types: Set<string>; workers: number; admitted?: Admitted }>();
+    for (const w of this.workers.values()) {
+      if (!w.live) continue;
+      for (const c of w.capabilities) {
+        const e = byCapability.get(c) ?? { types: new Set<string>(), workers: 0 };
+        e.types.add(w.workerType);
+        e.workers += 1;
+        e.admitted ??= w.described.get(c);
+        byCapability.set(c, e);
+      }
+    }
+    return [...byCapability.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([capability, e]) => {
+        const d = e.admitted?.descriptor;
+        return {
+          capability,
+          description: d?.description ?? '',
+          ...(d ? { payloadSchema: d.payloadSchema } : {}),
+          ...(d?.resultSchema ? { resultSchema: d.resultSchema } : {}),
+          idempotent: d?.idempotent ?? false,
+          readOnly: d?.readOnly ?? false,
+          artifactTypes: d?.artifactTypes ?? [],
+          workerTypes: [...e.types].sort(),
+          workers: e.workers,
+        };
+      });
+  }
+
+  entry(capability: string): CatalogEntry | undefined {
+    return this.entries().find((e) => e.capability === capability);
+  }
+
+  /**
+   * Throws `invalid_payload` naming the JSON path and the rule when the payload breaks the capability's
+   * schema. A capability nobody described (peers from before issue 18) is not checked here.
+   */
+  validate(capability: string, payload: unknown): void {
+    const admitted = this.liveDescription(capability) ?? this.remembered.get(capability);
+    if (!admitted) return;
+    if (admitted.validate(payload)) return;
+    throw payloadError(capability, admitted.validate.errors ?? []);
+  }
+
+  /** The typed refusal of a capability nobody offers, with the known ones and the closest as a hint. */
+  static unknownCapability(capability: string, known: Iterable<string>): FleetError {
+    const sorted = [...known].sort();
+    const suggestion = closest(capability, sorted);
+    return new FleetError(
+      'unknown_capability',
+      `no worker type offers "${capability}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; known: ${sorted.join(', ') || 'none'}`,
+      { details: { known: sorted, ...(suggestion ? { suggestion } : {}) } },
+    );
+  }
+
+  /** The change since the last call, or undefined when the catalog is as it was. */
+  takeChange(): CatalogChange | undefined {
+    const now = new Map(this.entries().map((e) => [e.capability, this.fingerprintOf(e)] as const));
+    const fingerprint = [...now.entries()].map(([c, f]) => `${c}=${f}`).join(';');
+    if (fingerprint === this.lastFingerprint) return undefined;
+    const before = this.lastSet;
+    this.lastFingerprint = fingerprint;
+    this.lastSet = now;
+    return {
+      capabilities: [...now.keys()],
+      added: [...now.keys()].filter((c) => !before.has(c)),
+      removed: [...before.keys()].filter((c) => !now.has(c)),
+      changed: [...now.keys()].filter((c) => before.has(c) && before.get(c) !== now.get(c)),
+    };
+  }
+
+  private fingerprintOf(e: CatalogEntry): string {
+    const admitted = this.liveDescription(e.capability);
+    return admitted ? admitted.key : 'undescribed';
+  }
+
+  private liveDescription(capability: string): Admitted | undefined {
+    for (const w of this.workers.values()) {
+      if (!w.live) continue;
+      const a = w.described.get(capability);
+      if (a) return a;
+    }
+    return undefined;
+  }
+
+  private compileDescriptor(d: CapabilityDescriptor): Admitted {
+    const refuse = (message: string, details?: Record<string, unknown>): never => {
+      throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
+        details: { capability: d.capability, ...details },
+      });
+    };
+    checkSchemaShape(d);
+    const text = JSON.stringify(d.payloadSchema);
+    const key = createHash('sha256').update(text).digest('hex');
+    let validate = this.compiled.get(key);
+    if (!validate) {
+      try {
+        // ajv checks the schema against the 2020-12 meta-schema before compiling it (validateSchema).
+        validate = this.ajv.compile(d.payloadSchema);
+      } catch (err) {
+        refuse(`payloadSchema does not compile: ${(err as Error).message.slice(0, 500)}`);
+      }
+      if (this.compiled.size >= MAX_COMPILED) {
+        const oldest = this.compiled.keys().next().value;
+        if (oldest !== undefined) this.compiled.delete(oldest);
+      }
+      this.compiled.set(key, validate!);
+    }
+    if (d.resultSchema !== undefined) {
+      try {
+        // Only checked for being a schema: results are the worker's word, checked by MCP clients.
+        if (!this.ajv.validateSchema(d.resultSchema)) throw new Error(this.ajv.errorsText(this.ajv.errors));
+      } catch (err) {
+        refuse(`resultSchema is not a JSON Schema: ${(err as Error).message.slice(0, 500)}`);
+      }
+    }
+    const descriptionKey = createHash('sha256').update(JSON.stringify(d)).digest('hex');
+    return { descriptor: d, validate: validate!, key: descriptionKey };
+  }
+}
+
+/** Bounded size and shape, and no pattern that backtracks exponentially, in both schemas. */
+function checkSchemaShape(d: CapabilityDescriptor): void {
+  const refuse = (message: string, details?: Record<string, unknown>): never => {
+    throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
+      details: { capability: d.capability, ...details },
+    });
+  };
+  for (const [what, schema] of [
+    ['payloadSchema', d.payloadSchema],
+    ['resultSchema', d.resultSchema],
+  ] as const) {
+    if (schema === undefined) continue;
+    try {
+      checkJsonLimits(schema, SCHEMA_LIMITS, what, 'capability_refused');
+    } catch (err) {
+      refuse((err as FleetError).message, (err as FleetError).details);
+    }
+    const unsafe = unsafePattern(schema);
+    if (unsafe !== undefined)
+      refuse(`${what} has a pattern that can backtrack exponentially: ${unsafe.slice(0, 200)}`);
+  }
+}
+
+/** The first `pattern` (or patternProperties key) in a schema that nests quantifiers. Iterative: bounded input. */
+function unsafePattern(schema: unknown): string | undefined {
+  const stack: unknown[] = [schema];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      stack.push(...(v as unknown[]));
+      continue;
+    }
+    for (const [k, child] of Object.entries(v)) {
+      if (k === 'pattern' && typeof child === 'string' && NESTED_QUANTIFIER.test(child)) return child;
+      if (k === 'patternProperties' && typeof child === 'object' && child !== null) {
+        for (const p of Object.keys(child)) if (NESTED_QUANTIFIER.test(p)) return p;
+      }
+      stack.push(child);
+    }
+  }
+  return undefined;
+}
+
+/** `/options/0/width` → `options[0].width`; the root is `(root)`. */
+function dotted(pointer: string): string {
+  if (pointer === '') return '(root)';
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i === 0 ? s : `.${s}`))
+    .join('');
+}
+
+function payloadError(capability: string, errors: ErrorObject[]): FleetError {
+  const e = errors[0];
+  if (!e) return new FleetError('invalid_payload', `invalid payload for "${capability}"`);
+  let pointer = e.instancePath;
+  const params = e.params as Record<string, unknown>;
+  // The field at fault, not its parent: a missing or extra property is named by itself.
+  if (e.keyword === 'required' && typeof params.missingProperty === 'string')
+    pointer += `/${params.missingProperty}`;
+  if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string')
+    pointer += `/${params.additionalProperty}`;
+  const path = dotted(pointer);
+  const message =
+    e.keyword === 'additionalProperties'
+      ? 'is not an allowed property'
+      : e.keyword === 'required'
+        ? 'is required'
+        : (e.message ?? 'is invalid');
+  return new FleetError(
+    'invalid_payload',
+    `invalid payload for "${capability}" at ${path}: ${message} (rule: ${e.keyword})`,
+    {
+      details: {
+        capability,
+        path,
+        pointer,
+        rule: e.keyword,
+        schemaPath: e.schemaPath,
+        params,
+      },
+    },
+  );
+}
