@@ -79,7 +79,7 @@ describe('reconciliation under attack (issue 14 point 4)', () => {
     const real = await m.manager.registerWorker({ endpoint: w.endpoint });
     const running = await m.client.submit('sleep', { ms: 1500 });
     await waitFor(async () => (await m!.manager.getTask(running.id))?.state === 'running', 5_000, 'running');
-    const record = (await m.manager.getTask(running.id));
+    const record = await m.manager.getTask(running.id);
     // No python worker here: this one stays queued.
     const queued = await m.client.submit('python-execution', { code: '1' });
     const leaked: Lease = { taskId: running.id, attempt: 1, leaseToken: record.leaseToken! };
@@ -103,7 +103,7 @@ describe('reconciliation under attack (issue 14 point 4)', () => {
     expect(await metric(m.url, 'fleet_reconciled_tasks_total', 'outcome="adopted"')).toBe(0);
     // Its answers for those tasks were dropped as stale.
     expect(await metric(m.url, 'fleet_stale_results_total')).toBeGreaterThanOrEqual(staleBefore + 3);
-    const q = (await m.manager.getTask(queued.id));
+    const q = await m.manager.getTask(queued.id);
     expect(q.state).toBe('queued');
     expect(q.attempts).toHaveLength(0);
 
