@@ -63,6 +63,8 @@ function reportFailure(task: ClientTask, verbose: boolean): void {
 /** An unknown capability gets the nearest one the fleet offers, or the list when none is near. */
 async function suggestCapability(err: unknown, capability: string, c: FleetClient): Promise<unknown> {
   if (!(err instanceof FleetError) || err.code !== 'unknown_capability') return err;
+  // The manager already named the likely fix in its message.
+  if (typeof err.details?.suggestion === 'string') return err;
   const offered = [...new Set((await c.workers().catch(() => [])).flatMap((w) => w.capabilities))].sort();
   if (offered.length === 0) return err;
   const near = closest(capability, offered);

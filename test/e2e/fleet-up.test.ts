@@ -104,7 +104,10 @@ describe('fleet up, submit and status from a shell', () => {
       run(process.execPath, [CLI, 'submit', 'pyhton-execution', '{}'], { env }),
     ).rejects.toMatchObject({
       code: 4,
-      stderr: expect.stringMatching(/\nhint: did you mean "python-execution"\?\n$/),
+      // The manager's message names the likely fix; the CLI adds no second hint.
+      stderr: expect.stringMatching(
+        /^fleet: unknown_capability: no worker type offers "pyhton-execution" \(did you mean "python-execution"\?\)\n$/,
+      ),
     });
     await expect(run(process.execPath, [CLI, 'submit', 'echo', '{oops'], { env })).rejects.toMatchObject({
       stderr: expect.stringMatching(/invalid_task: payload is not JSON/),

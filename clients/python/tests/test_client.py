@@ -264,6 +264,14 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(unknown.exception.code, "unknown_capability")
         self.assertIn("echo", unknown.exception.details["known"])
 
+    def test_a_payload_the_capability_refuses_is_refused_at_submit_with_its_path(self) -> None:
+        # The echo worker describes sleep's payload ({ms: integer}); the manager checks it before queuing.
+        with self.assertRaises(FleetError) as bad:
+            self.client.submit("sleep", {"ms": "slow"})
+        err = bad.exception
+        self.assertEqual((err.code, err.status, err.path), ("invalid_payload", 400, "ms"))
+        self.assertFalse(err.retryable)
+
     def test_unknown_task_is_not_found(self) -> None:
         for call in (self.client.get, self.client.cancel, lambda i: self.client.wait(i, 1)):
             with self.assertRaises(FleetError) as nf:

@@ -208,7 +208,8 @@ export class CapabilityCatalog {
     const suggestion = closest(capability, sorted);
     return new FleetError(
       'unknown_capability',
-      `no worker type offers "${capability}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; known: ${sorted.join(', ') || 'none'}`,
+      // The known ones travel in details (a fleet may offer many); the message carries the likely fix.
+      `no worker type offers "${capability}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`,
       { details: { known: sorted, ...(suggestion ? { suggestion } : {}) } },
     );
   }

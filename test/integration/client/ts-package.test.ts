@@ -90,7 +90,13 @@ try {
 } catch (err) {
   if (err instanceof FleetError) code = err.code;
 }
-console.log(JSON.stringify({ state: task.state, output: task.output, code }));
+let payload: { code: string; path: unknown } | undefined;
+try {
+  await client.submit('sleep', { ms: 'slow' });
+} catch (err) {
+  if (err instanceof FleetError) payload = { code: err.code, path: err.details?.['path'] };
+}
+console.log(JSON.stringify({ state: task.state, output: task.output, code, payload }));
 `;
 
 describe('the TypeScript client as a package (issue 18 point 4)', () => {
@@ -152,6 +158,8 @@ describe('the TypeScript client as a package (issue 18 point 4)', () => {
       state: 'succeeded',
       output: { from: 'a packed install' },
       code: 'invalid_task',
+      // Refused at submit against the schema the echo worker describes for sleep, with the JSON path.
+      payload: { code: 'invalid_payload', path: 'ms' },
     });
   });
 });
