@@ -559,7 +559,10 @@ describe(
           'unknown_capability',
           /no worker type offers "ech"/,
         );
-        expect((await f.run(['submit', 'ech', '{}'])).stderr).toMatch(/\nhint: did you mean "echo"\?\n$/);
+        // The manager's message names the likely fix; the CLI adds no second hint.
+        expect((await f.run(['submit', 'ech', '{}'])).stderr).toMatch(
+          /^fleet: unknown_capability: no worker type offers "ech" \(did you mean "echo"\?\)\n$/,
+        );
         expectOneError(await f.run(['submit', 'echo', '{oops']), 'invalid_task', /payload is not JSON/);
         expectOneError(
           await f.run(['submit', 'echo', '{}', '--priority', 'high']),
