@@ -69,11 +69,6 @@ export interface DispatcherOptions {
    * The manager ends the hold early when a dial of the worker fails (`releaseHeld`). 0: re-queue at once.
    */
   reconnectHoldMs?: number;
-  /**
-   * Called when a lost worker's tasks are put on hold: the manager redials it now, so a dead worker's tasks
-   * re-queue as soon as the dial is refused instead of at the next discovery round.
-   */
-  onHold?: (workerId: string) => void;
 }
 
 /** Claims in the air at once per worker group. */
@@ -212,7 +207,6 @@ export class Dispatcher {
     const wasBeating = this.beating.delete(workerId);
     if (options.hold && wasBeating && (this.o.reconnectHoldMs ?? 0) > 0 && ids.length > 0) {
       this.holdLeases(workerId, ids, reason, options.felled === true);
-      this.o.onHold?.(workerId);
       return;
     }
     // A loss that is final (an operator's removal, a redistribution, a hand-off) ends an earlier hold too.
