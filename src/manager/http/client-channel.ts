@@ -24,7 +24,9 @@ import {
 import { FleetError, toFleetError } from '../../protocol/errors.js';
 import type { ManagerEvent, WorkerManager } from '../manager.js';
 import { isFinal, type TaskRecord } from '../queue/task.js';
-import { authorize, publicTask, releaseOnShutdown, type ApiServerOptions } from './server.js';
+import { authorize, type AuthOptions } from './auth.js';
+import { releaseOnShutdown } from './event-stream.js';
+import { publicTask } from './views.js';
 
 export const CLIENT_CHANNEL_PATH = '/api/channel';
 /** Requests one connection may have in flight; past it a request is refused with `too_many_requests`. */
@@ -35,7 +37,7 @@ const RESUME_BELOW_BYTES = 1024 * 1024;
 /** A waited task is re-read at least this often, so a missed event cannot strand its waiter. */
 const WAIT_SLICE_MS = 60_000;
 
-export interface ClientChannelOptions extends Pick<ApiServerOptions, 'token' | 'readToken'> {
+export interface ClientChannelOptions extends AuthOptions {
   maxInFlight?: number;
   maxFrameBytes?: number;
 }
@@ -69,10 +71,7 @@ export function attachClientChannel(
   });
 }
 
-function accessOf(
-  options: Pick<ApiServerOptions, 'token' | 'readToken'>,
-  req: IncomingMessage,
-): 'read' | 'write' {
+function accessOf(options: AuthOptions, req: IncomingMessage): 'read' | 'write' {
   try {
     authorize(options, req, 'write');
     return 'write';

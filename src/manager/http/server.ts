@@ -21,11 +21,6 @@ import { publicTask, summarize } from './views.js';
 import { registerCatalogRoutes } from '../catalog/routes.js';
 import { McpGateway } from '../mcp/gateway.js';
 
-// The shared pieces live in their own modules (the dashboard imports them, not this server).
-export { authorize } from './auth.js';
-export { attachReadSocket, releaseOnShutdown } from './event-stream.js';
-export { publicTask, summarize } from './views.js';
-
 export interface ApiServerOptions extends AuthOptions {
   bodyLimitBytes?: number;
   /** Requests one client channel connection (`/api/channel`) may have in flight. */
