@@ -113,34 +113,41 @@ describe('shell completion and help', () => {
 });
 
 describe('logs for people on a terminal, JSON for machines', () => {
-  /** `fleet up --only echo` for a few seconds, then SIGINT (the way a person stops it). */
+  /**
+   * `fleet up --only echo` until the manager has logged its worker's connection (at most `seconds`), then
+   * SIGINT, the way a person stops it. Waiting for the line rather than a fixed time keeps this true on a
+   * loaded machine, where the echo child can take many seconds to start.
+   */
   async function upFor(seconds: number, extraArgs: string[], env: Record<string, string>, tty: boolean) {
     const port = await freePort();
     const echo = await freePort();
     const dir = await makeFleetDir(`manager:\n  port: ${port}\necho:\n  port: ${echo}\n`);
     try {
       const args = ['up', '--only', 'echo', ...extraArgs];
-      if (tty) {
-        // `timeout` is the SIGINT a person's Ctrl-C would be; `script` gives the process a terminal.
-        return await new Promise<string>((resolve) => {
-          const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
-          const p = spawn('script', ['-qec', `timeout -s INT ${seconds} ${cmd}`, '/dev/null'], {
-            cwd: dir,
-            env: cleanEnv(env),
-          });
-          let out = '';
-          p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-          p.once('exit', () => resolve(out));
-        });
-      }
       return await new Promise<string>((resolve) => {
-        const p = spawn('timeout', ['-s', 'INT', String(seconds), process.execPath, CLI, ...args], {
-          cwd: dir,
-          env: cleanEnv(env),
-        });
+        // `script` gives the process a terminal; a Ctrl-C written to it is the SIGINT of a person's keyboard.
+        const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+        const p = tty
+          ? spawn('script', ['-qec', cmd, '/dev/null'], { cwd: dir, env: cleanEnv(env) })
+          : spawn(process.execPath, [CLI, ...args], { cwd: dir, env: cleanEnv(env) });
         let out = '';
-        p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        p.once('exit', () => resolve(out));
+        let stopped = false;
+        const stop = () => {
+          if (stopped) return;
+          stopped = true;
+          if (tty) p.stdin.write('\x03');
+          else p.kill('SIGINT');
+        };
+        const deadline = setTimeout(stop, seconds * 1000);
+        const take = (d: Buffer) => {
+          out += d.toString();
+          if (/worker connected/.test(out)) stop();
+        };
+        (tty ? p.stdout : p.stderr).on('data', take);
+        p.once('exit', () => {
+          clearTimeout(deadline);
+          resolve(out);
+        });
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -154,7 +161,7 @@ describe('logs for people on a terminal, JSON for machines', () => {
       .filter((l) => /worker connected|listening/.test(l));
 
   it('on a terminal: one short readable line per event, no JSON', async () => {
-    const out = await upFor(12, [], {}, true);
+    const out = await upFor(45, [], {}, true);
     const lines = eventLines(out);
     expect(lines.length, out).toBeGreaterThanOrEqual(2);
     // eslint-disable-next-line no-control-regex -- colours are part of a terminal's line
@@ -168,24 +175,24 @@ describe('logs for people on a terminal, JSON for machines', () => {
       expect(l).not.toMatch(/^\{"level"/);
       expect(l.length).toBeLessThan(250);
     }
-  }, 60_000);
+  }, 120_000);
 
   it('--log-format json on a terminal, and JSON by default when not a terminal', async () => {
-    for (const out of [await upFor(10, ['--log-format', 'json'], {}, true), await upFor(10, [], {}, false)]) {
+    for (const out of [await upFor(45, ['--log-format', 'json'], {}, true), await upFor(45, [], {}, false)]) {
       const lines = eventLines(out);
       expect(lines.length, out).toBeGreaterThanOrEqual(2);
       for (const l of lines) expect(JSON.parse(l)).toHaveProperty('level');
     }
-  }, 60_000);
+  }, 120_000);
 
   it('FLEET_LOG_FORMAT=pretty when not a terminal; a bad format is a usage error', async () => {
-    const lines = eventLines(await upFor(10, [], { FLEET_LOG_FORMAT: 'pretty' }, false));
+    const lines = eventLines(await upFor(45, [], { FLEET_LOG_FORMAT: 'pretty' }, false));
     expect(lines.length).toBeGreaterThanOrEqual(2);
     for (const l of lines) expect(l).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: (manager|echo): /);
     const bad = await fleet(['up', '--log-format', 'xml']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^fleet: config_invalid: log format "xml" is not one of auto, pretty, json/);
-  }, 60_000);
+  }, 120_000);
 });
 
 // Each test runs the CLI many times, a second or more each on a loaded two-core machine.
