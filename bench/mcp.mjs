@@ -8,18 +8,31 @@
 // Then a burst of back-to-back calls per side measures CPU per call of every process (client, manager,
 // worker): the part of the difference that grows when the machine is loaded.
 //
-// Build first (`npm run build`); then `node bench/mcp.mjs [rounds=1000] [burst=2000]`.
-import { fork } from 'node:child_process';
+// Build first (`npm run build`); then `node bench/mcp.mjs [rounds=1000] [burst=2000]`;
+// `--dist DIR` runs another build (another commit's) under the same conditions; `--cpu-prof DIR` writes V8
+// profiles of the manager and both clients (summarize with bench/lib/profile-top.mjs).
+import { fork, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { fleetProcess, freePort, until } from './lib/support.mjs';
+import { freePort, until } from './lib/support.mjs';
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  console.log('usage: node bench/mcp.mjs [rounds=1000] [burst=2000]   (after npm run build)');
+  console.log(
+    'usage: node bench/mcp.mjs [rounds=1000] [burst=2000] [--dist DIR] [--cpu-prof DIR]   (after npm run build)',
+  );
   process.exit(0);
 }
+const option = (name) => {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : args.splice(i, 2)[1];
+};
+const dist = resolve(option('--dist') ?? 'dist');
+const profDir = option('--cpu-prof');
+const profile = (name) =>
+  profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${name}.cpuprofile`] : [];
 const [rounds = 1000, burst = 2000] = args.map(Number);
 const pct = (xs, p) =>
   xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
@@ -51,9 +64,10 @@ function childrenOf(pid) {
 function clientProcess(kind, url) {
   const proc = fork(
     fileURLToPath(new URL('./lib/mcp-bench-client.mjs', import.meta.url)),
-    [kind, 'dist', url],
+    [kind, dist, url],
     {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      execArgv: profile(`client-${kind}`),
     },
   );
   const warnings = new Map();
@@ -85,16 +99,28 @@ function clientProcess(kind, url) {
         pending = { resolve, reject };
         proc.send(m);
       }),
-    kill: () => proc.kill('SIGKILL'),
+    exited: new Promise((r) => proc.once('exit', r)),
+    kill: () => proc.exitCode === null && proc.kill('SIGKILL'),
   };
 }
 
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
-const up = fleetProcess(['up', '--only', 'echo'], {
-  FLEET_PORT: String(port),
-  WORKER_ECHO_PORT: String(await freePort()),
-});
+// `fleet up` as bench/lib/support.mjs starts it, from the chosen build and, when asked, profiled.
+const up = spawn(
+  process.execPath,
+  [...profile('manager'), resolve(dist, 'cli/main.js'), 'up', '--only', 'echo'],
+  {
+    stdio: 'ignore',
+    env: {
+      ...process.env,
+      FLEET_LOG_LEVEL: 'error',
+      FLEET_PORT: String(port),
+      WORKER_ECHO_PORT: String(await freePort()),
+    },
+  },
+);
+const upExited = new Promise((r) => up.once('exit', r));
 const clients = [];
 try {
   await until(async () => {
@@ -134,6 +160,7 @@ try {
   }
   const loadAfter = load();
   for (const c of clients) await c.ask({ op: 'close' });
+  await Promise.all(clients.map((c) => c.exited));
 
   const row = (name, xs) =>
     `${name.padEnd(34)} p50 ${ms(pct(xs, 50)).padStart(9)}   p99 ${ms(pct(xs, 99)).padStart(9)}`;
@@ -163,4 +190,6 @@ try {
 } finally {
   for (const c of clients) c.kill();
   up.kill('SIGTERM');
+  // A profile is written when the process exits.
+  await upExited;
 }
