@@ -286,6 +286,8 @@ export class McpGateway {
       void this.manager.cancelTask(taskId, 'cancelled by the MCP client').catch(() => undefined);
     extra.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      // Cancelled before it started (the cancellation came in the same batch): nothing is submitted.
+      if (extra.signal.aborted) throw new FleetError('cancelled', 'the MCP client cancelled the call');
       if (python) session.pythonSessionUsed = true;
       const { task } = await this.manager.submitAndWait({
         id: taskId,

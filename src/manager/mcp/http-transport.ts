@@ -149,13 +149,10 @@ export class McpHttpTransport implements Transport {
       return;
     }
     const extra: MessageExtraInfo = { requestInfo: { headers: req.headers } };
-    const ids = messages.filter(isRequest).map((m) => m.id);
+    const ids = [...new Set(messages.filter(isRequest).map((m) => m.id))];
     if (ids.length === 0) {
       res.writeHead(202).end();
-      for (const m of messages) {
-        this.onmessage?.(m, extra);
-        if ('method' in m && m.method === 'notifications/cancelled') this.cancelled(m.params);
-      }
+      this.deliver(messages, extra);
       return;
     }
     const post: OpenPost = { res, ids, answers: new Map(), sse: false, done: false };
@@ -167,7 +164,14 @@ export class McpHttpTransport implements Transport {
       if (!post.sse) this.openSse(post);
       post.res.write(': keepalive\n\n');
     }, this.keepAliveMs).unref();
-    for (const m of messages) this.onmessage?.(m, extra);
+    this.deliver(messages, extra);
+  }
+
+  private deliver(messages: JSONRPCMessage[], extra: MessageExtraInfo): void {
+    for (const m of messages) {
+      this.onmessage?.(m, extra);
+      if ('method' in m && m.method === 'notifications/cancelled') this.cancelled(m.params);
+    }
   }
 
   private get(req: IncomingMessage, res: ServerResponse): void {

@@ -39,10 +39,12 @@ class Harness {
         this.slowStarted += 1;
         await new Promise<void>((resolve) => {
           this.release = resolve;
-          extra.signal.addEventListener('abort', () => {
+          const onAbort = () => {
             this.aborted += 1;
             resolve();
-          });
+          };
+          if (extra.signal.aborted) onAbort();
+          else extra.signal.addEventListener('abort', onAbort);
         });
       }
       return { content: [{ type: 'text', text: `ran ${request.params.name}` }] };
@@ -174,6 +176,24 @@ describe('the MCP gateway HTTP transport', () => {
     expect(res.headers.get('content-type')).toBe('application/json');
     const body = (await res.json()) as { id: number }[];
     expect(body.map((m) => m.id)).toEqual([4, 5]);
+  });
+
+  it('answers a batch that repeats a request id once, without waiting for a second answer', async () => {
+    await h.initialize();
+    const res = await h.inSession([call(7, 'quick'), call(7, 'quick')]);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.json()).toMatchObject({ id: 7 });
+  });
+
+  it('ends a call cancelled within its own batch', async () => {
+    await h.initialize();
+    const res = await h.inSession([
+      call(8, 'slow'),
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 8 } },
+    ]);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    expect(events(await res.text())).toEqual([]);
+    await expect.poll(() => h.aborted).toBe(1);
   });
 
   it('takes notifications with 202 and ends a cancelled call as an empty event stream', async () => {
