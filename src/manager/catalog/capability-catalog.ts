@@ -18,6 +18,13 @@ import { FleetError } from '../../protocol/errors.js';
 import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { CapabilityDescriptor } from '../../protocol/messages.js';
 import { closest } from '../../config/strict-keys.js';
+import {
+  boundedRegExp,
+  checkPattern,
+  PATTERN_WORK_BUDGET,
+  PatternBudget,
+  type PatternVerdict,
+} from './regex-safety.js';
 
 /** Bounds on one schema from a worker; generous for generated schemas (the largest of ours is ~12 KiB). */
 export const SCHEMA_LIMITS: JsonLimits = {
@@ -30,12 +37,10 @@ export const SCHEMA_LIMITS: JsonLimits = {
 export const HELLO_SCHEMA_BUDGET_BYTES = 1024 * 1024;
 /** How many distinct schemas the manager keeps compiled; a worker cycling schemas cannot grow it further. */
 const MAX_COMPILED = 500;
-/**
- * A group ending in a quantified item (optional items may follow) that is itself quantified (`(a+)+`,
- * `(\w+\s?)*`) can backtrack exponentially: one payload string would then stall the manager's event loop.
- * A heuristic, not a proof: overlapping alternations (`(a|aa)+`) pass it. Generated schemas need neither.
- */
-const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:(?:\\.|[^()\\])\?)*\)\??[+*{]/;
+/** Analysis steps for all the patterns of one hello (a few times one pattern's own budget). */
+const HELLO_PATTERN_WORK_BUDGET = 4 * PATTERN_WORK_BUDGET;
+/** Verdicts on patterns already analysed, shared by every catalog in the process. */
+const PATTERN_VERDICTS = new Map<string, PatternVerdict>();
 
 export interface CatalogEntry {
   capability: string;
@@ -85,6 +90,8 @@ export class CapabilityCatalog {
     // Each schema is compiled alone: two workers' identical `$id`s must not collide in a shared registry.
     addUsedSchema: false,
     logger: false,
+    // A pattern not anchored at the start is a search: run only on bounded strings (regex-safety.ts).
+    code: { regExp: boundedRegExp },
   });
   private readonly compiled = new Map<string, ValidateFunction>();
   private readonly workers = new Map<string, WorkerEntry>();
@@ -107,11 +114,13 @@ export class CapabilityCatalog {
     const described = new Map<string, Admitted>();
     const offered = new Set(capabilities);
     let budget = HELLO_SCHEMA_BUDGET_BYTES;
+    // One analysis budget for all the patterns of a hello: admitting it stalls the event loop at most so long.
+    const patternBudget = new PatternBudget(HELLO_PATTERN_WORK_BUDGET);
     for (const d of describes ?? []) {
       if (!offered.has(d.capability) || described.has(d.capability)) continue;
       try {
         // The shape first (an iterative walk): serializing a value nested 10 000 deep would overflow the stack.
-        checkSchemaShape(d);
+        checkSchemaShape(d, patternBudget);
         budget -= Buffer.byteLength(JSON.stringify(d.payloadSchema) + JSON.stringify(d.resultSchema ?? null));
         if (budget < 0) {
           throw new FleetError(
@@ -250,7 +259,6 @@ export class CapabilityCatalog {
         details: { capability: d.capability, ...details },
       });
     };
-    checkSchemaShape(d);
     const text = JSON.stringify(d.payloadSchema);
     const key = createHash('sha256').update(text).digest('hex');
     let validate = this.compiled.get(key);
@@ -281,7 +289,7 @@ export class CapabilityCatalog {
 }
 
 /** Bounded size and shape, and no pattern that backtracks exponentially, in both schemas. */
-function checkSchemaShape(d: CapabilityDescriptor): void {
+function checkSchemaShape(d: CapabilityDescriptor, patternBudget: PatternBudget): void {
   const refuse = (message: string, details?: Record<string, unknown>): never => {
     throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
       details: { capability: d.capability, ...details },
@@ -297,14 +305,35 @@ function checkSchemaShape(d: CapabilityDescriptor): void {
     } catch (err) {
       refuse((err as FleetError).message, (err as FleetError).details);
     }
-    const unsafe = unsafePattern(schema);
+    const unsafe = unsafePattern(schema, patternBudget);
     if (unsafe !== undefined)
-      refuse(`${what} has a pattern that can backtrack exponentially: ${unsafe.slice(0, 200)}`);
+      refuse(
+        `${what} has a pattern the manager will not run (${unsafe.reason}): ${unsafe.pattern.slice(0, 200)}`,
+        {
+          pattern: unsafe.pattern.slice(0, 200),
+        },
+      );
   }
 }
 
-/** The first `pattern` (or patternProperties key) in a schema that nests quantifiers. Iterative: bounded input. */
-function unsafePattern(schema: unknown): string | undefined {
+/**
+ * The first `pattern` (or patternProperties key) in a schema that could backtrack catastrophically
+ * (regex-safety.ts decides). Iterative: bounded input.
+ */
+function unsafePattern(
+  schema: unknown,
+  budget: PatternBudget,
+): { pattern: string; reason: string } | undefined {
+  const verdict = (p: string) => {
+    let v = PATTERN_VERDICTS.get(p);
+    if (!v) {
+      v = checkPattern(p, budget);
+      // Every replica of a worker type sends the same patterns: each is analysed once.
+      if (PATTERN_VERDICTS.size >= MAX_COMPILED * 4) PATTERN_VERDICTS.clear();
+      if (v.reason !== 'too complex to analyse') PATTERN_VERDICTS.set(p, v);
+    }
+    return v.safe ? undefined : { pattern: p, reason: v.reason ?? 'unsafe' };
+  };
   const stack: unknown[] = [schema];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -314,9 +343,15 @@ function unsafePattern(schema: unknown): string | undefined {
       continue;
     }
     for (const [k, child] of Object.entries(v)) {
-      if (k === 'pattern' && typeof child === 'string' && NESTED_QUANTIFIER.test(child)) return child;
+      if (k === 'pattern' && typeof child === 'string') {
+        const bad = verdict(child);
+        if (bad) return bad;
+      }
       if (k === 'patternProperties' && typeof child === 'object' && child !== null) {
-        for (const p of Object.keys(child)) if (NESTED_QUANTIFIER.test(p)) return p;
+        for (const p of Object.keys(child)) {
+          const bad = verdict(p);
+          if (bad) return bad;
+        }
       }
       stack.push(child);
     }

@@ -21,8 +21,10 @@ import { SANDBOX_PKGS } from '../chain.js';
 import type { Sandbox, StreamName } from '../sandbox.js';
 import { requireSessionId, withSession, type SandboxServices } from '../services.js';
 
+// One way to match each space: `\s*,?\s*` between specifiers backtracked exponentially (20 specifiers and a
+// bad last character took ~50 s), in the worker's own check and in the manager's.
 const REQUIREMENT =
-  /^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?\s*((===?|~=|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!-]+\s*,?\s*)*$/;
+  /^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?\s*((===?|~=|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!-]+\s*(?:,\s*)?)*$/;
 
 export const PackageInstallPayloadSchema = z
   .object({
