@@ -46,6 +46,15 @@ export const PackageInstallPayloadSchema = z
 
 export type PackageInstallPayload = z.infer<typeof PackageInstallPayloadSchema>;
 
+export const PackageInstallResultSchema = z.object({
+  installed: z.array(z.string()).describe('name-version of each package pip installed by this task'),
+  packages: z.array(z.string()).describe('every package installed into the session so far'),
+  stdout: z.string(),
+  stderr: z.string(),
+  durationMs: z.number(),
+});
+export type PackageInstallResult = z.infer<typeof PackageInstallResultSchema>;
+
 const WHEELS_INSIDE = '/opt/fleet/wheels';
 const STAGE_INSIDE = '/opt/fleet/stage';
 const PIP = ['{python}', '-I', '-m', 'pip'];
@@ -103,13 +112,16 @@ interface PipRun {
   timedOut: boolean;
 }
 
-export function createPackageInstallHandler(services: SandboxServices): TaskHandler<PackageInstallPayload> {
+export function createPackageInstallHandler(
+  services: SandboxServices,
+): TaskHandler<PackageInstallPayload, PackageInstallResult> {
   const { options } = services;
   return {
     capability: 'package-install',
     description:
       "Installs Python packages (wheels; sdists only when the operator allows) with pip into a session, from the configured wheel directory or index, importable by the session's later runs. No package code runs with network access.",
     payloadSchema: PackageInstallPayloadSchema,
+    resultSchema: PackageInstallResultSchema,
     async run(payload, ctx) {
       const sessionId = requireSessionId(ctx, 'package-install');
       if (!options.wheel_dir && !options.index_url) {
