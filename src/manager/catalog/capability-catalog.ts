@@ -11,6 +11,12 @@
  *
  * Entries are per capability. The first live worker's description wins; the last description seen is kept
  * after its workers leave, so tasks queued for a restarting worker type are still checked.
+ *
+ * Fleet-wide (distributed mode): a manager connects to some workers only. The descriptions of the others
+ * come from the shared worker directory, where every manager publishes its workers' admitted descriptions
+ * (`published`), and are merged in by `syncRemote` after every discovery round. They pass the same checks as
+ * a hello (the directory is shared state, not trusted), and a worker connected here always wins over its
+ * record.
  */
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -74,6 +80,21 @@ interface WorkerEntry {
   capabilities: string[];
   described: Map<string, Admitted>;
   live: boolean;
+  /** Known from the directory (another manager holds it), not from a connection here. */
+  remote: boolean;
+  /** What was published for the worker: its descriptions as taken in, and their hash. */
+  published: { describes: CapabilityDescriptor[]; key: string };
+  /** A remote worker's record as last taken in (type, capabilities, descriptions), to skip an unchanged one. */
+  offer?: string;
+}
+
+/** A worker as another manager published it in the shared directory. */
+export interface RemoteWorker {
+  workerId: string;
+  workerType: string;
+  capabilities: readonly string[];
+  status: string;
+  describes?: readonly CapabilityDescriptor[];
 }
 
 export interface Refusal {
@@ -110,6 +131,18 @@ export class CapabilityCatalog {
     capabilities: readonly string[],
     describes: readonly CapabilityDescriptor[] | undefined,
   ): Refusal[] {
+    const { entry, refused } = this.take(workerType, capabilities, describes, false);
+    this.workers.set(workerId, entry);
+    return refused;
+  }
+
+  /** The same checks for a hello and for a directory record. */
+  private take(
+    workerType: string,
+    capabilities: readonly string[],
+    describes: readonly CapabilityDescriptor[] | undefined,
+    remote: boolean,
+  ): { entry: WorkerEntry; refused: Refusal[] } {
     const refused: Refusal[] = [];
     const described = new Map<string, Admitted>();
     const offered = new Set(capabilities);
@@ -139,14 +172,66 @@ export class CapabilityCatalog {
       }
     }
     const refusedNames = new Set(refused.map((r) => r.capability));
-    this.workers.set(workerId, {
-      workerType,
-      capabilities: capabilities.filter((c) => !refusedNames.has(c)),
-      described,
-      live: true,
-    });
     for (const [capability, admitted] of described) this.remembered.set(capability, admitted);
-    return refused;
+    const kept = [...described.values()].map((a) => a.descriptor);
+    return {
+      entry: {
+        workerType,
+        capabilities: capabilities.filter((c) => !refusedNames.has(c)),
+        described,
+        live: true,
+        remote,
+        published: { describes: kept, key: describesKey(kept) },
+      },
+      refused,
+    };
+  }
+
+  /**
+   * What to publish for a worker connected here: the descriptions the catalog accepted, and their hash (the
+   * directory stores each distinct set once, under it).
+   */
+  published(workerId: string): { describes: CapabilityDescriptor[]; key: string } | undefined {
+    const w = this.workers.get(workerId);
+    return w && !w.remote && w.published.describes.length > 0 ? w.published : undefined;
+  }
+
+  /**
+   * Merges the workers other managers hold (their directory records) into the catalog: new ones are taken
+   * in with the checks of a hello, gone ones dropped, and a worker connected here is left as it is. Returns
+   * the refusals (a record whose schema this manager cannot accept: its capability is not offered here) and
+   * whether anything changed.
+   */
+  syncRemote(records: readonly RemoteWorker[]): { refused: Refusal[]; changed: boolean } {
+    const refusals: Refusal[] = [];
+    const seen = new Set<string>();
+    let changed = false;
+    for (const r of records) {
+      const existing = this.workers.get(r.workerId);
+      if (existing && !existing.remote) continue;
+      seen.add(r.workerId);
+      const live = r.status === 'online' || r.status === 'busy';
+      const offer = `${r.workerType}\n${r.capabilities.join(',')}\n${describesKey(r.describes ?? [])}`;
+      if (existing && existing.offer === offer) {
+        changed ||= existing.live !== live;
+        existing.live = live;
+        continue;
+      }
+      changed = true;
+      const { entry, refused } = this.take(r.workerType, r.capabilities, r.describes, true);
+      entry.live = live;
+      // An unchanged record is recognised next time without being checked again.
+      entry.offer = offer;
+      this.workers.set(r.workerId, entry);
+      refusals.push(...refused);
+    }
+    for (const [id, w] of this.workers) {
+      if (w.remote && !seen.has(id)) {
+        this.workers.delete(id);
+        changed = true;
+      }
+    }
+    return { refused: refusals, changed };
   }
 
   /** Records whether a worker is connected; true when that changed. */
@@ -157,8 +242,14 @@ export class CapabilityCatalog {
     return true;
   }
 
+  /** The live workers known from the directory only: their type and the capabilities accepted here. */
+  remoteOffers(): { workerType: string; capabilities: readonly string[] }[] {
+    return [...this.workers.values()].filter((w) => w.remote && w.live);
+  }
+
+  /** A worker connected here is gone (a record of it elsewhere comes back with the next sync). */
   forget(workerId: string): void {
-    this.workers.delete(workerId);
+    if (!this.workers.get(workerId)?.remote) this.workers.delete(workerId);
   }
 
   has(workerId: string): boolean {
@@ -286,6 +377,11 @@ export class CapabilityCatalog {
     const descriptionKey = createHash('sha256').update(JSON.stringify(d)).digest('hex');
     return { descriptor: d, validate: validate!, key: descriptionKey };
   }
+}
+
+/** The content address of a set of descriptions (the same for every replica of a worker version). */
+export function describesKey(describes: readonly CapabilityDescriptor[]): string {
+  return createHash('sha256').update(JSON.stringify(describes)).digest('hex');
 }
 
 /** Bounded size and shape, and no pattern that backtracks exponentially, in both schemas. */
