@@ -59,7 +59,7 @@ const WrittenFileSchema = z.object({
   change: z.enum(['created', 'modified']),
 });
 
-/** What a run returns (also the `details` of a python_error/syntax_error with failOnError). */
+/** What a run returns; a python_error/syntax_error (failOnError) carries most of it in `details`. */
 export const PythonRunResultSchema = z.object({
   ok: z.boolean().describe('false when the code raised (see error)'),
   stdout: z.string(),
