@@ -95,6 +95,8 @@ export interface RemoteWorker {
   capabilities: readonly string[];
   status: string;
   describes?: readonly CapabilityDescriptor[];
+  /** The hash of `describes` when the directory already checked it (saves hashing every record every round). */
+  describesKey?: string;
 }
 
 export interface Refusal {
@@ -211,7 +213,8 @@ export class CapabilityCatalog {
       if (existing && !existing.remote) continue;
       seen.add(r.workerId);
       const live = r.status === 'online' || r.status === 'busy';
-      const offer = `${r.workerType}\n${r.capabilities.join(',')}\n${describesKey(r.describes ?? [])}`;
+      const hash = r.describes && r.describesKey ? r.describesKey : describesKey(r.describes ?? []);
+      const offer = `${r.workerType}\n${r.capabilities.join(',')}\n${hash}`;
       if (existing && existing.offer === offer) {
         changed ||= existing.live !== live;
         existing.live = live;
