@@ -558,29 +558,34 @@ function hasPolynomialAmbiguity(
 ): boolean {
   const n = a.sets.length;
   const follow = a.edges.map((m) => [...m.keys()]);
-  // Only positions on a loop can be p or q.
-  const onLoop = (p: number): boolean => {
+  // What each position reaches (one or more steps): p and q must be on loops, and q reachable from p.
+  const reach = (p: number): Set<number> => {
     const seen = new Set<number>();
     const todo = [...follow[p]!];
     while (todo.length > 0) {
       const x = todo.pop()!;
       budget.spend();
-      if (x === p) return true;
       if (seen.has(x)) continue;
       seen.add(x);
       todo.push(...follow[x]!);
     }
-    return false;
+    return seen;
   };
-  const looping = [...Array(n).keys()].filter((p) => p > 0 && onLoop(p));
-  const common3 = (x: number, y: number, z: number) =>
-    overlaps(x, y) &&
-    overlaps(y, z) &&
-    overlaps(x, z) &&
-    intersect(intersect(a.sets[x]!, a.sets[y]!), a.sets[z]!).length > 0;
+  const reaches = a.sets.map((_, p) => (p > 0 ? reach(p) : new Set<number>()));
+  const looping = [...Array(n).keys()].filter((p) => p > 0 && reaches[p]!.has(p));
+  const triples = new Map<number, boolean>();
+  const common3 = (x: number, y: number, z: number): boolean => {
+    if (!overlaps(x, y) || !overlaps(y, z) || !overlaps(x, z)) return false;
+    const [i, j, k] = [x, y, z].sort((u, v) => u - v) as [number, number, number];
+    const key = (i * n + j) * n + k;
+    let v = triples.get(key);
+    if (v === undefined)
+      triples.set(key, (v = intersect(intersect(a.sets[i]!, a.sets[j]!), a.sets[k]!).length > 0));
+    return v;
+  };
   for (const p of looping) {
     for (const q of looping) {
-      if (p === q) continue;
+      if (p === q || !reaches[p]!.has(q)) continue;
       const target = (p * n + q) * n + q;
       const seen = new Set<number>();
       const todo: [number, number, number][] = [[p, p, q]];
