@@ -6,6 +6,8 @@
  * them, accepts the capability at all (no unknown_capability), and announces catalog changes as the remote
  * worker appears and goes.
  */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -151,6 +153,21 @@ describe('the capability catalog is fleet-wide in distributed mode', () => {
       body: JSON.stringify({ capability: 'shout', payload: { text: 'hi', times: 2 } }),
     });
     expect(ok.body.task ?? ok.body).toMatchObject({ state: 'succeeded', output: { shouted: 'HI HI' } });
+
+    // B's MCP gateway offers it as a tool; the SDK client checks the structuredContent against outputSchema.
+    const agent = new Client({ name: 'fleet-catalog-test', version: '1' });
+    await agent.connect(new StreamableHTTPClientTransport(new URL('/mcp', b.url)));
+    cleanups.push(() => agent.close());
+    const tool = (await agent.listTools()).tools.find((t) => t.name === 'shout');
+    expect(tool).toMatchObject({
+      inputSchema: { properties: { text: { type: 'string' } } },
+      outputSchema: { properties: { shouted: { type: 'string' } } },
+    });
+    const called = await agent.callTool({ name: 'shout', arguments: { text: 'mcp' } });
+    expect(called.structuredContent).toEqual({ shouted: 'MCP' });
+    const refused = await agent.callTool({ name: 'shout', arguments: { text: 'x'.repeat(21) } });
+    expect(refused.isError).toBe(true);
+    expect((refused.content as { text: string }[])[0]!.text).toMatch(/^invalid_payload: .* at text/);
 
     // The worker goes: once its record lapses, B's catalog drops it and says so.
     await worker.stop();
