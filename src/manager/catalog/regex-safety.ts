@@ -10,9 +10,10 @@
  *
  * Both are decided on the product of the pattern's position (Glushkov) automaton with itself (pairs for EDA,
  * triples for IDA): an analysis, not a search for known shapes. The approximations all go one way, towards
- * refusing: a bounded repeat counts as a loop, a lookaround's content is checked as a pattern of its own and
- * is otherwise transparent, a Unicode property class may match anything, and a pattern too large to analyse
- * within the work budget is refused. Backreferences (which make matching NP-hard) are refused outright.
+ * refusing: a counted repeat over 16 counts as a loop (smaller ones are unrolled as V8 counts them), the
+ * loops of nested quantifiers stay distinct (V8 backtracks through each), a lookaround's content is checked
+ * as a pattern of its own and is otherwise transparent, a Unicode property class may match anything, and a
+ * pattern too large to analyse within the work budget is refused. Backreferences (which make matching NP-hard) are refused outright.
  *
  * A pattern with neither ambiguity still costs O(n) per match attempt, and a JSON Schema pattern is a
  * search: unanchored, V8 tries every start, which is O(n²). `boundedRegExp` (ajv's regex engine for the
