@@ -186,7 +186,7 @@ export class RedisWorkerDirectory implements WorkerDirectory {
   private async attachDescribes(records: WorkerRecord[]): Promise<void> {
     const missing = [
       ...new Set(records.map((r) => r.describesKey).filter((k): k is string => k !== undefined)),
-    ].filter((k) => !this.describesCache.has(k));
+    ].filter((k) => /^[0-9a-f]{64}$/.test(k) && !this.describesCache.has(k));
     if (missing.length > 0) {
       const values = await this.redis.mget(...missing.map((k) => this.key(`describes:${k}`)));
       missing.forEach((k, i) => {
@@ -200,7 +200,9 @@ export class RedisWorkerDirectory implements WorkerDirectory {
     }
     for (const r of records) {
       const describes = r.describesKey ? this.describesCache.get(r.describesKey) : undefined;
+      // Only what was checked here: a `describes` stored inline in a record is not taken.
       if (describes) r.describes = describes;
+      else delete r.describes;
     }
   }
 

@@ -228,6 +228,16 @@ describe('the capability catalog is fleet-wide in distributed mode', () => {
       60_000,
     );
     expect((await other.list()).find((r) => r.workerId === 'w1')?.describes).toBeUndefined();
+    // Descriptions written inline into a record, or a malformed key, are not taken, and the record stays.
+    await raw.set(
+      `${prefix}:dir:worker:w1`,
+      JSON.stringify({ ...record('w1'), describes: 42, describesKey: '../../etc' }),
+      'PX',
+      60_000,
+    );
+    const inline = (await other.list()).find((r) => r.workerId === 'w1');
+    expect(inline).toBeDefined();
+    expect(inline?.describes).toBeUndefined();
     // A write after the set vanished (a Redis restart) puts it back.
     await raw.del(`${prefix}:dir:describes:${key}`);
     await dir.publish(record('w2'), 60_000);
