@@ -387,7 +387,10 @@ export function describesKey(describes: readonly CapabilityDescriptor[]): string
   return createHash('sha256').update(JSON.stringify(describes)).digest('hex');
 }
 
-/** Bounded size and shape, and no pattern that can backtrack catastrophically, in both schemas (MCP clients run the result's). */
+/**
+ * Bounded size and shape, and no pattern that can backtrack catastrophically, in both schemas (the manager runs
+ * the payload's, MCP clients the result's).
+ */
 function checkSchemaShape(d: CapabilityDescriptor, patternBudget: PatternBudget): void {
   const refuse = (message: string, details?: Record<string, unknown>): never => {
     throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
