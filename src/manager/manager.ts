@@ -210,6 +210,9 @@ export class WorkerManager {
       publishEvent: (event) => this.publishEvent(event),
       admitCapabilities: (endpoint, connection) => this.admitToCatalog(endpoint, connection),
       registered: () => this.announceCatalogChange(),
+      describesOf: (workerId) => this.catalog.published(workerId),
+      // Only a shared directory holds workers other managers connect to.
+      ...(m.store === 'redis' ? { afterRound: () => this.syncFleetCatalog() } : {}),
     });
     this.events.setMaxListeners(0);
     this.unsubscribers.push(
@@ -661,7 +664,12 @@ export class WorkerManager {
       const section = this.config[key];
       byType.set(section.name, [...section.capabilities]);
     }
-    for (const w of this.registry.list()) {
+    const offered = [
+      ...this.registry.list(),
+      // Workers other managers hold (distributed mode): their capabilities can be submitted here too.
+      ...this.catalog.remoteOffers(),
+    ];
+    for (const w of offered) {
       const caps = byType.get(w.workerType) ?? [];
       for (const c of w.capabilities) if (!caps.includes(c)) caps.push(c);
       byType.set(w.workerType, caps);
@@ -677,6 +685,26 @@ export class WorkerManager {
     const id = e.worker.workerId;
     if (e.kind === 'unregistered') this.catalog.forget(id);
     else if (e.kind === 'updated' && !this.catalog.setLive(id, e.worker.baseStatus !== 'offline')) return;
+    this.announceCatalogChange();
+  }
+
+  /**
+   * Merges the workers other managers hold (the shared directory's records, with their capability
+   * descriptions) into the catalog, so a submission here is checked, and GET /api/capabilities and the MCP
+   * tools list what the whole fleet offers, whichever manager a worker is connected to.
+   */
+  private async syncFleetCatalog(): Promise<void> {
+    const records = await this.directory.list();
+    const remote = records.filter((r) => r.ownerId !== this.id && !this.registry.get(r.workerId));
+    const { refused, changed } = this.catalog.syncRemote(remote);
+    for (const { capability, error } of refused) {
+      this.logger.warn(
+        { capability },
+        `a capability published by another manager is refused here: ${error.message}`,
+      );
+    }
+    if (!changed) return;
+    this.capabilityIndex = undefined;
     this.announceCatalogChange();
   }
 
