@@ -261,10 +261,20 @@ export class CapabilityCatalog {
 
   /** What the fleet offers now: capabilities with at least one connected worker, sorted by name. */
   entries(): CatalogEntry[] {
+    return this.collect();
+  }
+
+  /** One capability's entry, without building the others' (the MCP gateway asks on every call). */
+  entry(capability: string): CatalogEntry | undefined {
+    return this.collect(capability)[0];
+  }
+
+  private collect(only?: string): CatalogEntry[] {
     const byCapability = new Map<string, { types: Set<string>; workers: number; admitted?: Admitted }>();
     for (const w of this.workers.values()) {
       if (!w.live) continue;
       for (const c of w.capabilities) {
+        if (only !== undefined && c !== only) continue;
         const e = byCapability.get(c) ?? { types: new Set<string>(), workers: 0 };
         e.types.add(w.workerType);
         e.workers += 1;
@@ -288,10 +298,6 @@ export class CapabilityCatalog {
           workers: e.workers,
         };
       });
-  }
-
-  entry(capability: string): CatalogEntry | undefined {
-    return this.entries().find((e) => e.capability === capability);
   }
 
   /**
