@@ -179,6 +179,7 @@ export class WorkerManager {
       // A lost worker's tasks wait one liveness window for it to come back and report them (or less: a
       // failed dial of it ends the wait).
       reconnectHoldMs: m.health.heartbeat_interval * m.health.missed_heartbeats,
+      onHold: (workerId) => this.discovery.redial(workerId),
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,

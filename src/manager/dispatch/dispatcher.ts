@@ -69,6 +69,12 @@ export interface DispatcherOptions {
    * The manager ends the hold early when a dial of the worker fails (`releaseHeld`). 0: re-queue at once.
    */
   reconnectHoldMs?: number;
+  /**
+   * Told when a lost worker's tasks go on hold: the manager dials the worker again at once, so a live one
+   * reconnects (and is reconciled) and a dead one's refused dial ends the hold (`releaseHeld`) without
+   * waiting for the next discovery round.
+   */
+  onHold?: (workerId: string) => void;
 }
 
 /** Claims in the air at once per worker group. */
@@ -207,6 +213,7 @@ export class Dispatcher {
     const wasBeating = this.beating.delete(workerId);
     if (options.hold && wasBeating && (this.o.reconnectHoldMs ?? 0) > 0 && ids.length > 0) {
       this.holdLeases(workerId, ids, reason, options.felled === true);
+      this.o.onHold?.(workerId);
       return;
     }
     // A loss that is final (an operator's removal, a redistribution, a hand-off) ends an earlier hold too.
