@@ -74,6 +74,24 @@ export type ManagerEvent =
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
 
+interface SectionLookup {
+  timeouts: Map<string, number>;
+  idempotent: Set<string>;
+}
+
+/** The first section listing a capability gives its timeout, as the sections are ordered. */
+function sectionLookup(config: FleetConfig): SectionLookup {
+  const timeouts = new Map<string, number>();
+  const idempotent = new Set<string>();
+  for (const key of SECTION_KEYS) {
+    const section = config[key];
+    for (const capability of section.capabilities)
+      if (!timeouts.has(capability)) timeouts.set(capability, section.timeout);
+    for (const capability of section.idempotent) idempotent.add(capability);
+  }
+  return { timeouts, idempotent };
+}
+
 export { normalizeEndpoint } from './discovery/endpoint.js';
 
 /** Tasks one `submitMany` (POST /api/tasks:batch) may carry. */
@@ -87,6 +105,8 @@ export class WorkerManager {
   // The collaborators are the manager's own: callers use the methods below (the public surface, listed in
   // docs/architecture.md), so the rooms can change without every caller changing with them.
   private readonly registry: WorkerRegistry;
+  /** Per capability, its section's timeout and idempotence (asked on every submission and failure). */
+  private sectionLookup: SectionLookup | undefined;
   private readonly dispatcher: Dispatcher;
   private readonly healthMonitor: HealthMonitor;
   readonly metrics: ManagerMetrics;
@@ -688,18 +708,13 @@ export class WorkerManager {
   }
 
   private isIdempotent(capability: string): boolean {
-    for (const key of SECTION_KEYS) {
-      if (this.config[key].idempotent.includes(capability)) return true;
-    }
-    return false;
+    this.sectionLookup ??= sectionLookup(this.config);
+    return this.sectionLookup.idempotent.has(capability);
   }
 
   private timeoutFor(capability: string): number {
-    for (const key of SECTION_KEYS) {
-      const section = this.config[key];
-      if (section.capabilities.includes(capability)) return section.timeout;
-    }
-    return this.config.python_sandbox.timeout;
+    this.sectionLookup ??= sectionLookup(this.config);
+    return this.sectionLookup.timeouts.get(capability) ?? this.config.python_sandbox.timeout;
   }
 
   /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */
