@@ -120,6 +120,8 @@ export class WorkerManager {
   private readonly discovery: WorkerDiscovery;
   private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
+  /** Per worker, the capability list the index was last rebuilt for (by identity). */
+  private readonly indexedCapabilities = new Map<string, readonly string[]>();
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly payloadLimits: JsonLimits;
@@ -241,8 +243,14 @@ export class WorkerManager {
         this.events.emit('event', { type: 'task', event } satisfies ManagerEvent);
       }),
       this.registry.subscribe((e) => {
-        // Capabilities change only when a worker (re)registers or leaves; any registry event may be one.
-        this.capabilityIndex = undefined;
+        // Capabilities change only when a worker (re)registers or leaves: a re-registration brings a new
+        // record with its own capability list, while heartbeats, dispatches and results touch the same one.
+        const id = e.worker.workerId;
+        if (e.kind === 'unregistered') this.indexedCapabilities.delete(id);
+        if (e.kind !== 'updated' || this.indexedCapabilities.get(id) !== e.worker.capabilities) {
+          if (e.kind !== 'unregistered') this.indexedCapabilities.set(id, e.worker.capabilities);
+          this.capabilityIndex = undefined;
+        }
         this.trackCatalog(e);
         // Heartbeats and every finished task update the registry: build the view only for a listener.
         if (this.events.listenerCount('event') === 0) return;
