@@ -386,7 +386,7 @@ export class FleetClient {
     let res: HttpAnswer;
     try {
       res = await this.http.request(
-        new URL(`${this.base}${path}`),
+        path,
         method,
         {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 
 export interface HttpAnswer {
   status: number;
@@ -12,17 +13,61 @@ export interface HttpAnswer {
   body: Buffer;
 }
 
+/** TCP keep-alive probes of an idle connection (Node's default). */
+const KEEP_ALIVE_MS = 1000;
+
+/**
+ * Sets TCP keep-alive once per connection; Node's agent sets it (two setsockopt calls) every time a request
+ * hands its connection back.
+ */
+function keepAlive(configured: WeakSet<Socket>, socket: Socket): boolean {
+  if (!configured.has(socket)) {
+    configured.add(socket);
+    socket.setKeepAlive(true, KEEP_ALIVE_MS);
+  }
+  socket.unref();
+  return true;
+}
+
+class KeepAliveAgent extends http.Agent {
+  private readonly configured = new WeakSet<Socket>();
+  override keepSocketAlive(socket: Socket): boolean {
+    return keepAlive(this.configured, socket);
+  }
+}
+
+class SecureKeepAliveAgent extends https.Agent {
+  private readonly configured = new WeakSet<Socket>();
+  override keepSocketAlive(socket: Socket): boolean {
+    return keepAlive(this.configured, socket);
+  }
+}
+
 export class HttpRequester {
   private readonly agent: http.Agent;
   private readonly module: typeof http | typeof https;
+  /** The base URL taken apart once: a request only appends its path. */
+  private readonly target: { hostname: string; port: string; prefix: string };
 
   constructor(base: string) {
-    const secure = base.startsWith('https:');
+    const url = new URL(base);
+    const secure = url.protocol === 'https:';
     this.module = secure ? https : http;
+    // URL keeps an IPv6 literal's brackets; the socket wants the bare address.
+    this.target = {
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port,
+      prefix: url.pathname.replace(/\/+$/, ''),
+    };
     // LIFO reuse keeps the busiest connections warm and lets idle ones age out on the server's timeout;
     // no request waits on Nagle's algorithm for the ACK of the one before.
-    const options = { keepAlive: true, scheduling: 'lifo' as const, noDelay: true };
-    this.agent = secure ? new https.Agent(options) : new http.Agent(options);
+    const options = {
+      keepAlive: true,
+      keepAliveMsecs: KEEP_ALIVE_MS,
+      scheduling: 'lifo' as const,
+      noDelay: true,
+    };
+    this.agent = secure ? new SecureKeepAliveAgent(options) : new KeepAliveAgent(options);
   }
 
   /**
@@ -31,17 +76,17 @@ export class HttpRequester {
    * server dropped it unread (Node's documented pattern for `reusedSocket`).
    */
   async request(
-    url: URL,
+    path: string,
     method: string,
     headers: Record<string, string>,
     body: string | undefined,
     timeoutMs: number,
   ): Promise<HttpAnswer> {
     try {
-      return await this.once(url, method, headers, body, timeoutMs);
+      return await this.once(path, method, headers, body, timeoutMs);
     } catch (err) {
       if (!(err instanceof StaleConnection)) throw err;
-      return this.once(url, method, headers, body, timeoutMs);
+      return this.once(path, method, headers, body, timeoutMs);
     }
   }
 
@@ -55,7 +100,7 @@ export class HttpRequester {
   }
 
   private once(
-    url: URL,
+    path: string,
     method: string,
     headers: Record<string, string>,
     body: string | undefined,
@@ -64,8 +109,10 @@ export class HttpRequester {
     return new Promise<HttpAnswer>((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
       const req = this.module.request(
-        url,
         {
+          hostname: this.target.hostname,
+          ...(this.target.port ? { port: this.target.port } : {}),
+          path: this.target.prefix + path,
           method,
           agent: this.agent,
           headers: payload ? { ...headers, 'content-length': String(payload.length) } : headers,
