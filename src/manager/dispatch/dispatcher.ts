@@ -511,22 +511,25 @@ export class Dispatcher {
     const capability = group[0]?.capabilities[0] ?? '';
     // Workers whose claim came back empty: another may still find work (tasks pinned to it by a session).
     const dry = new Set<string>();
-    // As many claims at first as tasks were made ready since the last pump (at least one), twice as many
-    // after a round in which every claim found a task (a backlog). Most pumps find one task or none (a
-    // submission, a freed slot): sixteen claims each, fifteen of them empty, were the largest part of the
-    // dispatcher's cost per task.
+    // As many claims at first as tasks were made ready since the last pump (at least one), more only while
+    // every claim finds a task (a backlog). Most pumps find one task or none (a submission, a freed slot):
+    // sixteen claims each, fifteen of them empty, were the largest part of the dispatcher's cost per task.
     let width = Math.min(MAX_PARALLEL_CLAIMS, Math.max(1, readyHint));
+    let expected = readyHint;
+    // No task expected (a freed slot, a backlog left from before): the first claim already probes.
+    let probing = readyHint <= 0;
     for (;;) {
       const reserved: LiveWorker[] = [];
-      while (reserved.length < width && !this.stopped && !this.paused) {
-        const candidates: Candidate[] = group
-          .filter((w) => !dry.has(w.workerId) && this.hasRoom(w))
-          .map((w) => toCandidate(w, this.claiming.get(w.workerId) ?? 0));
-        if (candidates.length === 0) break;
+      // One candidate list per round; a reserved slot raises its candidate's count, as in distributeTasks.
+      const candidates: Candidate[] = group
+        .filter((w) => !dry.has(w.workerId) && this.hasRoom(w))
+        .map((w) => toCandidate(w, this.claiming.get(w.workerId) ?? 0));
+      while (reserved.length < width && candidates.length > 0 && !this.stopped && !this.paused) {
         const chosen = selectOptimalWorker(this.o.strategy, candidates, { capability });
         const worker = chosen && this.o.registry.get(chosen.workerId);
-        if (!worker) break;
+        if (!chosen || !worker) break;
         this.holdForClaim(worker.workerId, 1);
+        chosen.inFlight += 1;
         reserved.push(worker);
       }
       if (reserved.length === 0) return;
@@ -545,7 +548,13 @@ export class Dispatcher {
       claims.forEach((c, i) => {
         if (c.status === 'fulfilled' && !c.value) dry.add(reserved[i]!.workerId);
       });
-      if (won.length === reserved.length) width = Math.min(MAX_PARALLEL_CLAIMS, width * 2);
+      // Every claim found a task: claim what is still expected, then probe with one claim, and double from
+      // there while a backlog keeps answering.
+      expected -= won.length;
+      if (won.length < reserved.length) continue;
+      if (expected > 0) width = Math.min(MAX_PARALLEL_CLAIMS, expected);
+      else if (!probing) [probing, width] = [true, 1];
+      else width = Math.min(MAX_PARALLEL_CLAIMS, width * 2);
     }
   }
 
