@@ -230,6 +230,22 @@ export class WorkerDiscovery {
     }
   }
 
+  /**
+   * Dials a lost worker again now, outside the rounds, when its tasks were put on hold for it: a worker that
+   * is alive reconnects and reports them; a dead one refuses the dial, which ends the hold (see `dial`).
+   * Only that worker's endpoint is dialed: a whole round also renews and publishes every other worker.
+   */
+  redial(workerId: string): void {
+    // After the current turn: a hold can start inside `attach` of the worker's own new connection.
+    setImmediate(() => {
+      if (!this.started || this.dispatcher.isConnected(workerId)) return;
+      for (const [endpoint, id] of this.endpointWorker) {
+        if (id !== workerId || this.dialing.has(endpoint)) continue;
+        void this.dial(endpoint).catch(() => undefined);
+      }
+    });
+  }
+
   private leaseTtl(): number {
     const h = this.config.manager.health;
     return Math.max(3000, h.heartbeat_interval * h.missed_heartbeats * 3);
