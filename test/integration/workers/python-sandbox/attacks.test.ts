@@ -180,6 +180,19 @@ describe('attack suite', () => {
         return false;
       }
     };
+    // The suite's own worker refills its warm pool after each earlier test; a runner it starts while this
+    // test counts would look like one of `other`'s. Let that pool settle first.
+    const poolSettled = async () => {
+      const body = (await (await fetch(`${h.baseUrl}/health`)).json()) as unknown;
+      const pool = JSON.stringify(body).match(
+        /"pool":\{"ready":(\d+),"target":(\d+),"filling":(true|false)\}/,
+      );
+      return pool !== null && pool[1] === pool[2] && pool[3] === 'false';
+    };
+    for (const until = Date.now() + 30_000; !(await poolSettled());) {
+      if (Date.now() > until) throw new Error("the suite worker's pool never settled");
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const groupsBefore = groupsOfThisProcess();
     const runnersBefore = new Set(myRunnerPids());
     const other = await startPythonWorker({ pool_size: 1 });
