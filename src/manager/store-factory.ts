@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
 import { RedisConnections, redactUrl, redisOptionsFromConfig } from '../store/redis-connection.js';
-import { defaultQueueFor, RedisTaskQueue } from './queue/redis-task-queue.js';
+import { defaultQueueFor } from './queue/redis/keys.js';
+import { RedisTaskQueue } from './queue/redis/task-queue.js';
 import { RedisWorkerDirectory } from './registry/redis-worker-directory.js';
 import type { WorkerManagerDeps } from './manager.js';
 

@@ -7,11 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  jobIdFor,
-  RedisTaskQueue,
-  type RedisTaskQueueOptions,
-} from '../../../src/manager/queue/redis-task-queue.js';
+import { jobIdFor } from '../../../src/manager/queue/redis/keys.js';
+import { RedisTaskQueue, type RedisTaskQueueOptions } from '../../../src/manager/queue/redis/task-queue.js';
 import type { TaskEvent } from '../../../src/manager/queue/task-queue.js';
 import type { TaskRecord } from '../../../src/manager/queue/task.js';
 import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
@@ -297,17 +294,20 @@ describe('Redis connections', () => {
     }
   }
 
-  it('gives a queued task whose job was never added (its manager died between the writes) a job again', async () => {
+  it('frees an id whose job was never added (its manager died between reserving it and adding the job)', async () => {
     const prefix = newPrefix();
-    const q = manager(prefix, { orphanGraceMs: 100, lockDurationMs: 1000 });
+    const q = manager(prefix, { lockDurationMs: 1000 });
     const { task } = await q.submit({ capability: 'orphan', payload: {} });
-    // What a manager killed between saving the record and adding the job leaves behind.
+    // What a manager killed between reserving the id and adding its job leaves behind: the id, no job.
     const bull = new Queue('cap-orphan', { connection: { url: redis.url }, prefix });
     try {
       expect(await bull.remove(jobIdFor(task.id))).toBe(1);
     } finally {
       await bull.close();
     }
+    expect(await q.get(task.id)).toBeUndefined();
+    // The client's resubmission (same id) is what repairs it.
+    expect((await q.submit({ id: task.id, capability: 'orphan', payload: {} })).created).toBe(true);
     const claimed = await eventually(async () => {
       const t = await q.claim(['orphan'], 'w1');
       if (!t) throw new Error('not claimable yet');
@@ -316,22 +316,20 @@ describe('Redis connections', () => {
     expect(claimed.id).toBe(task.id);
   });
 
-  it("claims a reused id's new record, not the snapshot a leftover job carries from the old one", async () => {
+  it("takes a reused id's new submission once the old task's job was trimmed by retention", async () => {
     const prefix = newPrefix();
     const q = manager(prefix);
     const id = `reused-${randomUUID().slice(0, 8)}`;
     await q.submit({ id, capability: 'reuse', payload: { version: 1 } });
-    // The old record trimmed while its job lingers: the new submission's add is then a no-op, and the job
-    // still carries revision 1 of the old record, the same revision the new record starts at.
-    const client = new Redis(redis.url);
+    const first = await q.claim(['reuse'], 'w1');
+    await q.complete(id, first?.leaseToken ?? '', 1);
+    const bull = new Queue('cap-reuse', { connection: { url: redis.url }, prefix });
     try {
-      await client.del(`${prefix}:fleet:task:${id}`);
-      await client.zrem(`${prefix}:fleet:queued`, id);
-      await client.srem(`${prefix}:fleet:queued:reuse`, id);
+      expect(await bull.remove(jobIdFor(id))).toBe(1); // what removeOnComplete's count does to the oldest
     } finally {
-      client.disconnect();
+      await bull.close();
     }
-    await q.submit({ id, capability: 'reuse', payload: { version: 2 } });
+    expect((await q.submit({ id, capability: 'reuse', payload: { version: 2 } })).created).toBe(true);
     const claimed = await eventually(async () => {
       const t = await q.claim(['reuse'], 'w1');
       if (!t) throw new Error('not claimable yet');
@@ -341,7 +339,7 @@ describe('Redis connections', () => {
     expect((await q.get(id))?.payload).toEqual({ version: 2 });
   });
 
-  it('redoes a change from a fresh read when another manager changed the held task meanwhile', async () => {
+  it('keeps the progress another manager wrote under the same lease when the holder completes', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);
     const b = manager(prefix);
@@ -351,7 +349,7 @@ describe('Redis connections', () => {
       if (!t) throw new Error('not claimable yet');
       return t;
     });
-    // B writes progress under A's lease: A's remembered record is now one revision behind.
+    // B writes progress under A's lease: A's remembered record does not have it.
     await b.markRunning(task.id, claimed.leaseToken as string, { percent: 40 });
     const done = await a.complete(task.id, claimed.leaseToken as string, { ok: true });
     expect(done).toMatchObject({ state: 'succeeded', output: { ok: true }, progress: { percent: 40 } });

@@ -1,0 +1,204 @@
+/**
+ * Task events of the Redis store. The process that changes a task tells its own subscribers at once, with
+ * the record it wrote. Other managers learn of it from BullMQ's own event streams (`<queue>:events`, what
+ * `QueueEvents` reads), one blocking XREAD over every queue's stream on the `subscriber` connection: no
+ * second bus. A stream entry names the job and what happened; the record is read from the job (a final one
+ * comes in the entry itself). Entries this process caused are recognised and skipped.
+ */
+import type { Redis } from 'ioredis';
+import type { TaskEvent } from '../task-queue.js';
+import type { TaskRecord } from '../task.js';
+import { copyTask } from '../task-record.js';
+import { taskIdOf, type FleetKeys } from './keys.js';
+import { parseRecord } from './job-record.js';
+
+type Listener = (event: TaskEvent) => void;
+
+/** How long one blocking read waits (new queues are announced on a stream of their own, read with the rest). */
+const BLOCK_MS = 1_000;
+/** The name the new-queues stream goes by among the queues read. */
+const NEW_QUEUES = '\u0000new-queues';
+/** Own entries not seen again within this long are forgotten (the stream may have been trimmed). */
+const OWN_TTL_MS = 60_000;
+
+export class TaskEvents {
+  private readonly listeners = new Set<Listener>();
+  /** `queue|jobId|event` → how many such entries this process caused and has not yet seen. */
+  private readonly own = new Map<string, { n: number; at: number }>();
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly keys: FleetKeys,
+    private readonly command: Redis,
+    private readonly reader: () => Redis,
+    private readonly readTask: (queue: string, taskId: string) => Promise<TaskRecord | undefined>,
+    private readonly onError: (err: unknown) => void,
+    /** Whether this process holds the task under this lease (its claim announced it already). */
+    private readonly holdsHere: (taskId: string, leaseToken: string | undefined) => boolean,
+  ) {}
+
+  get size(): number {
+    return this.listeners.size;
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    this.running ??= this.loop();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Resolves once the reader has taken its starting point in every stream. */
+  ready = Promise.resolve();
+
+  emit(kind: TaskEvent['kind'], task: TaskRecord): void {
+    for (const listener of this.listeners) {
+      try {
+        listener({ kind, task: copyTask(task) });
+      } catch {
+        // A listener's bug must not undo or block a state change that has already happened.
+      }
+    }
+  }
+
+  /** This process is about to cause `event` on the job: its stream entry is not news here. */
+  caused(queue: string, jobId: string, event: string): void {
+    const key = `${queue}|${jobId}|${event}`;
+    const entry = this.own.get(key);
+    if (entry) {
+      entry.n++;
+      entry.at = Date.now();
+    } else this.own.set(key, { n: 1, at: Date.now() });
+    if (this.own.size > 50_000) this.forgetOld();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.listeners.clear();
+  }
+
+  private forgetOld(): void {
+    const cutoff = Date.now() - OWN_TTL_MS;
+    for (const [key, entry] of this.own) if (entry.at < cutoff) this.own.delete(key);
+  }
+
+  private consumeOwn(queue: string, jobId: string, event: string): boolean {
+    const key = `${queue}|${jobId}|${event}`;
+    const entry = this.own.get(key);
+    if (!entry) return false;
+    if (--entry.n <= 0) this.own.delete(key);
+    return true;
+  }
+
+  private async loop(): Promise<void> {
+    let ready: () => void = () => undefined;
+    this.ready = new Promise((resolve) => (ready = resolve));
+    const last = new Map<string, string>();
+    let since = '0';
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        // Entries from now on (Redis's clock: stream ids are its milliseconds), in queues found later too.
+        const [sec, usec] = await this.reader().time();
+        since = `${Number(sec) * 1000 + Math.floor(Number(usec) / 1000)}-0`;
+        for (const q of await this.command.smembers(this.keys.queues)) last.set(q, since);
+        last.set(NEW_QUEUES, since);
+        break;
+      } catch (err) {
+        this.onError(err);
+        await new Promise((r) => setTimeout(r, BLOCK_MS));
+      }
+    }
+    ready();
+    while (!this.stopped) {
+      try {
+        const names = [...last.keys()];
+        const streams = names.map((q) =>
+          q === NEW_QUEUES ? this.keys.newQueues : `${this.keys.bull(q)}events`,
+        );
+        const reply = await this.reader().xread(
+          'BLOCK',
+          BLOCK_MS,
+          'STREAMS',
+          ...streams,
+          ...names.map((q) => last.get(q) ?? since),
+        );
+        if (this.stopped || !reply) continue;
+        for (const [stream, entries] of reply) {
+          const queue = names[streams.indexOf(stream)];
+          if (queue === undefined) continue;
+          for (const [id, fields] of entries) {
+            last.set(queue, id);
+            if (queue === NEW_QUEUES) {
+              const name = fields[1];
+              if (fields[0] === 'queue' && name !== undefined && !last.has(name)) last.set(name, since);
+            } else await this.deliver(queue, fields);
+          }
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        this.onError(err);
+        await new Promise((r) => setTimeout(r, BLOCK_MS));
+      }
+    }
+  }
+
+  private async deliver(queue: string, fields: string[]): Promise<void> {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+    const event = f.event;
+    const jobId = f.jobId;
+    if (!event || !jobId || !jobId.startsWith('t_')) return;
+    if (this.consumeOwn(queue, jobId, event)) return;
+    if (this.listeners.size === 0) return;
+    const taskId = taskIdOf(jobId);
+    if (event === 'completed' || event === 'failed') {
+      const json = event === 'completed' ? f.returnvalue : f.failedReason;
+      if (!json) return;
+      try {
+        const t = parseRecord(json, `${queue}:${jobId}`);
+        if (t.id === taskId) this.emit('finished', t);
+      } catch {
+        // Not a record: a leftover job finished by a claim (moved elsewhere), nothing to announce.
+      }
+      return;
+    }
+    if (!['added', 'active', 'progress', 'delayed'].includes(event)) return;
+    const t = await this.readTask(queue, taskId).catch(() => undefined);
+    if (!t) return;
+    if (event === 'added') {
+      if (t.state === 'queued')
+        this.emit(t.attempts.length === 0 ? (t.sessionWorker ? 'routed' : 'submitted') : 'retrying', t);
+      // Claimed (or done) by the time it was read here: still announce the submission, as it was made.
+      else if (t.attempts.length <= 1 && t.attempt <= 1) this.emit('submitted', asSubmitted(t));
+    } else if (event === 'active') {
+      if (t.state === 'assigned' && !this.holdsHere(t.id, t.leaseToken)) this.emit('claimed', t);
+    } else if (event === 'progress') {
+      if (t.state === 'running') this.emit(t.progress ? 'progress' : 'running', t);
+    } else if (t.state === 'queued') this.emit('retrying', t);
+  }
+}
+
+/** A record as its submission created it (createTaskRecord's fields), for a submission read back late. */
+function asSubmitted(t: TaskRecord): TaskRecord {
+  const s: TaskRecord = {
+    id: t.id,
+    capability: t.capability,
+    payload: t.payload,
+    priority: t.priority,
+    timeoutMs: t.timeoutMs,
+    maxAttempts: t.maxAttempts,
+    state: 'queued',
+    attempt: 0,
+    createdAt: t.createdAt,
+    updatedAt: t.createdAt,
+    notBefore: t.createdAt,
+    attempts: [],
+  };
+  if (t.idempotencyKey !== undefined) s.idempotencyKey = t.idempotencyKey;
+  if (t.sessionId !== undefined) s.sessionId = t.sessionId;
+  if (t.session !== undefined) s.session = t.session;
+  return s;
+}
