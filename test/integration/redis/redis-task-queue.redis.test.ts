@@ -210,6 +210,10 @@ describe('Redis task queue: a manager dies', () => {
     const prefix = newPrefix();
     const doomed = manager(prefix);
     const survivor = manager(prefix);
+    // Subscribed, as a manager's dispatcher is: the task's return is what wakes it to claim again.
+    const seen: TaskEvent[] = [];
+    survivor.subscribe((e) => seen.push(e));
+    await survivor.ready();
     const { task } = await survivor.submit({ capability: 'echo', maxAttempts: 3 });
     const first = await doomed.claim(['echo'], 'w-doomed');
     expect(first?.id).toBe(task.id);
@@ -222,6 +226,11 @@ describe('Redis task queue: a manager dies', () => {
       return t as TaskRecord;
     });
     expect(recovered.attempts[0]).toMatchObject({ outcome: 'worker_lost', workerId: 'w-doomed' });
+    await eventually(async () => {
+      expect(
+        seen.some((e) => e.kind === 'retrying' && e.task.id === task.id && e.task.state === 'queued'),
+      ).toBe(true);
+    });
     const second = await eventually(async () => {
       const t = await survivor.claim(['echo'], 'w-survivor');
       expect(t).toBeDefined();

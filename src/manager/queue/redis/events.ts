@@ -165,7 +165,8 @@ export class TaskEvents {
       }
       return;
     }
-    if (!['added', 'active', 'progress', 'delayed'].includes(event)) return;
+    // `stalled`: BullMQ's stalled check moved the job of a lost attempt back to wait (see job-record.ts).
+    if (!['added', 'active', 'progress', 'delayed', 'stalled'].includes(event)) return;
     const t = await this.readTask(queue, taskId).catch(() => undefined);
     if (!t) return;
     if (event === 'added') {

@@ -47,9 +47,20 @@ export async function renewLocks(
   }
 }
 
-export async function checkStalled(redis: Redis, keys: FleetKeys, jobs: BullJobs): Promise<void> {
+/**
+ * BullMQ's stalled check over every queue; `moved` gets the jobs it put back in wait (each also announced
+ * on its queue's stream as `stalled`, which every manager's event reader turns into `retrying`).
+ */
+export async function checkStalled(
+  redis: Redis,
+  keys: FleetKeys,
+  jobs: BullJobs,
+  moved: (queue: string, jobIds: string[]) => Promise<void>,
+): Promise<void> {
   for (const name of await redis.smembers(keys.queues)) {
-    if (QUEUE_NAME_RE.test(name)) await jobs.worker(name).getBackend().moveStalledJobsToWait();
+    if (!QUEUE_NAME_RE.test(name)) continue;
+    const ids = await jobs.worker(name).getBackend().moveStalledJobsToWait();
+    if (ids.length > 0) await moved(name, ids);
   }
 }
 

@@ -140,7 +140,12 @@ export class RedisTaskQueue implements TaskQueue {
     const alive = (): boolean => !this.closed;
     this.timers.push(
       every(Math.max(50, Math.round(this.lockDurationMs / 3)), () => this.renew(), alive, onError),
-      every(stalledIntervalMs, () => checkStalled(this.redis, this.keys, this.jobs), alive, onError),
+      every(
+        stalledIntervalMs,
+        () => checkStalled(this.redis, this.keys, this.jobs, (queue, ids) => this.endExhausted(queue, ids)),
+        alive,
+        onError,
+      ),
     );
   }
 
@@ -729,6 +734,22 @@ export class RedisTaskQueue implements TaskQueue {
       await job
         .moveToFailed(Object.assign(new Error(JSON.stringify(data)), { stack: '' }), token, false)
         .catch((err: unknown) => this.backgroundError(err));
+    }
+  }
+
+  /**
+   * Jobs the stalled check put back: one whose lost attempt was its last reads as failed, and is ended now
+   * rather than left in wait for a claim to find (a claim that took it meanwhile ends it itself).
+   */
+  private async endExhausted(queue: string, jobIds: string[]): Promise<void> {
+    for (const jobId of jobIds) {
+      const taskId = taskIdOf(jobId);
+      const raw = await this.jobs.read(queue, taskId);
+      const t = raw ? this.recordOrReport(raw) : undefined;
+      if (!t || !isFinal(t.state) || raw?.hash.finishedOn !== undefined) continue;
+      if (!(await this.jobs.remove(queue, taskId))) continue;
+      await this.endUnclaimed(t);
+      this.events.emit('finished', t);
     }
   }
 
