@@ -36,6 +36,8 @@ export class TaskEvents {
     private readonly onError: (err: unknown) => void,
     /** Whether this process holds the task under this lease (its claim announced it already). */
     private readonly holdsHere: (taskId: string, leaseToken: string | undefined) => boolean,
+    /** Sees every entry read, before anything else (the queue is '' for the new-queues stream). */
+    private readonly onEntry: (queue: string, event: string) => void,
   ) {}
 
   get size(): number {
@@ -101,8 +103,10 @@ export class TaskEvents {
       if (this.stopped) return;
       try {
         // Entries from now on (Redis's clock: stream ids are its milliseconds), in queues found later too.
+        // XREAD returns ids after the one given, and an entry of this very millisecond may be `<ms>-0`:
+        // start from the millisecond before.
         const [sec, usec] = await this.reader().time();
-        since = `${Number(sec) * 1000 + Math.floor(Number(usec) / 1000)}-0`;
+        since = `${Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - 1}-0`;
         for (const q of await this.command.smembers(this.keys.queues)) last.set(q, since);
         last.set(NEW_QUEUES, since);
         break;
@@ -131,6 +135,7 @@ export class TaskEvents {
           if (queue === undefined) continue;
           for (const [id, fields] of entries) {
             last.set(queue, id);
+            this.onEntry(queue === NEW_QUEUES ? '' : queue, fields[1] ?? '');
             if (queue === NEW_QUEUES) {
               const name = fields[1];
               if (fields[0] === 'queue' && name !== undefined && !last.has(name)) last.set(name, since);

@@ -26,12 +26,13 @@ end
  * has its job, and unless the queued tasks of all queues are at the bound.
  * KEYS: 1 loc · 2 idem · 3 queues · 4 new-queues stream. ARGV: 1 task id · 2 queue · 3 idempotency key ('' = none) ·
  * 4 bound ('' = none) · 5 key prefix `<prefix>:` · 6 the ended queue's name (not counted).
- * Returns {'ok'} | {'exists', task id} | {'full', queued}.
+ * Returns {'ok', queued ('' when not counted)} | {'exists', task id} | {'full', queued}.
  */
 export const RESERVE = new RedisScript(
   'fleet-reserve',
   `${JOB_KEY_LUA}${QUEUED_LUA}
 local p = ARGV[5]
+local counted = ''
 local function live(taskId)
   local q = redis.call('HGET', KEYS[1], taskId)
   return q and redis.call('EXISTS', jobKey(p .. q .. ':', taskId)) == 1
@@ -47,13 +48,14 @@ if ARGV[4] ~= '' then
     if q ~= ARGV[6] then n = n + queuedCount(p .. q .. ':') end
   end
   if n >= tonumber(ARGV[4]) then return {'full', tostring(n)} end
+  counted = n
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[1]) end
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', 1000, '*', 'queue', ARGV[2])
 end
-return {'ok'}
+return {'ok', tostring(counted)}
 `,
 );
 

@@ -78,6 +78,10 @@ export interface RedisTaskQueueOptions extends TaskQueueOptions {
 }
 
 const MAX_ROUNDS = 20;
+/** How long a worker's pinned queue found empty is skipped by its claims unless a job is added to it. */
+const PIN_RECHECK_MS = 1_000;
+/** How long a count of the queued jobs serves the bound while far from it (`submit`). */
+const BOUND_RECOUNT_MS = 250;
 
 export class RedisTaskQueue implements TaskQueue {
   readonly instanceId: string;
@@ -94,6 +98,22 @@ export class RedisTaskQueue implements TaskQueue {
   private readonly queueFor: (capability: string) => string;
   private readonly lockDurationMs: number;
   private readonly held = new Map<string, Held>();
+  /** Pinned queue → when it was found empty; → when a job was last added to it. */
+  private readonly pinEmptyAt = new Map<string, number>();
+  private readonly pinAddedAt = new Map<string, number>();
+  /**
+   * Queue → until when a claim need not ask it: it was found empty and nothing was added since. Only while
+   * the event reader runs (it reports every manager's adds); capped at the queue's next delayed job.
+   */
+  private readonly drainedUntil = new Map<string, number>();
+  private readonly addedAt = new Map<string, number>();
+  /** Queue → job fetches in the air; queues whose last fetch came back empty (one probe at a time). */
+  private readonly fetching = new Map<string, number>();
+  private readonly probing = new Set<string>();
+  /** The queues in use, read at most once a second or when a new one is announced. */
+  private queueList: { at: number; names: string[] } | undefined;
+  /** The queued jobs over all queues as last counted, plus what this process added since. */
+  private queued: { at: number; n: number } | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly corruptListeners = new Set<(error: FleetError) => void>();
   private readonly opened: Promise<void>;
@@ -134,6 +154,7 @@ export class RedisTaskQueue implements TaskQueue {
       (queue, taskId) => this.readIn(queue, taskId),
       onError,
       (taskId, leaseToken) => leaseToken !== undefined && this.held.get(taskId)?.token === leaseToken,
+      (queue, event) => this.onStreamEntry(queue, event),
     );
     this.opened = assertCurrentLayout(this.redis, this.keys);
     this.opened.catch(() => undefined);
@@ -159,6 +180,7 @@ export class RedisTaskQueue implements TaskQueue {
       const lostOn = await this.route(record);
       const target = lostOn !== undefined ? ENDED_QUEUE : this.jobQueueOf(record);
       for (let round = 0; round < MAX_ROUNDS; round++) {
+        const count = lostOn === undefined && this.mustCount();
         const [outcome, arg = ''] = (await RESERVE.run(
           this.redis,
           [this.keys.loc, this.keys.idem, this.keys.queues, this.keys.newQueues],
@@ -166,7 +188,7 @@ export class RedisTaskQueue implements TaskQueue {
             record.id,
             target,
             record.idempotencyKey ?? '',
-            lostOn !== undefined ? '' : this.options.maxQueued,
+            count ? this.options.maxQueued : '',
             `${this.keys.prefix}:`,
             ENDED_QUEUE,
           ],
@@ -176,7 +198,12 @@ export class RedisTaskQueue implements TaskQueue {
           if (!existing) continue; // trimmed between the check and the read
           return { task: existing.task, created: false };
         }
-        if (outcome === 'full') throw this.queueFull(Number(arg));
+        if (outcome === 'full') {
+          this.queued = { at: Date.now(), n: Number(arg) };
+          throw this.queueFull(Number(arg));
+        }
+        if (count) this.queued = { at: Date.now(), n: Number(arg) };
+        if (this.queued && lostOn === undefined) this.queued.n++;
         if (lostOn !== undefined) {
           await this.endUnclaimed(record);
           this.events.emit('finished', record);
@@ -243,18 +270,40 @@ export class RedisTaskQueue implements TaskQueue {
     return this.guard('claim', async () => {
       const now = this.now();
       const served = new Set(capabilities);
-      const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))];
-      // The worker's pinned queue is always ranked with the others: a task moved there by another manager
-      // is announced only on that queue's event stream, which this manager may not read yet.
+      const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))].filter(
+        (q) => !this.isDrained(q),
+      );
+      // The worker's pinned queue is looked at unless it was found empty lately and no job was added to it
+      // since (its stream's `added` entries, read by every manager, say so): most workers hold no session,
+      // and a claim of one queue needs no ranking.
       const pinQueue = pinQueueFor(workerId);
-      queueNames.push(pinQueue);
+      const askedAt = Date.now();
+      const emptyAt = this.pinEmptyAt.get(pinQueue);
+      const withPinned = emptyAt === undefined || askedAt - emptyAt >= PIN_RECHECK_MS;
+      if (withPinned && !this.isDrained(pinQueue)) queueNames.push(pinQueue);
+      if (queueNames.length === 0) return undefined;
       const ranked = await this.rankQueues(queueNames);
+      if (withPinned && !ranked.includes(pinQueue)) this.markPinEmpty(pinQueue, askedAt);
       for (const queueName of ranked) {
         const worker = this.jobs.worker(queueName);
+        if (this.probeInFlight(queueName)) continue;
         for (let i = 0; i < 50; i++) {
           const token = randomUUID();
-          const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
-          if (!job) break;
+          const sentAt = Date.now();
+          this.fetching.set(queueName, (this.fetching.get(queueName) ?? 0) + 1);
+          const job = (await worker.getNextJob(token, { block: false }).finally(() => {
+            this.fetching.set(queueName, (this.fetching.get(queueName) ?? 1) - 1);
+          })) as Job | undefined;
+          if (!job) {
+            this.probing.add(queueName);
+            // A job added while this fetch was in the air may have come after it: look again, since the
+            // claims that found this probe in flight did not.
+            if (this.events.size > 0 && (this.addedAt.get(queueName) ?? 0) >= sentAt) continue;
+            if (queueName === pinQueue) this.markPinEmpty(pinQueue, askedAt);
+            this.markDrained(queueName, worker, askedAt);
+            break;
+          }
+          this.probing.delete(queueName);
           job.token = token;
           const outcome = await this.bindClaim(job, queueName, token, served, workerId, now, options);
           if (outcome === 'handed-back') break;
@@ -298,12 +347,14 @@ export class RedisTaskQueue implements TaskQueue {
     this.assertOpen();
     return this.guard('markRunning', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken);
+        const { task, job, queue, held } = await this.leased(id, leaseToken);
         const t = copyTask(task);
         const now = this.now();
         const event = markTaskRunning(t, progress, now);
         if (!event) return t;
-        await this.fence(job, leaseToken, t);
+        // A lease held here has its lock checked by every renewal (a lost one is forgotten); one read
+        // afresh is checked now. A mark under a stale lease would be ignored by readers anyway (job-record.ts).
+        if (!held) await this.fence(job, leaseToken, t);
         this.events.caused(queue, job.id ?? '', 'progress');
         await job.updateProgress({ l: leaseToken, a: now, ...(t.progress ? { p: t.progress } : {}) });
         this.remember(t, leaseToken);
@@ -322,7 +373,7 @@ export class RedisTaskQueue implements TaskQueue {
     this.assertOpen();
     return this.guard('complete', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken);
+        const { task, job, queue } = await this.leased(id, leaseToken, 'final');
         const t = copyTask(task);
         completeTask(t, output, artifacts, this.now());
         this.events.caused(queue, job.id ?? '', 'completed');
@@ -337,7 +388,7 @@ export class RedisTaskQueue implements TaskQueue {
     this.assertOpen();
     return this.guard('fail', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken);
+        const { task, job, queue } = await this.leased(id, leaseToken, 'final');
         const t = copyTask(task);
         const now = this.now();
         const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
@@ -358,6 +409,7 @@ export class RedisTaskQueue implements TaskQueue {
           await job.updateData(t);
           this.events.caused(queue, job.id ?? '', 'delayed');
           await job.moveToDelayed(Math.max(Date.now(), t.notBefore), leaseToken);
+          this.onStreamEntry(queue, 'delayed');
           this.held.delete(id);
           // Into the retried band of its priority, read by BullMQ when it promotes the job.
           await job
@@ -379,7 +431,7 @@ export class RedisTaskQueue implements TaskQueue {
     this.assertOpen();
     return this.guard('adopt', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken, true);
+        const { task, job, queue } = await this.leased(id, leaseToken, 'fresh');
         assertLeaseHolder(task, workerId);
         // Extending the lock proves it has not lapsed, and keeps it from lapsing now.
         await this.fence(job, leaseToken, task);
@@ -514,6 +566,7 @@ export class RedisTaskQueue implements TaskQueue {
         if ((await h.job.extendLock(h.token, this.lockDurationMs)) === 1) {
           await h.job.updateData(t);
           await h.job.moveToWait(h.token);
+          this.onStreamEntry(h.queue, 'waiting');
           this.events.emit('retrying', t);
           count++;
         }
@@ -602,12 +655,14 @@ export class RedisTaskQueue implements TaskQueue {
     const t = copyTask(parsed.data);
     if (!served.has(t.capability)) {
       await job.moveToWait(token).catch((err: unknown) => this.backgroundError(err));
+      this.onStreamEntry(queueName, 'waiting');
       return 'handed-back';
     }
     if (t.state === 'queued' && t.notBefore > now) {
       // Not due by Fleet's clock (an injected one may run behind Redis's): back to BullMQ's delayed set.
       await job
         .moveToDelayed(Date.now() + (t.notBefore - now), token)
+        .then(() => this.onStreamEntry(queueName, 'delayed'))
         .catch((err: unknown) => this.backgroundError(err));
       return 'dropped';
     }
@@ -712,6 +767,8 @@ export class RedisTaskQueue implements TaskQueue {
 
   private async addJob(queueName: string, t: TaskRecord): Promise<void> {
     this.events.caused(queueName, jobIdFor(t.id), 'added');
+    this.onStreamEntry(queueName, 'added');
+    if (this.queueList && !this.queueList.names.includes(queueName)) this.queueList = undefined;
     await this.jobs.add(queueName, t);
   }
 
@@ -778,6 +835,64 @@ export class RedisTaskQueue implements TaskQueue {
     await LOCATE.run(this.redis, [this.keys.loc, this.keys.queues, this.keys.newQueues], [taskId, queue]);
   }
 
+  /**
+   * Whether this submission counts the queued jobs for the bound. Far below it a count a moment old is
+   * good enough (what other managers added since is within the margin); within 10 % of it, every time.
+   */
+  private mustCount(): boolean {
+    const q = this.queued;
+    return !q || Date.now() - q.at >= BOUND_RECOUNT_MS || q.n >= 0.9 * this.options.maxQueued;
+  }
+
+  /**
+   * The dispatcher claims for every free slot at once; with one job added, all but one of those fetches
+   * come back empty, and each costs BullMQ's whole fetch script. Once a fetch of a queue found it empty,
+   * one fetch at a time probes it (a claim that finds a probe in the air takes nothing from this queue)
+   * until one finds a job. Nothing is missed: a probe that comes back empty looks again when a job was
+   * added while it was in the air (the event reader reports every manager's adds), and an add after it
+   * wakes the dispatchers anew. Only while the reader runs.
+   */
+  private probeInFlight(queue: string): boolean {
+    return this.events.size > 0 && this.probing.has(queue) && (this.fetching.get(queue) ?? 0) > 0;
+  }
+
+  private isDrained(queue: string): boolean {
+    const until = this.drainedUntil.get(queue);
+    return until !== undefined && Date.now() < until && this.events.size > 0;
+  }
+
+  /**
+   * BullMQ's Worker keeps, after an empty fetch, when its queue's next delayed job is due (`blockUntil`,
+   * what its own blocking fetch waits for); the queue counts as drained until then, at most a second.
+   */
+  private markDrained(queue: string, worker: unknown, askedAt: number): void {
+    if (this.events.size === 0 || (this.addedAt.get(queue) ?? 0) >= askedAt) return;
+    const now = Date.now();
+    const next = Number((worker as { blockUntil?: unknown }).blockUntil);
+    this.drainedUntil.set(
+      queue,
+      Number.isFinite(next) && next > 0 ? Math.min(next, now + 1_000) : now + 1_000,
+    );
+  }
+
+  private markPinEmpty(pinQueue: string, askedAt: number): void {
+    // A job added after the question was asked is not missed: the queue is not marked empty then.
+    if ((this.pinAddedAt.get(pinQueue) ?? 0) < askedAt) this.pinEmptyAt.set(pinQueue, Date.now());
+  }
+
+  /** Every entry of a stream the event reader reads (`new-queues` as the queue name `''`). */
+  private onStreamEntry(queue: string, event: string): void {
+    if (queue === '') this.queueList = undefined;
+    else if (event === 'added' || event === 'waiting' || event === 'stalled' || event === 'delayed') {
+      this.drainedUntil.delete(queue);
+      this.addedAt.set(queue, Date.now());
+    }
+    if (event === 'added' && queue.startsWith('pin-')) {
+      this.pinEmptyAt.delete(queue);
+      this.pinAddedAt.set(queue, Date.now());
+    }
+  }
+
   private async renew(): Promise<void> {
     await renewLocks(this.jobs, this.held, this.lockDurationMs);
   }
@@ -789,7 +904,11 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   private async knownQueues(): Promise<string[]> {
-    return this.redis.smembers(this.keys.queues);
+    const now = Date.now();
+    if (this.queueList && now - this.queueList.at < 1_000) return this.queueList.names;
+    const names = await this.redis.smembers(this.keys.queues);
+    this.queueList = { at: now, names };
+    return names;
   }
 
   private async queuePrefixes(): Promise<string[]> {
@@ -835,10 +954,11 @@ export class RedisTaskQueue implements TaskQueue {
   private async leased(
     id: string,
     leaseToken: string,
-    fresh = false,
-  ): Promise<{ task: TaskRecord; job: Job; queue: string }> {
+    how: 'held' | 'final' | 'fresh' = 'held',
+  ): Promise<{ task: TaskRecord; job: Job; queue: string; held: boolean }> {
     const held = this.held.get(id);
-    if (!fresh && held?.token === leaseToken) {
+    if (how !== 'fresh' && held?.token === leaseToken) {
+      if (how === 'held') return { task: held.task, job: held.job, queue: held.queue, held: true };
       // Another manager may have written the attempt's progress (a worker that moved to it): keep it.
       const mark = parseMark(
         (await this.redis.hget(`${this.keys.bull(held.queue)}${jobIdFor(id)}`, 'progress')) ?? undefined,
@@ -847,7 +967,7 @@ export class RedisTaskQueue implements TaskQueue {
         held.task.state = 'running';
         if (mark.p) held.task.progress = { ...held.task.progress, ...mark.p };
       }
-      return { task: held.task, job: held.job, queue: held.queue };
+      return { task: held.task, job: held.job, queue: held.queue, held: true };
     }
     const found = await this.readTask(id);
     if (!found) throw new FleetError('not_found', `no task with id ${id}`);
@@ -860,7 +980,7 @@ export class RedisTaskQueue implements TaskQueue {
         `task ${id}: the lease is not current (task is ${t.state}, attempt ${t.attempt})`,
         t,
       );
-    return { task: t, job: this.jobs.job(found.raw), queue: found.raw.queue };
+    return { task: t, job: this.jobs.job(found.raw), queue: found.raw.queue, held: false };
   }
 
   private remember(t: TaskRecord, leaseToken: string): void {
