@@ -107,9 +107,6 @@ export class RedisTaskQueue implements TaskQueue {
    */
   private readonly drainedUntil = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
-  /** Queue → job fetches in the air; queues whose last fetch came back empty (one probe at a time). */
-  private readonly fetching = new Map<string, number>();
-  private readonly probing = new Set<string>();
   /** The queues in use, read at most once a second or when a new one is announced. */
   private queueList: { at: number; names: string[] } | undefined;
   /** The queued jobs over all queues as last counted, plus what this process added since. */
@@ -286,24 +283,14 @@ export class RedisTaskQueue implements TaskQueue {
       if (withPinned && !ranked.includes(pinQueue)) this.markPinEmpty(pinQueue, askedAt);
       for (const queueName of ranked) {
         const worker = this.jobs.worker(queueName);
-        if (this.probeInFlight(queueName)) continue;
         for (let i = 0; i < 50; i++) {
           const token = randomUUID();
-          const sentAt = Date.now();
-          this.fetching.set(queueName, (this.fetching.get(queueName) ?? 0) + 1);
-          const job = (await worker.getNextJob(token, { block: false }).finally(() => {
-            this.fetching.set(queueName, (this.fetching.get(queueName) ?? 1) - 1);
-          })) as Job | undefined;
+          const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
           if (!job) {
-            this.probing.add(queueName);
-            // A job added while this fetch was in the air may have come after it: look again, since the
-            // claims that found this probe in flight did not.
-            if (this.events.size > 0 && (this.addedAt.get(queueName) ?? 0) >= sentAt) continue;
             if (queueName === pinQueue) this.markPinEmpty(pinQueue, askedAt);
             this.markDrained(queueName, worker, askedAt);
             break;
           }
-          this.probing.delete(queueName);
           job.token = token;
           const outcome = await this.bindClaim(job, queueName, token, served, workerId, now, options);
           if (outcome === 'handed-back') break;
@@ -842,18 +829,6 @@ export class RedisTaskQueue implements TaskQueue {
   private mustCount(): boolean {
     const q = this.queued;
     return !q || Date.now() - q.at >= BOUND_RECOUNT_MS || q.n >= 0.9 * this.options.maxQueued;
-  }
-
-  /**
-   * The dispatcher claims for every free slot at once; with one job added, all but one of those fetches
-   * come back empty, and each costs BullMQ's whole fetch script. Once a fetch of a queue found it empty,
-   * one fetch at a time probes it (a claim that finds a probe in the air takes nothing from this queue)
-   * until one finds a job. Nothing is missed: a probe that comes back empty looks again when a job was
-   * added while it was in the air (the event reader reports every manager's adds), and an add after it
-   * wakes the dispatchers anew. Only while the reader runs.
-   */
-  private probeInFlight(queue: string): boolean {
-    return this.events.size > 0 && this.probing.has(queue) && (this.fetching.get(queue) ?? 0) > 0;
   }
 
   private isDrained(queue: string): boolean {
