@@ -325,6 +325,31 @@ describe('Redis connections', () => {
     expect(claimed.id).toBe(task.id);
   });
 
+  it("forgets the index entries of tasks whose jobs BullMQ's retention removed", async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { retainFinished: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { task } = await q.submit({ capability: 'trim', idempotencyKey: `key-${i}` });
+      const c = await q.claim(['trim'], 'w');
+      await q.complete(task.id, c?.leaseToken ?? '', i);
+      ids.push(task.id);
+    }
+    const client = new Redis(redis.url);
+    try {
+      // BullMQ keeps one finished job; the sweep drops the others' entries in its second round (≥ 1 s apart).
+      await eventually(async () => {
+        expect(await client.hkeys(`${prefix}:fleet:loc`)).toEqual([ids[2]]);
+        expect(await client.hkeys(`${prefix}:fleet:idem`)).toEqual(['key-2']);
+      });
+    } finally {
+      client.disconnect();
+    }
+    expect(await q.get(ids[0]!)).toBeUndefined();
+    expect((await q.submit({ capability: 'trim', idempotencyKey: 'key-0' })).created).toBe(true);
+    expect((await q.submit({ capability: 'trim', idempotencyKey: 'key-2' })).created).toBe(false);
+  });
+
   it("takes a reused id's new submission once the old task's job was trimmed by retention", async () => {
     const prefix = newPrefix();
     const q = manager(prefix);

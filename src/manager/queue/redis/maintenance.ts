@@ -6,7 +6,8 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { TaskRecord } from '../task.js';
-import { QUEUE_NAME_RE, type FleetKeys } from './keys.js';
+import { jobIdFor, QUEUE_NAME_RE, type FleetKeys } from './keys.js';
+import { FORGET_DANGLING } from './scripts.js';
 import type { BullJobs } from './jobs.js';
 
 export interface Held {
@@ -83,4 +84,50 @@ export function every(
   }, ms);
   timer.unref();
   return timer;
+}
+
+/** Where the index sweep is in `loc` and `idem`, and what it found dangling last round. */
+export interface SweepState {
+  locCursor: string;
+  idemCursor: string;
+  loc: string[];
+  idem: string[];
+}
+
+export const newSweepState = (): SweepState => ({ locCursor: '0', idemCursor: '0', loc: [], idem: [] });
+
+/**
+ * One round of bounded retention for Fleet's indexes: BullMQ removes finished jobs beyond the retention,
+ * and the `loc` and `idem` entries of their tasks must go too, or they would grow with every task ever
+ * submitted. Each round scans a slice of both hashes (HSCAN), drops what the previous round already found
+ * dangling and is still (FORGET_DANGLING, atomic per entry), and remembers what dangles now.
+ */
+export async function sweepIndexes(redis: Redis, keys: FleetKeys, state: SweepState): Promise<number> {
+  const dropped =
+    state.loc.length + state.idem.length > 0
+      ? Number(
+          await FORGET_DANGLING.run(
+            redis,
+            [keys.loc, keys.idem],
+            [`${keys.prefix}:`, state.loc.length, ...state.loc, ...state.idem],
+          ),
+        )
+      : 0;
+  const [locCursor, locFlat] = await redis.hscan(keys.loc, state.locCursor, 'COUNT', 500);
+  const [idemCursor, idemFlat] = await redis.hscan(keys.idem, state.idemCursor, 'COUNT', 500);
+  state.locCursor = locCursor;
+  state.idemCursor = idemCursor;
+  const locPairs: [string, string][] = [];
+  for (let i = 0; i + 1 < locFlat.length; i += 2) locPairs.push([locFlat[i]!, locFlat[i + 1]!]);
+  const exists = locPairs.length
+    ? ((await redis
+        .pipeline(locPairs.map(([id, q]) => ['exists', `${keys.bull(q)}${jobIdFor(id)}`]))
+        .exec()) ?? [])
+    : [];
+  state.loc = locPairs.filter((_, i) => exists[i]?.[1] === 0).map(([id]) => id);
+  const idemPairs: [string, string][] = [];
+  for (let i = 0; i + 1 < idemFlat.length; i += 2) idemPairs.push([idemFlat[i]!, idemFlat[i + 1]!]);
+  const known = idemPairs.length ? await redis.hmget(keys.loc, ...idemPairs.map(([, id]) => id)) : [];
+  state.idem = idemPairs.filter((_, i) => known[i] === null).map(([key]) => key);
+  return dropped;
 }

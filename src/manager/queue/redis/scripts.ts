@@ -198,3 +198,34 @@ redis.call('DEL', KEYS[1])
 return #ids
 `,
 );
+
+/**
+ * Forgets index entries whose task has no job any more (BullMQ's retention removed it): a task id in
+ * `loc` whose job is gone, an idempotency key whose task id is no longer in `loc`. Only entries a previous
+ * round already found dangling (ARGV), so an id reserved a moment before its job is added is not dropped.
+ * KEYS: 1 loc · 2 idem. ARGV: 1 key prefix \`<prefix>:\` · 2 number of loc candidates n · then n task ids ·
+ * then idempotency keys. Returns how many entries it dropped.
+ */
+export const FORGET_DANGLING = new RedisScript(
+  'fleet-forget-dangling',
+  `${JOB_KEY_LUA}
+local dropped = 0
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do
+  local id = ARGV[i]
+  local q = redis.call('HGET', KEYS[1], id)
+  if q and redis.call('EXISTS', jobKey(ARGV[1] .. q .. ':', id)) == 0 then
+    redis.call('HDEL', KEYS[1], id)
+    dropped = dropped + 1
+  end
+end
+for i = 3 + n, #ARGV do
+  local id = redis.call('HGET', KEYS[2], ARGV[i])
+  if id and redis.call('HEXISTS', KEYS[1], id) == 0 then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    dropped = dropped + 1
+  end
+end
+return dropped
+`,
+);

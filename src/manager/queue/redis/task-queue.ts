@@ -59,7 +59,7 @@ import {
   taskIdOf,
 } from './keys.js';
 import { assertCurrentLayout } from './layout.js';
-import { checkStalled, every, renewLocks, type Held } from './maintenance.js';
+import { checkStalled, every, newSweepState, renewLocks, sweepIndexes, type Held } from './maintenance.js';
 import { BIND_SESSION, COUNT_QUEUED, LOCATE, LOSE_SESSIONS, NEXT_DELAYED, PEEK, RESERVE } from './scripts.js';
 
 export interface RedisTaskQueueOptions extends TaskQueueOptions {
@@ -98,6 +98,7 @@ export class RedisTaskQueue implements TaskQueue {
   private readonly queueFor: (capability: string) => string;
   private readonly lockDurationMs: number;
   private readonly held = new Map<string, Held>();
+  private readonly sweep = newSweepState();
   /** Pinned queue → when it was found empty; → when a job was last added to it. */
   private readonly pinEmptyAt = new Map<string, number>();
   private readonly pinAddedAt = new Map<string, number>();
@@ -158,6 +159,14 @@ export class RedisTaskQueue implements TaskQueue {
     const alive = (): boolean => !this.closed;
     this.timers.push(
       every(Math.max(50, Math.round(this.lockDurationMs / 3)), () => this.renew(), alive, onError),
+      every(
+        Math.max(1_000, this.lockDurationMs),
+        async () => {
+          await sweepIndexes(this.redis, this.keys, this.sweep);
+        },
+        alive,
+        onError,
+      ),
       every(
         stalledIntervalMs,
         () => checkStalled(this.redis, this.keys, this.jobs, (queue, ids) => this.endExhausted(queue, ids)),
