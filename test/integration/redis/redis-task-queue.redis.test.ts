@@ -183,6 +183,34 @@ describe('Redis task queue: session affinity across managers', () => {
     expect((await homeQueue.get(lost.task.id))?.state).toBe('failed');
   });
 
+  it("claims a pinned task as soon as its retry backoff runs out, though its worker's claim found nothing ready meanwhile", async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { backoffMs: 150, maxBackoffMs: 150 });
+    const session = `s-${randomUUID()}`;
+    await q.submit({ capability: 'py', sessionId: session });
+    const first = await q.claim(['py'], 'w1');
+    await q.complete(first?.id ?? '', first?.leaseToken ?? '', 1);
+    const { task } = await q.submit({ capability: 'py', sessionId: session });
+    expect(task.sessionWorker).toBe('w1');
+    const c = await eventually(async () => {
+      const t = await q.claim(['py'], 'w1');
+      if (!t) throw new Error('not claimable yet');
+      return t;
+    });
+    const retried = await q.fail(
+      c.id,
+      c.leaseToken ?? '',
+      { code: 'handler_error', message: 'x', retryable: true },
+      { outcome: 'failed' },
+    );
+    // Not due yet: the worker's pinned queue holds only a delayed job, which is no reason to skip it later.
+    await sleep(10);
+    expect(await q.claim(['py'], 'w1')).toBeUndefined();
+    await sleep(Math.max(0, retried.notBefore - Date.now()) + 30);
+    // Nothing announces a delayed job becoming due: the dispatcher's wake-up claim must find it.
+    expect((await q.claim(['py'], 'w1'))?.id).toBe(task.id);
+  });
+
   it('relocates a task routed to a worker whose queue was swept before the task got there', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);

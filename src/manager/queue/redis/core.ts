@@ -61,12 +61,6 @@ export abstract class RedisQueueCore {
   /** Pinned queue → when it was found empty; → when a job was last added to it. */
   protected readonly pinEmptyAt = new Map<string, number>();
   protected readonly pinAddedAt = new Map<string, number>();
-  /**
-   * Queue → until when a claim need not ask it: it was found empty and nothing was added since. Only while
-   * the event reader runs (it reports every manager's adds); capped at the queue's next delayed job.
-   */
-  protected readonly drainedUntil = new Map<string, number>();
-  protected readonly addedAt = new Map<string, number>();
   /** The queues in use, read at most once a second or when a new one is announced. */
   protected queueList: { at: number; names: string[] } | undefined;
   /** The queued jobs over all queues as last counted, plus what this process added since. */
@@ -216,25 +210,6 @@ export abstract class RedisQueueCore {
     return !q || Date.now() - q.at >= BOUND_RECOUNT_MS || q.n >= 0.9 * this.options.maxQueued;
   }
 
-  protected isDrained(queue: string): boolean {
-    const until = this.drainedUntil.get(queue);
-    return until !== undefined && Date.now() < until && this.events.size > 0;
-  }
-
-  /**
-   * BullMQ's Worker keeps, after an empty fetch, when its queue's next delayed job is due (`blockUntil`,
-   * what its own blocking fetch waits for); the queue counts as drained until then, at most a second.
-   */
-  protected markDrained(queue: string, worker: unknown, askedAt: number): void {
-    if (this.events.size === 0 || (this.addedAt.get(queue) ?? 0) >= askedAt) return;
-    const now = Date.now();
-    const next = Number((worker as { blockUntil?: unknown }).blockUntil);
-    this.drainedUntil.set(
-      queue,
-      Number.isFinite(next) && next > 0 ? Math.min(next, now + 1_000) : now + 1_000,
-    );
-  }
-
   protected markPinEmpty(pinQueue: string, askedAt: number): void {
     // A job added after the question was asked is not missed: the queue is not marked empty then.
     if ((this.pinAddedAt.get(pinQueue) ?? 0) < askedAt) this.pinEmptyAt.set(pinQueue, Date.now());
@@ -243,11 +218,10 @@ export abstract class RedisQueueCore {
   /** Every entry of a stream the event reader reads (`new-queues` as the queue name `''`). */
   protected onStreamEntry(queue: string, event: string): void {
     if (queue === '') this.queueList = undefined;
-    else if (event === 'added' || event === 'waiting' || event === 'stalled' || event === 'delayed') {
-      this.drainedUntil.delete(queue);
-      this.addedAt.set(queue, Date.now());
-    }
-    if (event === 'added' && queue.startsWith('pin-')) {
+    else if (
+      queue.startsWith('pin-') &&
+      (event === 'added' || event === 'waiting' || event === 'stalled' || event === 'delayed')
+    ) {
       this.pinEmptyAt.delete(queue);
       this.pinAddedAt.set(queue, Date.now());
     }

@@ -25,9 +25,13 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
 
   // ── claiming ───────────────────────────────────────────────────────────────────────────────────────
 
-  /** Queues ordered by the job each would hand out next: best priority first, then oldest task. */
-  protected async rankQueues(queueNames: string[]): Promise<string[]> {
-    if (queueNames.length === 1) return queueNames;
+  /**
+   * Queues ordered by the job each would hand out next: best priority first, then oldest task; `later`
+   * holds the queues with nothing ready but a delayed job still to come.
+   */
+  protected async rankQueues(queueNames: string[]): Promise<{ ranked: string[]; later: Set<string> }> {
+    const later = new Set<string>();
+    if (queueNames.length === 1) return { ranked: queueNames, later };
     const flat = (await PEEK.run(
       this.redis,
       [],
@@ -37,9 +41,10 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
     queueNames.forEach((name, i) => {
       const prio = Number(flat[i * 3]);
       if (prio >= 0) ranked.push({ name, prio, at: Number(flat[i * 3 + 1]) });
+      else if (prio === -2) later.add(name);
     });
     ranked.sort((a, b) => a.prio - b.prio || a.at - b.at);
-    return ranked.map((r) => r.name);
+    return { ranked: ranked.map((r) => r.name), later };
   }
 
   protected async bindClaim(

@@ -104,7 +104,7 @@ return n
  * For each queue (ARGV[2..], prefixes), the job BullMQ would hand out next: one in \`wait\` first (BullMQ
  * serves that list before the prioritized set; stalled jobs land there), else the best of the prioritized
  * head and the delayed jobs already due. ARGV[1] = now (ms). Returns per queue {BullMQ priority, creation
- * time, job id}, or {-1, 0, ''} when it has nothing ready.
+ * time, job id}, or {-1, 0, ''} when it has nothing ready ({-2, 0, ''} when a delayed job is still to come).
  */
 export const PEEK = new RedisScript(
   'fleet-peek',
@@ -133,7 +133,7 @@ for i = 2, #ARGV do
     table.insert(out, tonumber(redis.call('HGET', qp .. bestId, 'timestamp')) or 0)
     table.insert(out, bestId)
   else
-    table.insert(out, -1)
+    table.insert(out, redis.call('ZCARD', qp .. 'delayed') > 0 and -2 or -1)
     table.insert(out, 0)
     table.insert(out, '')
   end

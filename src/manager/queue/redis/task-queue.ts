@@ -149,28 +149,31 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
     return this.guard('claim', async () => {
       const now = this.now();
       const served = new Set(capabilities);
-      const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))].filter(
-        (q) => !this.isDrained(q),
-      );
-      // The worker's pinned queue is looked at unless it was found empty lately and no job was added to it
-      // since (its stream's `added` entries, read by every manager, say so): most workers hold no session,
-      // and a claim of one queue needs no ranking.
+      const queueNames = [...new Set(capabilities.map((c) => this.queueName(c)))];
+      // The worker's pinned queue is looked at unless it was found empty (no delayed job either) lately
+      // and no job entered it since (its stream's entries, read by every manager, say so): most workers
+      // hold no session, and a claim of one queue needs no ranking.
       const pinQueue = pinQueueFor(workerId);
       const askedAt = Date.now();
       const emptyAt = this.pinEmptyAt.get(pinQueue);
       const withPinned = emptyAt === undefined || askedAt - emptyAt >= PIN_RECHECK_MS;
-      if (withPinned && !this.isDrained(pinQueue)) queueNames.push(pinQueue);
-      if (queueNames.length === 0) return undefined;
-      const ranked = await this.rankQueues(queueNames);
-      if (withPinned && !ranked.includes(pinQueue)) this.markPinEmpty(pinQueue, askedAt);
+      if (withPinned) queueNames.push(pinQueue);
+      const { ranked, later } = await this.rankQueues(queueNames);
+      if (withPinned && !ranked.includes(pinQueue) && !later.has(pinQueue))
+        this.markPinEmpty(pinQueue, askedAt);
       for (const queueName of ranked) {
         const worker = this.jobs.worker(queueName);
         for (let i = 0; i < 50; i++) {
           const token = randomUUID();
           const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
           if (!job) {
-            if (queueName === pinQueue) this.markPinEmpty(pinQueue, askedAt);
-            this.markDrained(queueName, worker, askedAt);
+            // BullMQ's Worker keeps when the queue's next delayed job is due (`blockUntil`, 0 for none);
+            // a queue with one is never taken for empty, as nothing would announce it becoming due.
+            if (
+              queueName === pinQueue &&
+              Number((worker as unknown as { blockUntil?: unknown }).blockUntil) === 0
+            )
+              this.markPinEmpty(pinQueue, askedAt);
             break;
           }
           job.token = token;
