@@ -55,6 +55,8 @@ const load = (p) => import(pathToFileURL(join(dist, p)).href);
 const here = (p) => new URL(p, import.meta.url).pathname;
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const INFLIGHT = 64;
+/** Calls each client makes before it measures (bench-client.mjs): connections and the manager's JIT. */
+const WARM_UP = 2000;
 const token = `bench-${randomUUID()}`;
 const profDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
 const profArgs = (name) =>
@@ -72,9 +74,13 @@ function waitMessage(child, pred) {
 
 function runClient(opts) {
   return new Promise((res, rej) => {
-    const c = spawn(process.execPath, [here('./lib/bench-client.mjs'), JSON.stringify({ dist, ...opts })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const c = spawn(
+      process.execPath,
+      [here('./lib/bench-client.mjs'), JSON.stringify({ dist, warmUp: WARM_UP, ...opts })],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.once('exit', (code) =>
@@ -144,7 +150,7 @@ async function fleetRun(mode, i) {
     const before = await f.cpu();
     const loop = await runClient({ mode, phase: 'loop', url: f.url, token, tasks, inflight: INFLIGHT });
     const after = await f.cpu();
-    return { ...seq, ...loop, cpuPerTask: cpuMicros(before, after) / (tasks + 500) };
+    return { ...seq, ...loop, cpuPerTask: cpuMicros(before, after) / (tasks + WARM_UP) };
   } finally {
     await f.stop();
   }
@@ -169,7 +175,7 @@ async function bullRun(i) {
       inflight: INFLIGHT,
     });
     const after = await redisCpu(r);
-    return { ...seq, ...loop, cpuPerTask: (after - before) / (tasks + 500) };
+    return { ...seq, ...loop, cpuPerTask: (after - before) / (tasks + WARM_UP) };
   } finally {
     w.send('stop');
     await new Promise((res) => w.once('exit', res));

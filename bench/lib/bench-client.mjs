@@ -4,11 +4,13 @@
 //   bullmq:     Queue.add + job.waitUntilFinished(QueueEvents).
 // Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
 // the air, and prints one JSON line. Not a benchmark itself.
-// argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight }
+// argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
+//   warmUp }
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
 const o = JSON.parse(process.argv[2]);
+const WARM_UP = o.warmUp ?? 2000;
 
 async function fleetSide() {
   const { FleetClient } = await import(pathToFileURL(resolve(o.dist, 'client/fleet-client.js')).href);
@@ -52,7 +54,9 @@ async function bullSide() {
 const side = o.mode === 'bullmq' ? await bullSide() : await fleetSide();
 const out = {};
 if (o.phase === 'seq') {
-  for (let i = 0; i < Math.min(200, o.rounds); i++) await side.run(i); // warm-up: JIT, connections
+  // Warm-up: connections, and the JIT of the broker's own code (a manager is a long-running process, and a fresh
+  // one is still optimizing for its first thousand tasks or so; redis-server needs no warming).
+  for (let i = 0; i < WARM_UP; i++) await side.run(i);
   const times = new Float64Array(o.rounds);
   for (let i = 0; i < o.rounds; i++) {
     const t0 = performance.now();
@@ -64,7 +68,7 @@ if (o.phase === 'seq') {
   out.p50 = at(50);
   out.p99 = at(99);
 } else {
-  for (let i = 0; i < 500; i++) await side.run(i); // warm-up
+  for (let i = 0; i < WARM_UP; i++) await side.run(i); // warm-up
   let next = 0;
   const t0 = performance.now();
   await Promise.all(

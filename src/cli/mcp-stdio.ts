@@ -7,6 +7,7 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isolatedAbortFetch } from './isolated-abort-fetch.js';
 
 export interface StdioBridgeOptions {
   url: URL;
@@ -23,6 +24,7 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<{ err
   );
   const remote = new StreamableHTTPClientTransport(options.url, {
     requestInit: options.token ? { headers: { authorization: `Bearer ${options.token}` } } : {},
+    fetch: isolatedAbortFetch(),
   });
   return new Promise((resolve) => {
     let ended = false;

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { FleetError, type FleetErrorShape } from '../protocol/errors.js';
 import { ClientChannel, type ChannelProgress } from './client-channel.js';
+import { HttpRequester, type HttpAnswer } from './http-request.js';
 
 export type { ChannelProgress } from './client-channel.js';
 
@@ -109,10 +110,12 @@ const FINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled', 'ti
 
 export class FleetClient {
   private readonly base: string;
+  private readonly http: HttpRequester;
   private channelInstance: ClientChannel | undefined;
 
   constructor(private readonly options: FleetClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
+    this.http = new HttpRequester(this.base);
   }
 
   /** The persistent channel, opened on first use (websocket mode only). */
@@ -133,8 +136,12 @@ export class FleetClient {
     await this.channel?.connect();
   }
 
-  /** Closes the websocket channel; calls still waiting on it fail with `manager_unreachable`. */
+  /**
+   * Closes the websocket channel (calls still waiting on it fail with `manager_unreachable`) and the idle
+   * HTTP keep-alive connections.
+   */
   close(): void {
+    this.http.close();
     this.channelInstance?.close();
     this.channelInstance = undefined;
   }
@@ -287,10 +294,7 @@ export class FleetClient {
       'GET',
       `/api/tasks/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
     );
-    return {
-      contentType: res.headers.get('content-type') ?? 'application/octet-stream',
-      data: Buffer.from(await res.arrayBuffer()),
-    };
+    return { contentType: res.headers['content-type'] ?? 'application/octet-stream', data: res.body };
   }
 
   /**
@@ -378,29 +382,29 @@ export class FleetClient {
     });
   }
 
-  private async raw(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<Response> {
-    let res: Response;
+  private async raw(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<HttpAnswer> {
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await this.http.request(
+        path,
         method,
-        headers: {
+        {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
         },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(timeoutMs ?? this.options.timeoutMs ?? 30_000),
-      });
+        body !== undefined ? JSON.stringify(body) : undefined,
+        timeoutMs ?? this.options.timeoutMs ?? 30_000,
+      );
     } catch (err) {
-      const e = err as Error;
       throw new FleetError(
         'manager_unreachable',
-        `cannot reach the Fleet manager at ${this.base}: ${e.cause instanceof Error ? e.cause.message : e.message}`,
+        `cannot reach the Fleet manager at ${this.base}: ${(err as Error).message}`,
       );
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       let shape: FleetErrorShape | undefined;
       try {
-        shape = ((await res.json()) as { error?: FleetErrorShape }).error;
+        shape = (JSON.parse(res.body.toString('utf8')) as { error?: FleetErrorShape }).error;
       } catch {
         // fall through to the generic error
       }
@@ -413,6 +417,6 @@ export class FleetClient {
 
   private async request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const res = await this.raw(method, path, body, timeoutMs);
-    return (await res.json()) as T;
+    return JSON.parse(res.body.toString('utf8')) as T;
   }
 }

@@ -74,6 +74,24 @@ export type ManagerEvent =
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
 
+interface SectionLookup {
+  timeouts: Map<string, number>;
+  idempotent: Set<string>;
+}
+
+/** The first section listing a capability gives its timeout, as the sections are ordered. */
+function sectionLookup(config: FleetConfig): SectionLookup {
+  const timeouts = new Map<string, number>();
+  const idempotent = new Set<string>();
+  for (const key of SECTION_KEYS) {
+    const section = config[key];
+    for (const capability of section.capabilities)
+      if (!timeouts.has(capability)) timeouts.set(capability, section.timeout);
+    for (const capability of section.idempotent) idempotent.add(capability);
+  }
+  return { timeouts, idempotent };
+}
+
 export { normalizeEndpoint } from './discovery/endpoint.js';
 
 /** Tasks one `submitMany` (POST /api/tasks:batch) may carry. */
@@ -87,6 +105,8 @@ export class WorkerManager {
   // The collaborators are the manager's own: callers use the methods below (the public surface, listed in
   // docs/architecture.md), so the rooms can change without every caller changing with them.
   private readonly registry: WorkerRegistry;
+  /** Per capability, its section's timeout and idempotence (asked on every submission and failure). */
+  private sectionLookup: SectionLookup | undefined;
   private readonly dispatcher: Dispatcher;
   private readonly healthMonitor: HealthMonitor;
   readonly metrics: ManagerMetrics;
@@ -100,6 +120,8 @@ export class WorkerManager {
   private readonly discovery: WorkerDiscovery;
   private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
+  /** Per worker, the capability list the index was last rebuilt for (by identity). */
+  private readonly indexedCapabilities = new Map<string, readonly string[]>();
   private started = false;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly payloadLimits: JsonLimits;
@@ -179,6 +201,7 @@ export class WorkerManager {
       // A lost worker's tasks wait one liveness window for it to come back and report them (or less: a
       // failed dial of it ends the wait).
       reconnectHoldMs: m.health.heartbeat_interval * m.health.missed_heartbeats,
+      onHold: (workerId) => this.discovery.redial(workerId),
     });
     this.healthMonitor = new HealthMonitor({
       registry: this.registry,
@@ -210,6 +233,9 @@ export class WorkerManager {
       publishEvent: (event) => this.publishEvent(event),
       admitCapabilities: (endpoint, connection) => this.admitToCatalog(endpoint, connection),
       registered: () => this.announceCatalogChange(),
+      describesOf: (workerId) => this.catalog.published(workerId),
+      // Only a shared directory holds workers other managers connect to.
+      ...(m.store === 'redis' ? { afterRound: () => this.syncFleetCatalog() } : {}),
     });
     this.events.setMaxListeners(0);
     this.unsubscribers.push(
@@ -220,8 +246,14 @@ export class WorkerManager {
         this.events.emit('event', { type: 'task', event } satisfies ManagerEvent);
       }),
       this.registry.subscribe((e) => {
-        // Capabilities change only when a worker (re)registers or leaves; any registry event may be one.
-        this.capabilityIndex = undefined;
+        // Capabilities change only when a worker (re)registers or leaves: a re-registration brings a new
+        // record with its own capability list, while heartbeats, dispatches and results touch the same one.
+        const id = e.worker.workerId;
+        if (e.kind === 'unregistered') this.indexedCapabilities.delete(id);
+        if (e.kind !== 'updated' || this.indexedCapabilities.get(id) !== e.worker.capabilities) {
+          if (e.kind !== 'unregistered') this.indexedCapabilities.set(id, e.worker.capabilities);
+          this.capabilityIndex = undefined;
+        }
         this.trackCatalog(e);
         // Heartbeats and every finished task update the registry: build the view only for a listener.
         if (this.events.listenerCount('event') === 0) return;
@@ -661,7 +693,12 @@ export class WorkerManager {
       const section = this.config[key];
       byType.set(section.name, [...section.capabilities]);
     }
-    for (const w of this.registry.list()) {
+    const offered = [
+      ...this.registry.list(),
+      // Workers other managers hold (distributed mode): their capabilities can be submitted here too.
+      ...this.catalog.remoteOffers(),
+    ];
+    for (const w of offered) {
       const caps = byType.get(w.workerType) ?? [];
       for (const c of w.capabilities) if (!caps.includes(c)) caps.push(c);
       byType.set(w.workerType, caps);
@@ -680,6 +717,26 @@ export class WorkerManager {
     this.announceCatalogChange();
   }
 
+  /**
+   * Merges the workers other managers hold (the shared directory's records, with their capability
+   * descriptions) into the catalog, so a submission here is checked, and GET /api/capabilities and the MCP
+   * tools list what the whole fleet offers, whichever manager a worker is connected to.
+   */
+  private async syncFleetCatalog(): Promise<void> {
+    const records = await this.directory.list();
+    const remote = records.filter((r) => r.ownerId !== this.id && !this.registry.get(r.workerId));
+    const { refused, changed } = this.catalog.syncRemote(remote);
+    for (const { capability, error } of refused) {
+      this.logger.warn(
+        { capability },
+        `a capability published by another manager is refused here: ${error.message}`,
+      );
+    }
+    if (!changed) return;
+    this.capabilityIndex = undefined;
+    this.announceCatalogChange();
+  }
+
   private announceCatalogChange(): void {
     const change = this.catalog.takeChange();
     if (change)
@@ -687,18 +744,13 @@ export class WorkerManager {
   }
 
   private isIdempotent(capability: string): boolean {
-    for (const key of SECTION_KEYS) {
-      if (this.config[key].idempotent.includes(capability)) return true;
-    }
-    return false;
+    this.sectionLookup ??= sectionLookup(this.config);
+    return this.sectionLookup.idempotent.has(capability);
   }
 
   private timeoutFor(capability: string): number {
-    for (const key of SECTION_KEYS) {
-      const section = this.config[key];
-      if (section.capabilities.includes(capability)) return section.timeout;
-    }
-    return this.config.python_sandbox.timeout;
+    this.sectionLookup ??= sectionLookup(this.config);
+    return this.sectionLookup.timeouts.get(capability) ?? this.config.python_sandbox.timeout;
   }
 
   /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */

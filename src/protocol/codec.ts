@@ -4,7 +4,14 @@
  */
 import type { z } from 'zod';
 import { FleetError } from './errors.js';
-import type { Message } from './messages.js';
+import { ManagerToWorkerSchema, WorkerToManagerSchema, type Message } from './messages.js';
+import { isPlainTaskAssign, isPlainTaskResult } from './plain-frames.js';
+
+/** Per inbound schema, the check of its one frame per task that may skip zod (plain-frames.ts). */
+const PLAIN_FRAMES = new Map<z.ZodType, (frame: Record<string, unknown>) => boolean>([
+  [WorkerToManagerSchema, isPlainTaskResult],
+  [ManagerToWorkerSchema, isPlainTaskAssign],
+]);
 
 /** Default cap on one frame; artifacts ride inside results, so it is generous but bounded. */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
@@ -56,6 +63,8 @@ export function deserialize<S extends z.ZodType>(
   if (typeof type !== 'string') {
     return { ok: false, error: new FleetError('invalid_message', 'frame has no string "type"') };
   }
+  if (PLAIN_FRAMES.get(schema)?.(raw as Record<string, unknown>))
+    return { ok: true, message: raw as z.infer<S> };
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { ok: true, message: parsed.data };
   const unknownType = parsed.error.issues.some(

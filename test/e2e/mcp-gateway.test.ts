@@ -57,7 +57,10 @@ describe('MCP gateway with python-sandbox and browser workers', () => {
     expect(py.inputSchema.properties).toHaveProperty('code');
     expect(py.inputSchema.additionalProperties).toBe(false);
     expect(tools.find((t) => t.name === 'screenshot')!.annotations?.readOnlyHint).toBe(true);
-    expect(py.outputSchema?.properties).toHaveProperty('stdout');
+    // A run's result or a closed session's: one of two objects.
+    expect(py.outputSchema).toMatchObject({ type: 'object' });
+    const runResult = (py.outputSchema as { anyOf?: { properties?: object }[] }).anyOf?.[0];
+    expect(runResult?.properties).toHaveProperty('stdout');
     expect(tools.find((t) => t.name === 'screenshot')!.outputSchema?.required).toContain('sha256');
   });
 

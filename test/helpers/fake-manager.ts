@@ -3,6 +3,10 @@
  * kind's tests need no manager. Every frame the worker sends is validated against the protocol schema;
  * anything that fails lands in `violations` (assert it stays empty).
  *
+ * Every `task.result` is also checked against the result schema the worker advertised for its capability in
+ * its hello (issue 18), with ajv as the catalog and MCP clients check it: a mismatch rejects the answer, so
+ * every real run in every worker test proves the advertised schema true (result-schemas.ts).
+ *
  *   const { server, endpoint, stop } = await startWorker(createEchoKind(cfg), { max_concurrent_tasks: 2 });
  *   const fm = await connectFakeManager(endpoint);
  *   const answer = await fm.assign('echo', { hi: 1 });   // TaskResult | TaskErrorMessage
@@ -31,6 +35,7 @@ import {
   type TaskResult,
   type WorkerToManager,
 } from '../../src/protocol/messages.js';
+import { resultMismatch } from './result-schemas.js';
 import { WorkerServer, type WorkerServerOptions } from '../../src/workers/common/server.js';
 import type { WorkerKind } from '../../src/workers/common/worker-kind.js';
 
@@ -101,7 +106,10 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
   const heartbeats: Heartbeat[] = [];
   const waiters = new Set<() => void>();
   // Unanswered dispatches by `taskId \0 leaseToken` (one task may have several leases in flight).
-  const pending = new Map<string, { resolve: (a: TaskAnswer) => void; reject: (e: Error) => void }>();
+  const pending = new Map<
+    string,
+    { capability: string; resolve: (a: TaskAnswer) => void; reject: (e: Error) => void }
+  >();
   const progressListeners = new Map<string, ((p: TaskProgress) => void)[]>();
   let errorCursor = 0;
   let heartbeatCursor = 0;
@@ -181,7 +189,14 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
         const p = pending.get(key);
         if (p) {
           pending.delete(key);
-          p.resolve(message);
+          const mismatch =
+            message.type === 'task.result'
+              ? resultMismatch(hello?.describes, p.capability, message.output)
+              : undefined;
+          if (mismatch) {
+            violations.push(mismatch);
+            p.reject(new Error(mismatch));
+          } else p.resolve(message);
         }
         break;
       }
@@ -201,7 +216,7 @@ export function connectFakeManager(endpoint: string, options: ConnectOptions = {
         reject(new FleetError('worker_lost', 'socket is closed'));
         return;
       }
-      pending.set(`${taskId}\u0000${leaseToken}`, { resolve, reject });
+      pending.set(`${taskId}\u0000${leaseToken}`, { capability, resolve, reject });
     });
     // Callers may await the answer late (after the socket closed on purpose); never an unhandled rejection.
     answer.catch(() => undefined);

@@ -11,6 +11,12 @@
  *
  * Entries are per capability. The first live worker's description wins; the last description seen is kept
  * after its workers leave, so tasks queued for a restarting worker type are still checked.
+ *
+ * Fleet-wide (distributed mode): a manager connects to some workers only. The descriptions of the others
+ * come from the shared worker directory, where every manager publishes its workers' admitted descriptions
+ * (`published`), and are merged in by `syncRemote` after every discovery round. They pass the same checks as
+ * a hello (the directory is shared state, not trusted), and a worker connected here always wins over its
+ * record.
  */
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -18,6 +24,13 @@ import { FleetError } from '../../protocol/errors.js';
 import { checkJsonLimits, type JsonLimits } from '../../protocol/json-limits.js';
 import type { CapabilityDescriptor } from '../../protocol/messages.js';
 import { closest } from '../../config/strict-keys.js';
+import {
+  boundedRegExp,
+  checkPattern,
+  PATTERN_WORK_BUDGET,
+  PatternBudget,
+  type PatternVerdict,
+} from './regex-safety.js';
 
 /** Bounds on one schema from a worker; generous for generated schemas (the largest of ours is ~12 KiB). */
 export const SCHEMA_LIMITS: JsonLimits = {
@@ -30,12 +43,10 @@ export const SCHEMA_LIMITS: JsonLimits = {
 export const HELLO_SCHEMA_BUDGET_BYTES = 1024 * 1024;
 /** How many distinct schemas the manager keeps compiled; a worker cycling schemas cannot grow it further. */
 const MAX_COMPILED = 500;
-/**
- * A group ending in a quantified item (optional items may follow) that is itself quantified (`(a+)+`,
- * `(\w+\s?)*`) can backtrack exponentially: one payload string would then stall the manager's event loop.
- * A heuristic, not a proof: overlapping alternations (`(a|aa)+`) pass it. Generated schemas need neither.
- */
-const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*[+*}](?:(?:\\.|[^()\\])\?)*\)\??[+*{]/;
+/** Analysis steps for all the patterns of one hello (a few times one pattern's own budget). */
+const HELLO_PATTERN_WORK_BUDGET = 4 * PATTERN_WORK_BUDGET;
+/** Verdicts on patterns already analysed, shared by every catalog in the process. */
+const PATTERN_VERDICTS = new Map<string, PatternVerdict>();
 
 export interface CatalogEntry {
   capability: string;
@@ -69,6 +80,23 @@ interface WorkerEntry {
   capabilities: string[];
   described: Map<string, Admitted>;
   live: boolean;
+  /** Known from the directory (another manager holds it), not from a connection here. */
+  remote: boolean;
+  /** What was published for the worker: its descriptions as taken in, and their hash. */
+  published: { describes: CapabilityDescriptor[]; key: string };
+  /** A remote worker's record as last taken in (type, capabilities, descriptions), to skip an unchanged one. */
+  offer?: string;
+}
+
+/** A worker as another manager published it in the shared directory. */
+export interface RemoteWorker {
+  workerId: string;
+  workerType: string;
+  capabilities: readonly string[];
+  status: string;
+  describes?: readonly CapabilityDescriptor[];
+  /** The hash of `describes` when the directory already checked it (saves hashing every record every round). */
+  describesKey?: string;
 }
 
 export interface Refusal {
@@ -85,6 +113,8 @@ export class CapabilityCatalog {
     // Each schema is compiled alone: two workers' identical `$id`s must not collide in a shared registry.
     addUsedSchema: false,
     logger: false,
+    // A pattern not anchored at the start is a search: run only on bounded strings (regex-safety.ts).
+    code: { regExp: boundedRegExp },
   });
   private readonly compiled = new Map<string, ValidateFunction>();
   private readonly workers = new Map<string, WorkerEntry>();
@@ -103,15 +133,29 @@ export class CapabilityCatalog {
     capabilities: readonly string[],
     describes: readonly CapabilityDescriptor[] | undefined,
   ): Refusal[] {
+    const { entry, refused } = this.take(workerType, capabilities, describes, false);
+    this.workers.set(workerId, entry);
+    return refused;
+  }
+
+  /** The same checks for a hello and for a directory record. */
+  private take(
+    workerType: string,
+    capabilities: readonly string[],
+    describes: readonly CapabilityDescriptor[] | undefined,
+    remote: boolean,
+  ): { entry: WorkerEntry; refused: Refusal[] } {
     const refused: Refusal[] = [];
     const described = new Map<string, Admitted>();
     const offered = new Set(capabilities);
     let budget = HELLO_SCHEMA_BUDGET_BYTES;
+    // One analysis budget for all the patterns of a hello: admitting it stalls the event loop at most so long.
+    const patternBudget = new PatternBudget(HELLO_PATTERN_WORK_BUDGET);
     for (const d of describes ?? []) {
       if (!offered.has(d.capability) || described.has(d.capability)) continue;
       try {
         // The shape first (an iterative walk): serializing a value nested 10 000 deep would overflow the stack.
-        checkSchemaShape(d);
+        checkSchemaShape(d, patternBudget);
         budget -= Buffer.byteLength(JSON.stringify(d.payloadSchema) + JSON.stringify(d.resultSchema ?? null));
         if (budget < 0) {
           throw new FleetError(
@@ -130,14 +174,67 @@ export class CapabilityCatalog {
       }
     }
     const refusedNames = new Set(refused.map((r) => r.capability));
-    this.workers.set(workerId, {
-      workerType,
-      capabilities: capabilities.filter((c) => !refusedNames.has(c)),
-      described,
-      live: true,
-    });
     for (const [capability, admitted] of described) this.remembered.set(capability, admitted);
-    return refused;
+    const kept = [...described.values()].map((a) => a.descriptor);
+    return {
+      entry: {
+        workerType,
+        capabilities: capabilities.filter((c) => !refusedNames.has(c)),
+        described,
+        live: true,
+        remote,
+        published: { describes: kept, key: describesKey(kept) },
+      },
+      refused,
+    };
+  }
+
+  /**
+   * What to publish for a worker connected here: the descriptions the catalog accepted, and their hash (the
+   * directory stores each distinct set once, under it).
+   */
+  published(workerId: string): { describes: CapabilityDescriptor[]; key: string } | undefined {
+    const w = this.workers.get(workerId);
+    return w && !w.remote && w.published.describes.length > 0 ? w.published : undefined;
+  }
+
+  /**
+   * Merges the workers other managers hold (their directory records) into the catalog: new ones are taken
+   * in with the checks of a hello, gone ones dropped, and a worker connected here is left as it is. Returns
+   * the refusals (a record whose schema this manager cannot accept: its capability is not offered here) and
+   * whether anything changed.
+   */
+  syncRemote(records: readonly RemoteWorker[]): { refused: Refusal[]; changed: boolean } {
+    const refusals: Refusal[] = [];
+    const seen = new Set<string>();
+    let changed = false;
+    for (const r of records) {
+      const existing = this.workers.get(r.workerId);
+      if (existing && !existing.remote) continue;
+      seen.add(r.workerId);
+      const live = r.status === 'online' || r.status === 'busy';
+      const hash = r.describes && r.describesKey ? r.describesKey : describesKey(r.describes ?? []);
+      const offer = `${r.workerType}\n${r.capabilities.join(',')}\n${hash}`;
+      if (existing && existing.offer === offer) {
+        changed ||= existing.live !== live;
+        existing.live = live;
+        continue;
+      }
+      changed = true;
+      const { entry, refused } = this.take(r.workerType, r.capabilities, r.describes, true);
+      entry.live = live;
+      // An unchanged record is recognised next time without being checked again.
+      entry.offer = offer;
+      this.workers.set(r.workerId, entry);
+      refusals.push(...refused);
+    }
+    for (const [id, w] of this.workers) {
+      if (w.remote && !seen.has(id)) {
+        this.workers.delete(id);
+        changed = true;
+      }
+    }
+    return { refused: refusals, changed };
   }
 
   /** Records whether a worker is connected; true when that changed. */
@@ -148,8 +245,14 @@ export class CapabilityCatalog {
     return true;
   }
 
+  /** The live workers known from the directory only: their type and the capabilities accepted here. */
+  remoteOffers(): { workerType: string; capabilities: readonly string[] }[] {
+    return [...this.workers.values()].filter((w) => w.remote && w.live);
+  }
+
+  /** A worker connected here is gone (a record of it elsewhere comes back with the next sync). */
   forget(workerId: string): void {
-    this.workers.delete(workerId);
+    if (!this.workers.get(workerId)?.remote) this.workers.delete(workerId);
   }
 
   has(workerId: string): boolean {
@@ -158,10 +261,20 @@ export class CapabilityCatalog {
 
   /** What the fleet offers now: capabilities with at least one connected worker, sorted by name. */
   entries(): CatalogEntry[] {
+    return this.collect();
+  }
+
+  /** One capability's entry, without building the others' (the MCP gateway asks on every call). */
+  entry(capability: string): CatalogEntry | undefined {
+    return this.collect(capability)[0];
+  }
+
+  private collect(only?: string): CatalogEntry[] {
     const byCapability = new Map<string, { types: Set<string>; workers: number; admitted?: Admitted }>();
     for (const w of this.workers.values()) {
       if (!w.live) continue;
       for (const c of w.capabilities) {
+        if (only !== undefined && c !== only) continue;
         const e = byCapability.get(c) ?? { types: new Set<string>(), workers: 0 };
         e.types.add(w.workerType);
         e.workers += 1;
@@ -185,10 +298,6 @@ export class CapabilityCatalog {
           workers: e.workers,
         };
       });
-  }
-
-  entry(capability: string): CatalogEntry | undefined {
-    return this.entries().find((e) => e.capability === capability);
   }
 
   /**
@@ -250,7 +359,6 @@ export class CapabilityCatalog {
         details: { capability: d.capability, ...details },
       });
     };
-    checkSchemaShape(d);
     const text = JSON.stringify(d.payloadSchema);
     const key = createHash('sha256').update(text).digest('hex');
     let validate = this.compiled.get(key);
@@ -280,8 +388,16 @@ export class CapabilityCatalog {
   }
 }
 
-/** Bounded size and shape, and no pattern that backtracks exponentially, in both schemas. */
-function checkSchemaShape(d: CapabilityDescriptor): void {
+/** The content address of a set of descriptions (the same for every replica of a worker version). */
+export function describesKey(describes: readonly CapabilityDescriptor[]): string {
+  return createHash('sha256').update(JSON.stringify(describes)).digest('hex');
+}
+
+/**
+ * Bounded size and shape, and no pattern that can backtrack catastrophically, in both schemas (the manager runs
+ * the payload's, MCP clients the result's).
+ */
+function checkSchemaShape(d: CapabilityDescriptor, patternBudget: PatternBudget): void {
   const refuse = (message: string, details?: Record<string, unknown>): never => {
     throw new FleetError('capability_refused', `capability "${d.capability}": ${message}`, {
       details: { capability: d.capability, ...details },
@@ -297,14 +413,35 @@ function checkSchemaShape(d: CapabilityDescriptor): void {
     } catch (err) {
       refuse((err as FleetError).message, (err as FleetError).details);
     }
-    const unsafe = unsafePattern(schema);
+    const unsafe = unsafePattern(schema, patternBudget);
     if (unsafe !== undefined)
-      refuse(`${what} has a pattern that can backtrack exponentially: ${unsafe.slice(0, 200)}`);
+      refuse(
+        `${what} has a pattern the manager will not run (${unsafe.reason}): ${unsafe.pattern.slice(0, 200)}`,
+        {
+          pattern: unsafe.pattern.slice(0, 200),
+        },
+      );
   }
 }
 
-/** The first `pattern` (or patternProperties key) in a schema that nests quantifiers. Iterative: bounded input. */
-function unsafePattern(schema: unknown): string | undefined {
+/**
+ * The first `pattern` (or patternProperties key) in a schema that could backtrack catastrophically
+ * (regex-safety.ts decides). Iterative: bounded input.
+ */
+function unsafePattern(
+  schema: unknown,
+  budget: PatternBudget,
+): { pattern: string; reason: string } | undefined {
+  const verdict = (p: string) => {
+    let v = PATTERN_VERDICTS.get(p);
+    if (!v) {
+      v = checkPattern(p, budget);
+      // Every replica of a worker type sends the same patterns: each is analysed once.
+      if (PATTERN_VERDICTS.size >= MAX_COMPILED * 4) PATTERN_VERDICTS.clear();
+      if (v.reason !== 'too complex to analyse') PATTERN_VERDICTS.set(p, v);
+    }
+    return v.safe ? undefined : { pattern: p, reason: v.reason ?? 'unsafe' };
+  };
   const stack: unknown[] = [schema];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -314,9 +451,15 @@ function unsafePattern(schema: unknown): string | undefined {
       continue;
     }
     for (const [k, child] of Object.entries(v)) {
-      if (k === 'pattern' && typeof child === 'string' && NESTED_QUANTIFIER.test(child)) return child;
+      if (k === 'pattern' && typeof child === 'string') {
+        const bad = verdict(child);
+        if (bad) return bad;
+      }
       if (k === 'patternProperties' && typeof child === 'object' && child !== null) {
-        for (const p of Object.keys(child)) if (NESTED_QUANTIFIER.test(p)) return p;
+        for (const p of Object.keys(child)) {
+          const bad = verdict(p);
+          if (bad) return bad;
+        }
       }
       stack.push(child);
     }

@@ -12,6 +12,7 @@
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import type { FleetConfig } from '../../config/schema.js';
+import type { CapabilityDescriptor } from '../../protocol/messages.js';
 import { FleetError } from '../../protocol/errors.js';
 import { CLOSE_CODES } from '../../protocol/transport.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -52,6 +53,10 @@ export interface DiscoveryDeps {
   admitCapabilities?: (endpoint: string, connection: WorkerConnection) => Promise<string[]>;
   /** After a worker registered: the catalog may have changed (a worker back under the same id is an update). */
   registered?: () => void;
+  /** The capability descriptions to publish with a worker's record (the catalog's, issue 18). */
+  describesOf?: (workerId: string) => { describes: CapabilityDescriptor[]; key: string } | undefined;
+  /** After each round's publish: the manager reads the fleet's records back (the fleet-wide catalog). */
+  afterRound?: () => Promise<void>;
 }
 
 /** How long an announced endpoint may stay unreachable before it is forgotten. */
@@ -217,11 +222,28 @@ export class WorkerDiscovery {
         void this.dial(endpoint).catch(() => undefined);
       }
       await this.publish(leaseTtl);
+      await this.deps.afterRound?.();
     } catch (err) {
       this.logger.error({ err }, 'discovery round failed');
     } finally {
       this.discovering = false;
     }
+  }
+
+  /**
+   * Dials a lost worker again now, outside the rounds, when its tasks were put on hold for it: a worker that
+   * is alive reconnects and reports them; a dead one refuses the dial, which ends the hold (see `dial`).
+   * Only that worker's endpoint is dialed: a whole round also renews and publishes every other worker.
+   */
+  redial(workerId: string): void {
+    // After the current turn: a hold can start inside `attach` of the worker's own new connection.
+    setImmediate(() => {
+      if (!this.started || this.dispatcher.isConnected(workerId)) return;
+      for (const [endpoint, id] of this.endpointWorker) {
+        if (id !== workerId || this.dialing.has(endpoint)) continue;
+        void this.dial(endpoint).catch(() => undefined);
+      }
+    });
   }
 
   private leaseTtl(): number {
@@ -234,6 +256,7 @@ export class WorkerDiscovery {
     for (const w of this.registry.list()) {
       if (!this.dispatcher.isConnected(w.workerId)) continue;
       const v = viewOf(w, now);
+      const described = this.deps.describesOf?.(w.workerId);
       await this.directory.publish(
         {
           workerId: v.workerId,
@@ -259,6 +282,7 @@ export class WorkerDiscovery {
             diskUsage: v.metrics.diskUsage,
             uptime: v.metrics.uptime,
           },
+          ...(described ? { describes: described.describes, describesKey: described.key } : {}),
         },
         ttl,
       );

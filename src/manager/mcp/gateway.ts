@@ -16,7 +16,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   CallToolRequestSchema,
   ListResourcesRequestSchema,
@@ -36,6 +35,7 @@ import {
   toolError,
   type SizePolicy,
 } from './tool-results.js';
+import { McpHttpTransport } from './http-transport.js';
 import { WorkerToolProxy } from './worker-tools.js';
 
 export const MCP_PATH = '/mcp';
@@ -54,7 +54,7 @@ export interface McpGatewayOptions {
 interface Session {
   id: string;
   server: Server;
-  transport: StreamableHTTPServerTransport;
+  transport: McpHttpTransport;
   lastUsed: number;
   /** Set once a task of this session ran on a python-sandbox worker: closing the session then ends it there. */
   pythonSessionUsed: boolean;
@@ -175,13 +175,13 @@ export class McpGateway {
     const session: Session = {
       id: '',
       server,
-      transport: undefined as unknown as StreamableHTTPServerTransport,
+      transport: undefined as unknown as McpHttpTransport,
       lastUsed: Date.now(),
       pythonSessionUsed: false,
       artifacts: [],
       closed: false,
     };
-    session.transport = new StreamableHTTPServerTransport({
+    session.transport = new McpHttpTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         session.id = id;
@@ -286,6 +286,8 @@ export class McpGateway {
       void this.manager.cancelTask(taskId, 'cancelled by the MCP client').catch(() => undefined);
     extra.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      // Cancelled before it started (the cancellation came in the same batch): nothing is submitted.
+      if (extra.signal.aborted) throw new FleetError('cancelled', 'the MCP client cancelled the call');
       if (python) session.pythonSessionUsed = true;
       const { task } = await this.manager.submitAndWait({
         id: taskId,

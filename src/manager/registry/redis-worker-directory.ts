@@ -7,13 +7,16 @@
  * "take it if free or mine" and "extend it only if still mine" are single atomic steps.
  *
  * Keys under `<prefix>:dir:`: `endpoints` (hash endpoint → meta JSON), `lease:<endpoint>` (owner, PX ttl),
- * `worker:<id>` (record JSON, PX ttl), `workers` (set of ids, pruned when their record has expired).
+ * `worker:<id>` (record JSON, PX ttl), `workers` (set of ids, pruned when their record has expired),
+ * `describes:<sha256>` (a worker's capability descriptions, PX twice the record's ttl: stored once per
+ * distinct set, however many replicas and rounds, and refreshed rather than rewritten).
  */
 import type { Redis } from 'ioredis';
 import { FleetError } from '../../protocol/errors.js';
 import { RedisConnections, RedisScript, type RedisConnectionOptions } from '../../store/redis-connection.js';
 import type { WorkerDirectory, WorkerRecord } from './worker-directory.js';
-import { parseEndpointMeta, parseStoredWorker } from './stored-worker.js';
+import type { CapabilityDescriptor } from '../../protocol/messages.js';
+import { parseEndpointMeta, parseStoredDescribes, parseStoredWorker } from './stored-worker.js';
 
 /** Free, or already mine → take/extend it. Returns 1 when held by `ARGV[1]` afterwards. */
 const ACQUIRE = new RedisScript(
@@ -52,6 +55,8 @@ return 0
 );
 
 const MAX_ENDPOINT = 2048;
+/** Description sets kept parsed (content-addressed, so never stale); more distinct sets are read again. */
+const MAX_CACHED_DESCRIBES = 200;
 
 export interface RedisWorkerDirectoryOptions {
   /** A process's shared connections (preferred), or options to open private ones that `close()` closes. */
@@ -64,6 +69,10 @@ export class RedisWorkerDirectory implements WorkerDirectory {
   private readonly redis: Redis;
   private readonly keyPrefix: string;
   private closed = false;
+  /** Description sets this process wrote, by key, with when (their value is re-sent once a ttl has passed). */
+  private readonly written = new Map<string, number>();
+  /** Description sets read back and checked, by key. */
+  private readonly describesCache = new Map<string, CapabilityDescriptor[]>();
 
   constructor(options: RedisWorkerDirectoryOptions) {
     this.ownsConnections = !(options.redis instanceof RedisConnections);
@@ -120,11 +129,29 @@ export class RedisWorkerDirectory implements WorkerDirectory {
 
   async publish(record: WorkerRecord, ttlMs: number): Promise<void> {
     this.check(record.endpoint, record.workerId, ttlMs);
-    await this.redis
+    const { describes, describesKey, ...rest } = record;
+    const key = describes && describesKey ? describesKey : undefined;
+    const multi = this.redis
       .multi()
-      .set(this.key(`worker:${record.workerId}`), JSON.stringify(record), 'PX', Math.ceil(ttlMs))
-      .sadd(this.key('workers'), record.workerId)
-      .exec();
+      .set(
+        this.key(`worker:${record.workerId}`),
+        JSON.stringify(key ? { ...rest, describesKey: key } : rest),
+        'PX',
+        Math.ceil(ttlMs),
+      )
+      .sadd(this.key('workers'), record.workerId);
+    // Outlives the records pointing at it, so a reader never finds a record without its descriptions.
+    const describesTtl = Math.ceil(ttlMs * 2);
+    const sentAt = key ? this.written.get(key) : undefined;
+    const resend = key !== undefined && (sentAt === undefined || Date.now() - sentAt > ttlMs);
+    if (key && resend) multi.set(this.key(`describes:${key}`), JSON.stringify(describes), 'PX', describesTtl);
+    else if (key) multi.pexpire(this.key(`describes:${key}`), describesTtl);
+    const replies = await multi.exec();
+    if (!key) return;
+    if (resend) this.written.set(key, Date.now());
+    // The key was gone (Redis restarted, or evicted it): write the value again next round.
+    else if (replies?.[2]?.[1] === 0) this.written.delete(key);
+    if (this.written.size > MAX_CACHED_DESCRIBES) this.written.delete(this.written.keys().next().value!);
   }
 
   async remove(workerId: string): Promise<void> {
@@ -151,7 +178,32 @@ export class RedisWorkerDirectory implements WorkerDirectory {
     });
     // A record that expired leaves its id behind in the set; whoever lists next tidies it.
     if (expired.length > 0) await this.redis.srem(this.key('workers'), ...expired);
+    await this.attachDescribes(out);
     return out.sort((a, b) => a.workerId.localeCompare(b.workerId));
+  }
+
+  /** Puts each record's descriptions back (read once per distinct set); a missing or corrupt set is left off. */
+  private async attachDescribes(records: WorkerRecord[]): Promise<void> {
+    const missing = [
+      ...new Set(records.map((r) => r.describesKey).filter((k): k is string => k !== undefined)),
+    ].filter((k) => /^[0-9a-f]{64}$/.test(k) && !this.describesCache.has(k));
+    if (missing.length > 0) {
+      const values = await this.redis.mget(...missing.map((k) => this.key(`describes:${k}`)));
+      missing.forEach((k, i) => {
+        const json = values[i];
+        const describes = json ? parseStoredDescribes(json, k) : undefined;
+        if (!describes) return;
+        if (this.describesCache.size >= MAX_CACHED_DESCRIBES)
+          this.describesCache.delete(this.describesCache.keys().next().value!);
+        this.describesCache.set(k, describes);
+      });
+    }
+    for (const r of records) {
+      const describes = r.describesKey ? this.describesCache.get(r.describesKey) : undefined;
+      // Only what was checked here: a `describes` stored inline in a record is not taken.
+      if (describes) r.describes = describes;
+      else delete r.describes;
+    }
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,9 @@
  * queue/stored-record.ts. A record that fails is left out of the fleet view (it expires with its TTL or is
  * overwritten by its owner's next publish) instead of failing every listing.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { CapabilityDescriptorSchema, type CapabilityDescriptor } from '../../protocol/messages.js';
 import { WORKER_STATUSES } from './worker-info.js';
 import type { WorkerRecord } from './worker-directory.js';
 
@@ -22,7 +24,12 @@ const WorkerRecordSchema = z.looseObject({
   version: z.string().optional(),
   info: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.number()).optional(),
+  // Not held to its shape here: a bad key only loses the descriptions (attachDescribes), not the record.
+  describesKey: z.string().optional(),
 });
+
+/** As a hello carries them (the same bounds). */
+const StoredDescribesSchema = z.array(CapabilityDescriptorSchema).max(100);
 
 const EndpointMetaSchema = z.looseObject({
   workerType: z.string().optional(),
@@ -40,6 +47,16 @@ function parseJson(json: string): unknown {
 /** The record, or undefined when the stored JSON is not a worker record. */
 export function parseStoredWorker(json: string): WorkerRecord | undefined {
   const r = WorkerRecordSchema.safeParse(parseJson(json));
+  return r.success ? r.data : undefined;
+}
+
+/**
+ * A worker's stored capability descriptions, or undefined when the text is not what was published under
+ * `key` (its sha256) or not descriptions. The catalog still checks each schema as it would a hello's.
+ */
+export function parseStoredDescribes(json: string, key: string): CapabilityDescriptor[] | undefined {
+  if (createHash('sha256').update(json).digest('hex') !== key) return undefined;
+  const r = StoredDescribesSchema.safeParse(parseJson(json));
   return r.success ? r.data : undefined;
 }
 

@@ -8,6 +8,7 @@
  *
  * Memory implementation: embedded mode (one manager). Redis implementation: distributed mode.
  */
+import type { CapabilityDescriptor } from '../../protocol/messages.js';
 import type { WorkerInfo } from './worker-info.js';
 
 /** The spec's WorkerInfo as stored for the whole fleet (times as epoch ms, so it survives JSON). */
@@ -20,6 +21,13 @@ export interface WorkerRecord extends Omit<WorkerInfo, 'lastHeartbeat'> {
   version?: string;
   info?: Record<string, unknown>;
   metrics?: Record<string, number>;
+  /**
+   * The worker's capability descriptions as its manager's catalog accepted them (issue 18), so every manager
+   * can check payloads and list capabilities for workers it does not hold. `describesKey` is their content
+   * hash: the Redis directory stores each distinct set once under it, not in every record.
+   */
+  describes?: CapabilityDescriptor[];
+  describesKey?: string;
 }
 
 export interface WorkerDirectory {

@@ -14,12 +14,25 @@ function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string,
   return z.toJSONSchema(schema, { io, unrepresentable: 'any' });
 }
 
+/**
+ * A result that is one of several objects (`anyOf`) is still an object: saying so at the top lets MCP take
+ * it as a tool's outputSchema (which must be `type: object`) without changing what it accepts.
+ */
+function objectAtTop(schema: Record<string, unknown>): Record<string, unknown> {
+  const branches = schema.anyOf ?? schema.oneOf;
+  if (schema.type !== undefined || !Array.isArray(branches)) return schema;
+  const allObjects = branches.every((b) => (b as { type?: unknown } | null)?.type === 'object');
+  return allObjects ? { type: 'object', ...schema } : schema;
+}
+
 export function describeHandler(handler: TaskHandler<unknown>): CapabilityDescriptor {
   return {
     capability: handler.capability,
     description: handler.description,
     payloadSchema: jsonSchemaOf(handler.payloadSchema, 'input'),
-    ...(handler.resultSchema ? { resultSchema: jsonSchemaOf(handler.resultSchema, 'output') } : {}),
+    ...(handler.resultSchema
+      ? { resultSchema: objectAtTop(jsonSchemaOf(handler.resultSchema, 'output')) }
+      : {}),
     ...(handler.idempotent !== undefined ? { idempotent: handler.idempotent } : {}),
     ...(handler.readOnly !== undefined ? { readOnly: handler.readOnly } : {}),
     ...(handler.artifactTypes ? { artifactTypes: handler.artifactTypes } : {}),

@@ -26,8 +26,8 @@ export interface Artifact {
   data: Buffer;
 }
 
-export interface TaskOutput {
-  output: unknown;
+export interface TaskOutput<R = unknown> {
+  output: R;
   artifacts?: Artifact[];
 }
 
@@ -45,21 +45,29 @@ export interface TaskContext {
   logger: Logger;
 }
 
-export interface TaskHandler<P = unknown> {
+/**
+ * `R` is what `run` returns as `output`. Declare it as `z.infer` of the `resultSchema` (every built-in
+ * handler does): the advertised schema and the code then cannot drift apart without a type error.
+ */
+export interface TaskHandler<P = unknown, R = unknown> {
   capability: string;
   /** One sentence an operator (or an LLM choosing a tool) can act on. */
   description: string;
   /** Validates the task payload; a failure answers `invalid_payload` naming the field. */
   payloadSchema: z.ZodType<P>;
-  /** The shape of `output`, advertised to the manager's catalog (and MCP clients) as JSON Schema. */
-  resultSchema?: z.ZodType;
+  /**
+   * The shape of `output`, advertised to the manager's catalog (and MCP clients, which reject a
+   * `structuredContent` that does not match it) as JSON Schema. Every built-in handler has one (a unit test
+   * checks); optional for test kinds and peers from before issue 18.
+   */
+  resultSchema?: z.ZodType<R>;
   /** Running it twice has the effect of running it once. */
   idempotent?: boolean;
   /** Changes nothing outside the task's own sandbox. */
   readOnly?: boolean;
   /** Content types of the artifacts it can return (`*` for any file). */
   artifactTypes?: string[];
-  run(payload: P, ctx: TaskContext): Promise<TaskOutput>;
+  run(payload: P, ctx: TaskContext): Promise<TaskOutput<R>>;
 }
 
 export interface WorkerKindContext {

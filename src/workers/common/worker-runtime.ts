@@ -466,11 +466,10 @@ export class WorkerRuntime {
       timeoutMs,
     );
     task.timer.unref();
-    const logger = this.options.logger.child({
-      taskId: assign.taskId,
-      attempt: assign.attempt,
-      capability: assign.capability,
-    });
+    const parent = this.options.logger;
+    // The task's child logger is made when the handler first logs: pino serializes a child's bindings when
+    // it is created, a cost per task that most handlers (and every no-op) never use.
+    let logger: Logger | undefined;
     const ctx: TaskContext = {
       taskId: assign.taskId,
       attempt: assign.attempt,
@@ -479,9 +478,15 @@ export class WorkerRuntime {
       signal: controller.signal,
       deadline: startedAt + assign.timeoutMs,
       progress: (update) => task.coalescer.push(update),
-      logger,
+      get logger(): Logger {
+        return (logger ??= parent.child({
+          taskId: assign.taskId,
+          attempt: assign.attempt,
+          capability: assign.capability,
+        }));
+      },
     };
-    logger.debug('task started');
+    if (parent.isLevelEnabled('debug')) ctx.logger.debug('task started');
     // Through .then so a handler that throws synchronously is handled like one that rejects.
     Promise.resolve()
       .then(() => handler.run(payload, ctx))

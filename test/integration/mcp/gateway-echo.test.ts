@@ -161,6 +161,45 @@ describe('MCP gateway with echo workers (through the SDK Client)', () => {
     );
   });
 
+  it('submits nothing for a call cancelled in its own batch', async () => {
+    const post = (body: unknown, session?: string) =>
+      fetch(`${m.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${TOKEN}`,
+          ...(session ? { 'mcp-session-id': session } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    const init = await post({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
+    const session = init.headers.get('mcp-session-id')!;
+    await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session);
+    const before = (await m.manager.listTasks({ capability: 'sleep' })).length;
+    const res = await post(
+      [
+        { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'sleep', arguments: { ms: 20_000 } } },
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } },
+      ],
+      session,
+    );
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    expect(await res.text()).toBe('');
+    expect((await m.manager.listTasks({ capability: 'sleep' })).length).toBe(before);
+    // The session goes on.
+    expect((await post({ jsonrpc: '2.0', id: 2, method: 'ping' }, session)).status).toBe(200);
+    await fetch(`${m.url}/mcp`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}`, 'mcp-session-id': session },
+    });
+  });
+
   it('works over stdio through `fleet mcp --url`', async () => {
     const client = new Client({ name: 'stdio-test', version: '1' });
     await client.connect(

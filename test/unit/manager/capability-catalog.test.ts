@@ -178,4 +178,59 @@ describe('CapabilityCatalog', () => {
     // The last description is remembered for tasks queued while no worker is there.
     expect(refusal(() => c.validate('sleep', {})).code).toBe('invalid_payload');
   });
+
+  describe('fleet-wide (records other managers published)', () => {
+    const sleep = describeHandler(sleepHandler);
+    const remote = (workerId: string, status = 'online', describes = [sleep]) => ({
+      workerId,
+      workerType: 'echo',
+      capabilities: ['sleep'],
+      status,
+      describes,
+    });
+
+    it('lists, checks and counts a remote worker; drops it when its record goes', () => {
+      const c = new CapabilityCatalog();
+      expect(c.syncRemote([remote('r1')])).toEqual({ refused: [], changed: true });
+      expect(c.entry('sleep')).toMatchObject({ workers: 1, workerTypes: ['echo'] });
+      expect(c.remoteOffers()).toEqual([
+        expect.objectContaining({ workerType: 'echo', capabilities: ['sleep'] }),
+      ]);
+      expect(refusal(() => c.validate('sleep', { ms: 'x' })).code).toBe('invalid_payload');
+      expect(c.takeChange()).toMatchObject({ added: ['sleep'] });
+      // An unchanged record is not checked again and changes nothing.
+      expect(c.syncRemote([remote('r1')]).changed).toBe(false);
+      // An offline record is not offered, then gone altogether.
+      expect(c.syncRemote([remote('r1', 'offline')]).changed).toBe(true);
+      expect(c.entries()).toEqual([]);
+      expect(c.syncRemote([]).changed).toBe(true);
+      expect(c.remoteOffers()).toEqual([]);
+      expect(c.takeChange()).toMatchObject({ removed: ['sleep'] });
+    });
+
+    it('a worker connected here wins over its record, and forgetting it leaves the records alone', () => {
+      const c = new CapabilityCatalog();
+      c.admit('w1', 'echo', ['sleep'], [sleep]);
+      c.syncRemote([{ ...remote('w1'), describes: [] }, remote('r2')]);
+      // w1 keeps its own (local) description; r2 is counted beside it.
+      expect(c.entry('sleep')).toMatchObject({ workers: 2 });
+      expect(c.published('w1')?.describes).toEqual([sleep]);
+      expect(c.published('r2')).toBeUndefined(); // only this manager's own workers are published by it
+      c.forget('r2');
+      expect(c.entry('sleep')).toMatchObject({ workers: 2 });
+      c.forget('w1');
+      expect(c.entry('sleep')).toMatchObject({ workers: 1 });
+    });
+
+    it('refuses a hostile schema in a record as it would in a hello', () => {
+      const c = new CapabilityCatalog();
+      const evil = described('sleep', {
+        type: 'object',
+        properties: { a: { type: 'string', pattern: '(a|aa)+$' } },
+      });
+      const { refused } = c.syncRemote([remote('r1', 'online', [evil])]);
+      expect(refused.map((r) => r.error.code)).toEqual(['capability_refused']);
+      expect(c.entries()).toEqual([]);
+    });
+  });
 });

@@ -7,6 +7,7 @@
  * comes back as an artifact and a `downloads` entry (see `downloads.ts`), without it the download is refused.
  */
 import { z } from 'zod';
+import { DownloadReportSchema, NavigationShape, blocked } from '../results.js';
 import type { Locator } from 'playwright-core';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
@@ -225,12 +226,30 @@ function summaryInPage(): Record<string, unknown> {
   };
 }
 
-export function createFormFillingHandler(deps: BrowserKindDeps): TaskHandler<FormFillingPayload> {
+export const FormFillingResultSchema = z.object({
+  url: NavigationShape.url,
+  initialStatus: z.number().nullable(),
+  finalUrl: z.string(),
+  status: z.number().nullable().describe('HTTP status of the last document (after the submits)'),
+  title: z.string(),
+  filled: z.array(z.object({ stage: z.number(), field: z.string(), type: z.string() })),
+  summary: z
+    .record(z.string(), z.unknown())
+    .describe('headings, messages, invalidFields, forms and text of the resulting page'),
+  downloads: z.array(DownloadReportSchema),
+  blocked,
+});
+export type FormFillingResult = z.infer<typeof FormFillingResultSchema>;
+
+export function createFormFillingHandler(
+  deps: BrowserKindDeps,
+): TaskHandler<FormFillingPayload, FormFillingResult> {
   return {
     capability: 'form-filling',
     description:
       'Fill a web form (fields by label, name or selector: text, select, checkbox, radio, file upload), submit it (several pages if needed) and report the resulting URL, HTTP status and page summary.',
     payloadSchema: FormFillingPayloadSchema,
+    resultSchema: FormFillingResultSchema,
     async run(payload, ctx) {
       const o = payload.options ?? {};
       const stages = payload.stages ?? [

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { NavigationShape, blocked } from '../results.js';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { pdfPageCount } from '../image-info.js';
@@ -66,12 +67,24 @@ export type PdfPayload = z.output<typeof PdfPayloadSchema>;
 
 const cssLength = (v: string | number | undefined) => (typeof v === 'number' ? `${v}px` : v);
 
-export function createPdfHandler(deps: BrowserKindDeps): TaskHandler<PdfPayload> {
+export const PdfResultSchema = z.object({
+  ...NavigationShape,
+  title: z.string(),
+  contentType: z.literal('application/pdf'),
+  bytes: z.number(),
+  pages: z.number().describe('page count of the PDF'),
+  sha256: z.string(),
+  blocked,
+});
+export type PdfResult = z.infer<typeof PdfResultSchema>;
+
+export function createPdfHandler(deps: BrowserKindDeps): TaskHandler<PdfPayload, PdfResult> {
   return {
     capability: 'pdf-generation',
     description:
       'Print a URL or raw HTML to PDF in headless Chromium (format, orientation, margins, background, header/footer templates).',
     payloadSchema: PdfPayloadSchema,
+    resultSchema: PdfResultSchema,
     idempotent: true,
     readOnly: true,
     artifactTypes: ['application/pdf'],

@@ -4,6 +4,7 @@
  * status fails the task with navigation_failed unless `allowErrorStatus`).
  */
 import { z } from 'zod';
+import { NavigationShape, blocked, scriptResult } from '../results.js';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import {
@@ -57,12 +58,33 @@ export const ScrapingPayloadSchema = requireTarget(
 
 export type ScrapingPayload = z.output<typeof ScrapingPayloadSchema>;
 
-export function createScrapingHandler(deps: BrowserKindDeps): TaskHandler<ScrapingPayload> {
+export const ScrapingResultSchema = z.object({
+  ...NavigationShape,
+  redirects: z.array(z.string()),
+  title: z.string(),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .describe('description, keywords, author, canonical, lang, charset, og and twitter tags'),
+  elements: z
+    .array(z.unknown())
+    .optional()
+    .describe('with selector: {text, attributes, html?} of each matching element'),
+  data: z.unknown().optional().describe('with options.schema: the extracted data, shaped like the schema'),
+  text: z.string().optional(),
+  html: z.string().optional(),
+  links: z.array(z.object({ href: z.string(), text: z.string() })).optional(),
+  scriptResult,
+  blocked,
+});
+export type ScrapingResult = z.infer<typeof ScrapingResultSchema>;
+
+export function createScrapingHandler(deps: BrowserKindDeps): TaskHandler<ScrapingPayload, ScrapingResult> {
   return {
     capability: 'scraping',
     description:
       'Load a page and extract text, HTML, attributes and links by CSS selector or a declarative schema; returns JSON with title, metadata, final URL and HTTP status.',
     payloadSchema: ScrapingPayloadSchema,
+    resultSchema: ScrapingResultSchema,
     readOnly: true,
     async run(payload, ctx) {
       const o = payload.options ?? {};
@@ -84,7 +106,7 @@ export function createScrapingHandler(deps: BrowserKindDeps): TaskHandler<Scrapi
         };
         const title = await page.title().catch(() => '');
         const metadata = await evaluate(metadataInPage, undefined);
-        let elements: unknown;
+        let elements: unknown[] | undefined;
         if (payload.selector) {
           elements = await evaluate(elementsInPage, {
             selector: payload.selector,
@@ -92,7 +114,7 @@ export function createScrapingHandler(deps: BrowserKindDeps): TaskHandler<Scrapi
             maxChars,
             maxItems,
           });
-          if ((elements as unknown[]).length === 0) {
+          if (elements.length === 0) {
             throw new FleetError('selector_not_found', `no element matches ${payload.selector}`, {
               details: { selector: payload.selector },
             });

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { NavigationShape, blocked, scriptResult } from '../results.js';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { imageSize } from '../image-info.js';
@@ -192,20 +193,27 @@ async function pixelCap(
 }
 
 /** What a screenshot returns besides the image artifact, for the catalog. */
-export const ScreenshotResultSchema = z.looseObject({
-  url: z.string().nullable(),
-  finalUrl: z.string(),
-  status: z.number().nullable(),
+export const ScreenshotResultSchema = z.object({
+  ...NavigationShape,
   title: z.string(),
   format: z.enum(['png', 'jpeg']),
   contentType: z.string(),
   bytes: z.number(),
   sha256: z.string(),
-  width: z.number().optional(),
+  width: z.number().optional().describe('pixels (PNG)'),
   height: z.number().optional(),
+  clipped: z
+    .object({ width: z.number(), fullHeight: z.number(), height: z.number() })
+    .optional()
+    .describe('the full page was taller than the pixel cap: the height kept'),
+  scriptResult,
+  blocked,
 });
+export type ScreenshotResult = z.infer<typeof ScreenshotResultSchema>;
 
-export function createScreenshotHandler(deps: BrowserKindDeps): TaskHandler<ScreenshotPayload> {
+export function createScreenshotHandler(
+  deps: BrowserKindDeps,
+): TaskHandler<ScreenshotPayload, ScreenshotResult> {
   return {
     capability: 'screenshot',
     description:

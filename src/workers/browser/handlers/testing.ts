@@ -5,6 +5,7 @@
  * catastrophic pattern can only stall the page (which the deadline closes).
  */
 import { z } from 'zod';
+import { StepResultSchema, blocked } from '../results.js';
 import { FleetError, toFleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson } from '../page-script.js';
@@ -224,12 +225,43 @@ async function check(session: PageSession, a: Assertion): Promise<Check> {
   }
 }
 
-export function createTestingHandler(deps: BrowserKindDeps): TaskHandler<TestingPayload> {
+export const TestingResultSchema = z.object({
+  passed: z.boolean().describe('every step ran and every assertion passed'),
+  total: z.number(),
+  passedCount: z.number(),
+  failedCount: z.number(),
+  durationMs: z.number(),
+  finalUrl: z.string(),
+  steps: z.array(StepResultSchema).optional(),
+  stepError: z
+    .looseObject({ failedStep: z.number().optional(), code: z.string(), message: z.string() })
+    .optional()
+    .describe('a step failed: the assertions did not run'),
+  assertions: z.array(
+    z.object({
+      index: z.number(),
+      type: z.string(),
+      name: z.string().optional(),
+      passed: z.boolean(),
+      durationMs: z.number(),
+      message: z.string(),
+      actual: z.unknown().optional(),
+      expected: z.unknown().optional(),
+    }),
+  ),
+  consoleErrors: z.array(z.string()),
+  pageErrors: z.array(z.string()),
+  blocked,
+});
+export type TestingResult = z.infer<typeof TestingResultSchema>;
+
+export function createTestingHandler(deps: BrowserKindDeps): TaskHandler<TestingPayload, TestingResult> {
   return {
     capability: 'testing',
     description:
       'Open a page, run optional steps, then check assertions (text visible, element count, URL, title, attribute, no console errors); returns a pass/fail report with timings and a screenshot on failure.',
     payloadSchema: TestingPayloadSchema,
+    resultSchema: TestingResultSchema,
     async run(payload, ctx) {
       if ((payload.steps?.length ?? 0) > deps.limits.max_steps)
         throw new FleetError('payload_too_large', `over ${deps.limits.max_steps} steps`);

@@ -9,6 +9,7 @@
  * artifact and a `downloads` entry (see `downloads.ts`); without it a download is refused and listed as such.
  */
 import { z } from 'zod';
+import { DownloadReportSchema, StepResultSchema, blocked, scriptResult } from '../results.js';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import { capJson, runPageScript } from '../page-script.js';
@@ -49,12 +50,36 @@ export type AutomationPayload = z.output<typeof AutomationPayloadSchema>;
 /** Failure screenshots travel in error details only up to this size (larger: use onStepError "report"). */
 const MAX_INLINE_SHOT = 512 * 1024;
 
-export function createAutomationHandler(deps: BrowserKindDeps): TaskHandler<AutomationPayload> {
+const AutomationBase = {
+  finalUrl: z.string(),
+  title: z.string(),
+  durationMs: z.number(),
+  steps: z.array(StepResultSchema),
+  downloads: z.array(DownloadReportSchema),
+  blocked,
+};
+
+/** ok: every step ran; not ok (with onStepError "report"): the first failing step and its error. */
+export const AutomationResultSchema = z.union([
+  z.object({ ok: z.literal(true), ...AutomationBase, scriptResult }),
+  z.object({
+    ok: z.literal(false),
+    failedStep: z.number().optional(),
+    error: z.object({ code: z.string(), message: z.string() }),
+    ...AutomationBase,
+  }),
+]);
+export type AutomationResult = z.infer<typeof AutomationResultSchema>;
+
+export function createAutomationHandler(
+  deps: BrowserKindDeps,
+): TaskHandler<AutomationPayload, AutomationResult> {
   return {
     capability: 'web-automation',
     description:
       'Drive a page through steps (goto, click, fill, type, press, select, check, hover, waits, scroll, evaluate, screenshot) and report each step, with a screenshot of a failing one.',
     payloadSchema: AutomationPayloadSchema,
+    resultSchema: AutomationResultSchema,
     async run(payload, ctx) {
       if (payload.steps.length > deps.limits.max_steps) {
         throw new FleetError(

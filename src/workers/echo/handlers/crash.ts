@@ -19,10 +19,12 @@ export type CrashPayload = z.infer<typeof CrashPayloadSchema>;
  * Kills its own worker process, mid-task, for failover tests: the manager must notice the dead socket and
  * re-queue the task at once. Never run it against a worker sharing a process with anything you care about.
  */
-export const crashHandler: TaskHandler<CrashPayload> = {
+export const crashHandler: TaskHandler<CrashPayload, never> = {
   capability: 'crash',
   description: 'Kills this worker process at once (signal or exit code), to test failover. Diagnostic only.',
   payloadSchema: CrashPayloadSchema,
+  // It never returns: the process dies under the task.
+  resultSchema: z.never(),
   run({ signal, exitCode }, ctx) {
     ctx.logger.warn({ signal, exitCode }, 'crash requested: killing this worker process');
     if (exitCode !== undefined) process.exit(exitCode);

@@ -13,11 +13,13 @@ export const FailPayloadSchema = z.object({
 });
 export type FailPayload = z.infer<typeof FailPayloadSchema>;
 
-export const failHandler: TaskHandler<FailPayload> = {
+export const failHandler: TaskHandler<FailPayload, never> = {
   capability: 'fail',
   description:
     'Fails with the given error code, message and retryable flag, to exercise retry and error paths.',
   payloadSchema: FailPayloadSchema,
+  // It never returns: every task ends in the error it was asked for.
+  resultSchema: z.never(),
   async run({ code, message, retryable, details }) {
     if (!isErrorCode(code)) throw new FleetError('invalid_payload', `unknown error code "${code}"`);
     throw new FleetError(code, message, { retryable, details });

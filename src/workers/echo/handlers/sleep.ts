@@ -14,12 +14,14 @@ export const SleepPayloadSchema = z.object({
 });
 export type SleepPayload = z.infer<typeof SleepPayloadSchema>;
 
-export const sleepHandler: TaskHandler<SleepPayload> = {
+export const SleepResultSchema = z.object({ sleptMs: z.number().describe('how long it really slept') });
+
+export const sleepHandler: TaskHandler<SleepPayload, z.infer<typeof SleepResultSchema>> = {
   capability: 'sleep',
   description:
     'Waits `ms` milliseconds, honouring cancellation, optionally reporting percent every `progressEvery` ms.',
   payloadSchema: SleepPayloadSchema,
-  resultSchema: z.object({ sleptMs: z.number() }),
+  resultSchema: SleepResultSchema,
   idempotent: true,
   readOnly: true,
   async run({ ms, progressEvery }, ctx) {

@@ -7,22 +7,36 @@ import { z } from 'zod';
 import { FleetError } from '../../../protocol/errors.js';
 import type { TaskHandler } from '../../common/worker-kind.js';
 import type { FigmaCore } from '../core/figma-core.js';
-import type { Capability } from '../core/tools.js';
+import type { Capability, ToolDef } from '../core/tools.js';
 
 const PayloadSchema = z.looseObject({
   operation: z.string().min(1).max(80).optional(),
 });
 
+type FigmaPayload = z.output<typeof PayloadSchema>;
+type FigmaResult = Record<string, unknown>;
+
+/**
+ * What a capability returns: the output of whichever of its tools the `operation` named, so any one of
+ * their output schemas (the same ones the worker's own MCP door advertises per tool).
+ */
+export function capabilityResultSchema(tools: readonly ToolDef[]): z.ZodType<FigmaResult> {
+  const [first, ...rest] = tools.map((t) => t.output.describe(`${t.name}: ${t.title}`));
+  if (!first) throw new Error('a capability without tools');
+  return rest.length === 0 ? first : z.union([first, ...rest]);
+}
+
 export function capabilityHandler(
   core: FigmaCore,
   capability: Capability,
   description: string,
-): TaskHandler<z.output<typeof PayloadSchema>> {
+): TaskHandler<FigmaPayload, FigmaResult> {
   const tools = core.tools.filter((t) => t.capability === capability);
   return {
     capability,
     description: `${description} Operations: ${tools.map((t) => t.name).join(', ')}.`,
     payloadSchema: PayloadSchema,
+    resultSchema: capabilityResultSchema(tools),
     async run(payload, ctx) {
       const { operation, ...args } = payload;
       const name = operation ?? (tools.length === 1 ? tools[0]!.name : undefined);
@@ -48,7 +62,7 @@ export function capabilityHandler(
   };
 }
 
-export function figmaHandlers(core: FigmaCore): TaskHandler<z.output<typeof PayloadSchema>>[] {
+export function figmaHandlers(core: FigmaCore): TaskHandler<FigmaPayload, FigmaResult>[] {
   return [
     capabilityHandler(
       core,

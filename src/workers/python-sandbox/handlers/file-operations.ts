@@ -60,19 +60,49 @@ export const FileOperationsPayloadSchema = z.discriminatedUnion('op', [
 
 export type FileOperationsPayload = z.infer<typeof FileOperationsPayloadSchema>;
 
+const FileEntrySchema = z.object({
+  path: z.string(),
+  name: z.string(),
+  type: z.enum(['file', 'directory', 'symlink', 'other']),
+  size: z.number(),
+  mtime: z.string(),
+  mode: z.string(),
+});
+
+/** One shape per `op` (paths relative to the workspace). */
+export const FileOperationsResultSchema = z.union([
+  z.object({ path: z.string(), size: z.number(), encoding: z.enum(['utf8', 'base64']), content: z.string() }),
+  z.object({ path: z.string(), size: z.number(), written: z.literal(true) }),
+  z.object({
+    path: z.string(),
+    size: z.number(),
+    contentType: z.string(),
+    artifact: z.string().describe('the name of the artifact carrying the bytes'),
+  }),
+  z.object({ path: z.string(), entries: z.array(FileEntrySchema), truncated: z.boolean() }),
+  FileEntrySchema.describe('stat'),
+  z.object({ path: z.string(), deleted: z.literal(true) }),
+  z.object({ from: z.string(), to: z.string(), moved: z.literal(true) }),
+  z.object({ path: z.string(), created: z.boolean() }),
+]);
+export type FileOperationsResult = z.infer<typeof FileOperationsResultSchema>;
+
 function decodeBase64(text: string, field: string): Buffer {
   if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(text))
     throw new FleetError('invalid_payload', `${field} is not valid base64`);
   return Buffer.from(text, 'base64');
 }
 
-export function createFileOperationsHandler(services: SandboxServices): TaskHandler<FileOperationsPayload> {
+export function createFileOperationsHandler(
+  services: SandboxServices,
+): TaskHandler<FileOperationsPayload, FileOperationsResult> {
   const { limits } = services;
   return {
     capability: 'file-operations',
     description:
       'Reads, writes, lists, stats, deletes, moves, uploads and downloads files inside a session workspace (paths relative to it; no escapes, links or devices).',
     payloadSchema: FileOperationsPayloadSchema,
+    resultSchema: FileOperationsResultSchema,
     async run(payload, ctx) {
       const sessionId = requireSessionId(ctx, 'file-operations');
       const create =

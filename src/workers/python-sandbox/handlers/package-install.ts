@@ -21,8 +21,10 @@ import { SANDBOX_PKGS } from '../chain.js';
 import type { Sandbox, StreamName } from '../sandbox.js';
 import { requireSessionId, withSession, type SandboxServices } from '../services.js';
 
+// One way to match each space: `\s*,?\s*` between specifiers backtracked exponentially (20 specifiers and a
+// bad last character took ~50 s), in the worker's own check and in the manager's.
 const REQUIREMENT =
-  /^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?\s*((===?|~=|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!-]+\s*,?\s*)*$/;
+  /^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?\s*((===?|~=|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!-]+\s*(?:,\s*)?)*$/;
 
 export const PackageInstallPayloadSchema = z
   .object({
@@ -43,6 +45,15 @@ export const PackageInstallPayloadSchema = z
   .strict();
 
 export type PackageInstallPayload = z.infer<typeof PackageInstallPayloadSchema>;
+
+export const PackageInstallResultSchema = z.object({
+  installed: z.array(z.string()).describe('name-version of each package pip installed by this task'),
+  packages: z.array(z.string()).describe('every package installed into the session so far'),
+  stdout: z.string(),
+  stderr: z.string(),
+  durationMs: z.number(),
+});
+export type PackageInstallResult = z.infer<typeof PackageInstallResultSchema>;
 
 const WHEELS_INSIDE = '/opt/fleet/wheels';
 const STAGE_INSIDE = '/opt/fleet/stage';
@@ -101,13 +112,16 @@ interface PipRun {
   timedOut: boolean;
 }
 
-export function createPackageInstallHandler(services: SandboxServices): TaskHandler<PackageInstallPayload> {
+export function createPackageInstallHandler(
+  services: SandboxServices,
+): TaskHandler<PackageInstallPayload, PackageInstallResult> {
   const { options } = services;
   return {
     capability: 'package-install',
     description:
       "Installs Python packages (wheels; sdists only when the operator allows) with pip into a session, from the configured wheel directory or index, importable by the session's later runs. No package code runs with network access.",
     payloadSchema: PackageInstallPayloadSchema,
+    resultSchema: PackageInstallResultSchema,
     async run(payload, ctx) {
       const sessionId = requireSessionId(ctx, 'package-install');
       if (!options.wheel_dir && !options.index_url) {

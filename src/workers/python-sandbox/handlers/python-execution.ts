@@ -44,21 +44,47 @@ export const PythonExecutionPayloadSchema = z
 
 export type PythonExecutionPayload = z.infer<typeof PythonExecutionPayloadSchema>;
 
-/** What a run returns, for the catalog (loose: the runner may add fields, and closeSession returns `closed`). */
-export const PythonExecutionResultSchema = z.looseObject({
-  ok: z.boolean().optional().describe('false when the code raised (see error)'),
-  stdout: z.string().optional(),
-  stderr: z.string().optional(),
-  value: z.unknown().optional().describe('the value of the last expression, as JSON'),
-  valueType: z.string().optional(),
-  error: z
-    .looseObject({ type: z.string(), message: z.string(), traceback: z.string().optional() })
-    .optional(),
-  figures: z.array(z.string()).optional().describe('names of the PNG artifacts, one per open figure'),
-  closed: z.boolean().optional(),
+const RunErrorSchema = z.object({
+  type: z.string().describe('the exception class, e.g. ZeroDivisionError'),
+  message: z.string(),
+  traceback: z.string().optional(),
+  line: z.number().nullable().optional(),
+  column: z.number().nullable().optional(),
+  errno: z.number().optional(),
 });
 
-export function createPythonExecutionHandler(services: SandboxServices): TaskHandler<PythonExecutionPayload> {
+const WrittenFileSchema = z.object({
+  path: z.string().describe('relative to the workspace'),
+  size: z.number(),
+  change: z.enum(['created', 'modified']),
+});
+
+/** What a run returns; a python_error/syntax_error (failOnError) carries most of it in `details`. */
+export const PythonRunResultSchema = z.object({
+  ok: z.boolean().describe('false when the code raised (see error)'),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean().describe('stdout/stderr were cut at the output cap'),
+  durationMs: z.number(),
+  exitStatus: z.number(),
+  sessionId: z.string().optional(),
+  value: z.string().optional().describe('the value of the last expression, as JSON'),
+  valueType: z.string().optional(),
+  error: RunErrorSchema.optional(),
+  figures: z.array(z.string()).describe('names of the PNG artifacts, one per open figure'),
+  files: z.array(WrittenFileSchema).describe('workspace files the run created or changed'),
+  killedProcesses: z.number().optional().describe('stray processes the code left behind, killed'),
+});
+
+/** What closeSession without code returns. */
+const SessionClosedSchema = z.object({ closed: z.literal(true), sessionId: z.string() });
+
+export const PythonExecutionResultSchema = z.union([PythonRunResultSchema, SessionClosedSchema]);
+export type PythonExecutionResult = z.infer<typeof PythonExecutionResultSchema>;
+
+export function createPythonExecutionHandler(
+  services: SandboxServices,
+): TaskHandler<PythonExecutionPayload, PythonExecutionResult> {
   return {
     capability: 'python-execution',
     description:
@@ -107,7 +133,7 @@ async function runCode(
   code: string,
   payload: PythonExecutionPayload,
   ctx: TaskContext,
-): Promise<TaskOutput> {
+): Promise<TaskOutput<z.infer<typeof PythonRunResultSchema>>> {
   const { limits, options } = services;
   const now = Date.now();
   const deadline = Math.min(
