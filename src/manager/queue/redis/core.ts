@@ -102,7 +102,7 @@ export abstract class RedisQueueCore {
       this.keys,
       this.redis,
       () => this.connections.get('subscriber'),
-      (queue, taskId) => this.readIn(queue, taskId),
+      (pairs) => this.readAll(pairs),
       onError,
       (taskId, leaseToken) => leaseToken !== undefined && this.held.get(taskId)?.token === leaseToken,
       (queue, event) => this.onStreamEntry(queue, event),
@@ -263,9 +263,10 @@ export abstract class RedisQueueCore {
     }
   }
 
-  protected async readIn(queue: string, id: string): Promise<TaskRecord | undefined> {
-    const raw = await this.jobs.read(queue, id);
-    return raw ? this.recordOrReport(raw) : undefined;
+  /** Tasks' records from their jobs in one round trip, in the order asked; undefined where none is readable. */
+  protected async readAll(pairs: { queue: string; taskId: string }[]): Promise<(TaskRecord | undefined)[]> {
+    const raws = await this.jobs.readPairs(pairs);
+    return raws.map((raw) => (raw ? this.recordOrReport(raw) : undefined));
   }
 
   protected recordOf(raw: RawJob): TaskRecord {

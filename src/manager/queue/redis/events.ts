@@ -18,6 +18,17 @@ type Listener = (event: TaskEvent) => void;
 const BLOCK_MS = 1_000;
 /** The name the new-queues stream goes by among the queues read. */
 const NEW_QUEUES = '\u0000new-queues';
+/** The entries whose record is read from the job (a final entry carries it). */
+const READ_EVENTS = new Set(['added', 'active', 'progress', 'delayed', 'stalled']);
+
+/** A stream entry that may be news here: its job's task and, for a final one, the record it carries. */
+interface Entry {
+  queue: string;
+  taskId: string;
+  event: string;
+  final?: TaskRecord;
+}
+
 /** Own entries not seen again within this long are forgotten (the stream may have been trimmed). */
 const OWN_TTL_MS = 60_000;
 
@@ -32,7 +43,10 @@ export class TaskEvents {
     private readonly keys: FleetKeys,
     private readonly command: Redis,
     private readonly reader: () => Redis,
-    private readonly readTask: (queue: string, taskId: string) => Promise<TaskRecord | undefined>,
+    /** Many tasks' records in one round trip (undefined for one without a readable job). */
+    private readonly readTasks: (
+      pairs: { queue: string; taskId: string }[],
+    ) => Promise<(TaskRecord | undefined)[]>,
     private readonly onError: (err: unknown) => void,
     /** Whether this process holds the task under this lease (its claim announced it already). */
     private readonly holdsHere: (taskId: string, leaseToken: string | undefined) => boolean,
@@ -130,6 +144,7 @@ export class TaskEvents {
           ...names.map((q) => last.get(q) ?? since),
         );
         if (this.stopped || !reply) continue;
+        const batch: Entry[] = [];
         for (const [stream, entries] of reply) {
           const queue = names[streams.indexOf(stream)];
           if (queue === undefined) continue;
@@ -139,9 +154,13 @@ export class TaskEvents {
             if (queue === NEW_QUEUES) {
               const name = fields[1];
               if (fields[0] === 'queue' && name !== undefined && !last.has(name)) last.set(name, since);
-            } else await this.deliver(queue, fields);
+            } else {
+              const entry = this.entryOf(queue, fields);
+              if (entry) batch.push(entry);
+            }
           }
         }
+        await this.deliver(batch);
       } catch (err) {
         if (this.stopped) return;
         this.onError(err);
@@ -150,30 +169,63 @@ export class TaskEvents {
     }
   }
 
-  private async deliver(queue: string, fields: string[]): Promise<void> {
+  /** An entry that may be news to this process's listeners; undefined for anything else. */
+  private entryOf(queue: string, fields: string[]): Entry | undefined {
     const f: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
     const event = f.event;
     const jobId = f.jobId;
-    if (!event || !jobId || !jobId.startsWith('t_')) return;
-    if (this.consumeOwn(queue, jobId, event)) return;
-    if (this.listeners.size === 0) return;
+    if (!event || !jobId || !jobId.startsWith('t_')) return undefined;
+    if (this.consumeOwn(queue, jobId, event)) return undefined;
+    if (this.listeners.size === 0) return undefined;
     const taskId = taskIdOf(jobId);
     if (event === 'completed' || event === 'failed') {
       const json = event === 'completed' ? f.returnvalue : f.failedReason;
-      if (!json) return;
+      if (!json) return undefined;
       try {
         const t = parseRecord(json, `${queue}:${jobId}`);
-        if (t.id === taskId) this.emit('finished', t);
+        return t.id === taskId ? { queue, taskId, event, final: t } : undefined;
       } catch {
         // Not a record: a leftover job finished by a claim (moved elsewhere), nothing to announce.
+        return undefined;
       }
-      return;
     }
     // `stalled`: BullMQ's stalled check moved the job of a lost attempt back to wait (see job-record.ts).
-    if (!['added', 'active', 'progress', 'delayed', 'stalled'].includes(event)) return;
-    const t = await this.readTask(queue, taskId).catch(() => undefined);
-    if (!t) return;
+    if (!READ_EVENTS.has(event)) return undefined;
+    return { queue, taskId, event };
+  }
+
+  /**
+   * Announces one read's entries in stream order. The records they need are read in one round trip for
+   * the whole read, after it: what a record read late says is what the reader would have read anyway (an
+   * entry names a change, the job holds the latest). A job whose final entry comes later in the same read
+   * is not read at all: that final record is what a read would give.
+   */
+  private async deliver(batch: Entry[]): Promise<void> {
+    if (batch.length === 0) return;
+    const finalOf = new Map<string, TaskRecord>();
+    for (const e of batch) if (e.final) finalOf.set(`${e.queue}|${e.taskId}`, e.final);
+    const wanted = new Map<string, { queue: string; taskId: string }>();
+    for (const e of batch) {
+      const key = `${e.queue}|${e.taskId}`;
+      if (!e.final && !finalOf.has(key)) wanted.set(key, { queue: e.queue, taskId: e.taskId });
+    }
+    const pairs = [...wanted.values()];
+    const records = pairs.length ? await this.readTasks(pairs).catch(() => pairs.map(() => undefined)) : [];
+    const read = new Map<string, TaskRecord | undefined>();
+    [...wanted.keys()].forEach((key, i) => read.set(key, records[i]));
+    for (const e of batch) {
+      if (e.final) {
+        this.emit('finished', e.final);
+        continue;
+      }
+      const key = `${e.queue}|${e.taskId}`;
+      const t = read.has(key) ? read.get(key) : finalOf.get(key);
+      if (t) this.announce(e.event, t);
+    }
+  }
+
+  private announce(event: string, t: TaskRecord): void {
     if (event === 'added') {
       if (t.state === 'queued')
         this.emit(t.attempts.length === 0 ? (t.sessionWorker ? 'routed' : 'submitted') : 'retrying', t);

@@ -104,6 +104,25 @@ export class BullJobs {
     return out;
   }
 
+  /** Jobs of any queues, as `read`, in one round trip; undefined where there is no such job. */
+  async readPairs(pairs: { queue: string; taskId: string }[]): Promise<(RawJob | undefined)[]> {
+    if (pairs.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const { queue, taskId } of pairs) {
+      const key = `${this.keys.bull(queue)}${jobIdFor(taskId)}`;
+      p.hgetall(key).get(`${key}:lock`);
+    }
+    const rows = (await p.exec()) ?? [];
+    return pairs.map(({ queue, taskId }, i) => {
+      const err = rows[2 * i]?.[0];
+      if (err) throw err;
+      const hash = (rows[2 * i]?.[1] ?? {}) as JobHash;
+      if (Object.keys(hash).length === 0) return undefined;
+      const lock = (rows[2 * i + 1]?.[1] as string | null) ?? null;
+      return { queue, jobId: jobIdFor(taskId), hash, lock };
+    });
+  }
+
   /** A Job object for BullMQ's job calls, from a hash already read. */
   job(raw: RawJob): Job {
     const job = Job.fromJSON(this.queue(raw.queue), raw.hash as never, raw.jobId);
