@@ -90,6 +90,41 @@ describe('Redis task queue across managers', () => {
     );
   });
 
+  it("announces another manager's claims late but in order, and a task that ended meanwhile from its final entry", async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const seenByB: TaskEvent[] = [];
+    b.subscribe((e) => seenByB.push(e));
+    await b.ready();
+    const quick = (await a.submit({ capability: 'echo' })).task;
+    const slow = (await a.submit({ capability: 'echo' })).task;
+    const first = await a.claim(['echo'], 'w-a');
+    const second = await a.claim(['echo'], 'w-a');
+    const leaseOf = (id: string) => [first, second].find((t) => t?.id === id)?.leaseToken ?? '';
+    await a.markRunning(slow.id, leaseOf(slow.id));
+    await a.complete(quick.id, leaseOf(quick.id), { ok: 1 });
+    const kinds = (id: string) => seenByB.filter((e) => e.task.id === id).map((e) => [e.kind, e.task.state]);
+    // Without a `claimed` when the claim's entry waited for the next one (the usual case), with one when
+    // the machine was slow enough for the wait to run out first: either way in order.
+    const withoutClaim = (id: string) => kinds(id).filter(([kind]) => kind !== 'claimed');
+    await eventually(async () => {
+      // The quick task's `active` entry is answered by its final record, its job not read for it.
+      expect(withoutClaim(quick.id)).toEqual([
+        ['submitted', 'queued'],
+        ['finished', 'succeeded'],
+      ]);
+      // The slow task's job is read once its claim's entries have waited their time: running by then.
+      expect(withoutClaim(slow.id)).toEqual([
+        ['submitted', 'queued'],
+        ['running', 'running'],
+      ]);
+    });
+    for (const id of [quick.id, slow.id]) expect(kinds(id)[0]).toEqual(['submitted', 'queued']);
+    await a.complete(slow.id, leaseOf(slow.id), { ok: 2 });
+    await eventually(async () => expect(kinds(slow.id).at(-1)).toEqual(['finished', 'succeeded']));
+  });
+
   it('hands every task to exactly one manager when several claim at once', async () => {
     const prefix = newPrefix();
     const managers = [manager(prefix), manager(prefix), manager(prefix)];

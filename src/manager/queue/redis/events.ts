@@ -21,9 +21,14 @@ const NEW_QUEUES = '\u0000new-queues';
 /** The entries whose record is read from the job (a final entry carries it). */
 const READ_EVENTS = new Set(['added', 'active', 'progress', 'delayed', 'stalled']);
 
+/** Entries that only inform observers, and how long they wait for their task's next entry (`deliver`). */
+const DEFERRED_EVENTS = new Set(['active', 'progress']);
+const DEFER_MS = 250;
+
 /** A stream entry that may be news here: its job's task and, for a final one, the record it carries. */
 interface Entry {
   queue: string;
+  jobId: string;
   taskId: string;
   event: string;
   final?: TaskRecord;
@@ -37,6 +42,11 @@ export class TaskEvents {
   /** `queue|jobId|event` → how many such entries this process caused and has not yet seen. */
   private readonly own = new Map<string, { n: number; at: number }>();
   private running: Promise<void> | undefined;
+  /** Entries held back by `deliver`, by job, in stream order; announced when the timer fires. */
+  private readonly deferred = new Map<string, Entry[]>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** The announcing in progress: a timer's flush and a read's entries take turns, never interleave. */
+  private delivering: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(
@@ -93,6 +103,8 @@ export class TaskEvents {
   stop(): void {
     this.stopped = true;
     this.listeners.clear();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.deferred.clear();
   }
 
   private forgetOld(): void {
@@ -160,7 +172,8 @@ export class TaskEvents {
             }
           }
         }
-        await this.deliver(batch);
+        this.delivering = this.delivering.then(() => this.deliver(batch));
+        await this.delivering;
       } catch (err) {
         if (this.stopped) return;
         this.onError(err);
@@ -176,7 +189,9 @@ export class TaskEvents {
     const event = f.event;
     const jobId = f.jobId;
     if (!event || !jobId || !jobId.startsWith('t_')) return undefined;
-    if (this.consumeOwn(queue, jobId, event)) return undefined;
+    // A claim made here is known only once BullMQ hands the job over, maybe after its entry was read: an
+    // `active` entry is checked against this process's claims when it is announced (`announceAll`).
+    if (event !== 'active' && this.consumeOwn(queue, jobId, event)) return undefined;
     if (this.listeners.size === 0) return undefined;
     const taskId = taskIdOf(jobId);
     if (event === 'completed' || event === 'failed') {
@@ -184,7 +199,7 @@ export class TaskEvents {
       if (!json) return undefined;
       try {
         const t = parseRecord(json, `${queue}:${jobId}`);
-        return t.id === taskId ? { queue, taskId, event, final: t } : undefined;
+        return t.id === taskId ? { queue, jobId, taskId, event, final: t } : undefined;
       } catch {
         // Not a record: a leftover job finished by a claim (moved elsewhere), nothing to announce.
         return undefined;
@@ -192,21 +207,61 @@ export class TaskEvents {
     }
     // `stalled`: BullMQ's stalled check moved the job of a lost attempt back to wait (see job-record.ts).
     if (!READ_EVENTS.has(event)) return undefined;
-    return { queue, taskId, event };
+    return { queue, jobId, taskId, event };
   }
 
   /**
-   * Announces one read's entries in stream order. The records they need are read in one round trip for
-   * the whole read, after it: what a record read late says is what the reader would have read anyway (an
-   * entry names a change, the job holds the latest). A job whose final entry comes later in the same read
-   * is not read at all: that final record is what a read would give.
+   * Takes one read's entries in stream order. `active` and `progress` entries only inform observers (the
+   * dispatcher acts on submissions, retries and ends): they wait up to DEFER_MS, so that a task which ends
+   * meanwhile, as most do, is announced from its final entry without reading its job at all. Whatever
+   * else comes for a job first announces what waits for it, keeping each task's events in order.
    */
   private async deliver(batch: Entry[]): Promise<void> {
     if (batch.length === 0) return;
-    const finalOf = new Map<string, TaskRecord>();
-    for (const e of batch) if (e.final) finalOf.set(`${e.queue}|${e.taskId}`, e.final);
-    const wanted = new Map<string, { queue: string; taskId: string }>();
+    const finalIn = new Set<string>();
+    for (const e of batch) if (e.final) finalIn.add(`${e.queue}|${e.taskId}`);
+    const work: Entry[] = [];
     for (const e of batch) {
+      const key = `${e.queue}|${e.taskId}`;
+      if (DEFERRED_EVENTS.has(e.event) && !finalIn.has(key)) {
+        const waiting = this.deferred.get(key);
+        if (waiting) waiting.push(e);
+        else this.deferred.set(key, [e]);
+        continue;
+      }
+      const waiting = this.deferred.get(key);
+      if (waiting) {
+        this.deferred.delete(key);
+        work.push(...waiting);
+      }
+      work.push(e);
+    }
+    if (this.deferred.size > 0) this.flushTimer ??= setTimeout(() => this.flushDeferred(), DEFER_MS);
+    await this.announceAll(work);
+  }
+
+  private flushDeferred(): void {
+    this.flushTimer = undefined;
+    this.delivering = this.delivering.then(async () => {
+      if (this.stopped) return;
+      const work = [...this.deferred.values()].flat();
+      this.deferred.clear();
+      await this.announceAll(work);
+    });
+  }
+
+  /**
+   * Announces entries in order. The records they need are read in one round trip, after the read: what a
+   * record read late says is what the reader would have read anyway (an entry names a change, the job
+   * holds the latest). A job whose final entry is among them is not read: its final record is that.
+   */
+  private async announceAll(entries: Entry[]): Promise<void> {
+    const work = entries.filter((e) => e.event !== 'active' || !this.consumeOwn(e.queue, e.jobId, e.event));
+    if (work.length === 0) return;
+    const finalOf = new Map<string, TaskRecord>();
+    for (const e of work) if (e.final) finalOf.set(`${e.queue}|${e.taskId}`, e.final);
+    const wanted = new Map<string, { queue: string; taskId: string }>();
+    for (const e of work) {
       const key = `${e.queue}|${e.taskId}`;
       if (!e.final && !finalOf.has(key)) wanted.set(key, { queue: e.queue, taskId: e.taskId });
     }
@@ -214,7 +269,7 @@ export class TaskEvents {
     const records = pairs.length ? await this.readTasks(pairs).catch(() => pairs.map(() => undefined)) : [];
     const read = new Map<string, TaskRecord | undefined>();
     [...wanted.keys()].forEach((key, i) => read.set(key, records[i]));
-    for (const e of batch) {
+    for (const e of work) {
       if (e.final) {
         this.emit('finished', e.final);
         continue;

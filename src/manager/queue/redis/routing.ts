@@ -129,6 +129,8 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
       }
     }
     assignTask(t, workerId, token, now);
+    // The job's `active` entry is this claim's: no news here (it is matched when announced, events.ts).
+    this.events.caused(queueName, jobId, 'active');
     await job.updateData(t);
     this.held.set(t.id, { queue: queueName, job, token, task: t });
     this.events.emit('claimed', t);
