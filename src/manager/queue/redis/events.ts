@@ -172,8 +172,7 @@ export class TaskEvents {
             }
           }
         }
-        this.delivering = this.delivering.then(() => this.deliver(batch));
-        await this.delivering;
+        await this.inTurn(() => this.deliver(batch));
       } catch (err) {
         if (this.stopped) return;
         this.onError(err);
@@ -242,12 +241,19 @@ export class TaskEvents {
 
   private flushDeferred(): void {
     this.flushTimer = undefined;
-    this.delivering = this.delivering.then(async () => {
+    this.inTurn(async () => {
       if (this.stopped) return;
       const work = [...this.deferred.values()].flat();
       this.deferred.clear();
       await this.announceAll(work);
-    });
+    }).catch((err: unknown) => this.onError(err));
+  }
+
+  /** Runs `fn` after the announcing in progress; a failed turn does not stop the ones after it. */
+  private inTurn(fn: () => Promise<void>): Promise<void> {
+    const turn = this.delivering.then(fn);
+    this.delivering = turn.catch(() => undefined);
+    return turn;
   }
 
   /**
