@@ -8,7 +8,9 @@
 // small machine every process of the Fleet side (load generator, managers, workers, Redis) competes for the
 // same cores, and the rate alone hides where they went.
 // Build first (`npm run build`); then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix,
-// deleted afterwards.
+// deleted afterwards. BENCH_CPU_PROF=<dir> runs the two manager processes under `--cpu-prof` (written to
+// <dir> when they are stopped after the HTTP run); `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile`
+// lists where their time went.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,8 +36,9 @@ const redisUrl = process.env.REDIS_URL ?? privateRedis.url;
 const prefix = `fleet-bench-dist-${randomUUID().slice(0, 8)}`;
 const procs = [];
 
-const start = (args, env = {}) => {
-  const p = fleetProcess(args, env);
+const cpuProfDir = process.env.BENCH_CPU_PROF;
+const start = (args, env = {}, nodeArgs = []) => {
+  const p = fleetProcess(args, env, nodeArgs);
   procs.push(p);
   return p;
 };
@@ -165,7 +168,11 @@ async function fleetRun() {
   const managers = [];
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
-    start(['manager', '-c', file], { FLEET_PORT: String(port) });
+    start(
+      ['manager', '-c', file],
+      { FLEET_PORT: String(port) },
+      cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    );
     managers.push(`http://127.0.0.1:${port}`);
   }
   const workers = [];
@@ -217,6 +224,12 @@ async function fleetRun() {
   const cpu = spent();
   const cmds = await commands();
   rmSync(dir, { recursive: true, force: true });
+  if (cpuProfDir) {
+    // A profile is written when the process exits on its own: a graceful stop, not the final SIGKILL.
+    await Promise.all(
+      procs.slice(0, 2).map((p) => new Promise((resolve) => p.once('exit', resolve).kill('SIGTERM'))),
+    );
+  }
   return { rate, cpu, cmds };
 }
 
