@@ -3,7 +3,9 @@
  * the record it wrote. Other managers learn of it from BullMQ's own event streams (`<queue>:events`, what
  * `QueueEvents` reads), one blocking XREAD over every queue's stream on the `subscriber` connection: no
  * second bus. A stream entry names the job and what happened; the record is read from the job (a final one
- * comes in the entry itself). Entries this process caused are recognised and skipped.
+ * comes in the entry itself). Entries this process caused are recognised and skipped. Every manager reads
+ * every other manager's entries, so the reads are what this costs per task: they are made once per XREAD
+ * reply for all its entries, and not at all for a task whose end is known by then (`deliver`).
  */
 import type { Redis } from 'ioredis';
 import type { TaskEvent } from '../task-queue.js';
