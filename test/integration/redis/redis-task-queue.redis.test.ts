@@ -177,6 +177,22 @@ describe('Redis task queue across managers', () => {
 });
 
 describe('Redis task queue: session affinity across managers', () => {
+  it("counts a capability's queued tasks in its own queue, shared with another capability, and in pinned queues", async () => {
+    const q = manager(newPrefix(), { queueFor: (c) => (c === 'other' ? 'elsewhere' : 'shared') });
+    await q.ready();
+    const session = `s-${randomUUID()}`;
+    await q.submit({ capability: 'a', sessionId: session });
+    expect((await q.claim(['a'], 'w1'))?.sessionId).toBe(session);
+    // Pinned to w1, in its own queue now.
+    expect((await q.submit({ capability: 'a', sessionId: session })).task.sessionWorker).toBe('w1');
+    for (const capability of ['a', 'a', 'b', 'other']) await q.submit({ capability });
+    expect(await q.depth('a')).toBe(3);
+    expect(await q.depth('b')).toBe(1);
+    expect(await q.depth('other')).toBe(1);
+    expect(await q.depth('nothing')).toBe(0);
+    expect(await q.depth()).toBe(5);
+  });
+
   it('binds a session once for all managers, and routes its tasks to that worker whichever manager took them', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);

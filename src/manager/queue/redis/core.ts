@@ -293,8 +293,11 @@ export abstract class RedisQueueCore {
   ): Promise<{ task: TaskRecord; job: Job; queue: string; held: boolean }> {
     const held = this.held.get(id);
     if (how !== 'fresh' && held?.token === leaseToken) {
-      if (how === 'held') return { task: held.task, job: held.job, queue: held.queue, held: true };
-      // Another manager may have written the attempt's progress (a worker that moved to it): keep it.
+      // The running mark of this lease is in the held record when this process wrote it (`remember`), and a
+      // worker that moved to another manager and back is adopted afresh here: only a record still
+      // `assigned` may lack a mark written elsewhere (a worker that told another manager it runs): read it.
+      if (how === 'held' || held.task.state === 'running')
+        return { task: held.task, job: held.job, queue: held.queue, held: true };
       const mark = parseMark(
         (await this.redis.hget(`${this.keys.bull(held.queue)}${jobIdFor(id)}`, 'progress')) ?? undefined,
       );

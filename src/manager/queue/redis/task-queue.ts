@@ -383,9 +383,23 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
 
   async depth(capability?: string): Promise<number> {
     this.assertOpen();
-    return this.guard('depth', async () =>
-      Number(await COUNT_QUEUED.run(this.redis, [], [capability ?? '', ...(await this.queuePrefixes())])),
-    );
+    return this.guard('depth', async () => {
+      const prefixes = await this.queuePrefixes();
+      if (capability === undefined) return Number(await COUNT_QUEUED.run(this.redis, [], ['', ...prefixes]));
+      // A capability's jobs wait in its own queue or a worker's pinned one (jobQueueOf): counting them
+      // reads each queued job's name, so the other worker types' queues are left out. The dashboard asks
+      // this for every capability every second.
+      let own: string | undefined;
+      try {
+        own = this.keys.bull(this.queueName(capability));
+      } catch {
+        own = undefined; // no valid queue name: its jobs could be nowhere else but pinned
+      }
+      const pinned = `${this.keys.prefix}:pin-`;
+      const where = prefixes.filter((p) => p === own || p.startsWith(pinned));
+      if (where.length === 0) return 0;
+      return Number(await COUNT_QUEUED.run(this.redis, [], [capability, ...where]));
+    });
   }
 
   async nextReadyAt(): Promise<number | undefined> {
