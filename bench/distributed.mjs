@@ -8,11 +8,14 @@
 // small machine every process of the Fleet side (load generator, managers, workers, Redis) competes for the
 // same cores, and the rate alone hides where they went.
 // Build first (`npm run build`); then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix,
-// deleted afterwards.
+// deleted afterwards. BENCH_CPU_PROF=<dir> runs the two manager processes under `--cpu-prof` (written to
+// <dir> when they are stopped after the HTTP run); `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile`
+// lists where their time went.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -26,12 +29,16 @@ import { deleteKeys, fleetProcess, freePort, until } from './lib/support.mjs';
 
 const tasks = Number(process.argv[2] ?? 2000);
 if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('tasks must be 1..200000');
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+// A private redis-server (unless REDIS_URL names one): INFO commandstats then counts this run's commands
+// only, not those of whatever else shares the machine's Redis.
+const privateRedis = process.env.REDIS_URL ? undefined : await startPrivateRedis();
+const redisUrl = process.env.REDIS_URL ?? privateRedis.url;
 const prefix = `fleet-bench-dist-${randomUUID().slice(0, 8)}`;
 const procs = [];
 
-const start = (args, env = {}) => {
-  const p = fleetProcess(args, env);
+const cpuProfDir = process.env.BENCH_CPU_PROF;
+const start = (args, env = {}, nodeArgs = []) => {
+  const p = fleetProcess(args, env, nodeArgs);
   procs.push(p);
   return p;
 };
@@ -42,6 +49,56 @@ async function pool(n, items, fn) {
       while (next < items.length) await fn(items[next++]);
     }),
   );
+}
+
+async function startPrivateRedis() {
+  const port = await freePort();
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  await until(async () => {
+    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await r.connect();
+      return (await r.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      r.disconnect();
+    }
+  }, 'the private redis-server');
+  return { url, proc };
+}
+
+/** Commands Redis has run so far (INFO commandstats, those run by scripts included), by command. */
+async function commandCounts() {
+  const r = new Redis(redisUrl);
+  try {
+    const counts = {};
+    for (const m of (await r.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+      counts[m[1]] = Number(m[2]);
+    return counts;
+  } finally {
+    r.disconnect();
+  }
+}
+/** Starts counting Redis commands; the returned function gives the commands run since, by command. */
+async function commandMeter() {
+  const before = await commandCounts();
+  return async () => {
+    const after = await commandCounts();
+    const delta = {};
+    for (const [cmd, n] of Object.entries(after)) {
+      const d = n - (before[cmd] ?? 0) - (cmd === 'info' ? 1 : 0);
+      if (d > 0) delta[cmd] = d;
+    }
+    return delta;
+  };
 }
 
 /** CPU time (user + system, ms) a process has used so far; undefined where /proc cannot tell. */
@@ -111,7 +168,11 @@ async function fleetRun() {
   const managers = [];
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
-    start(['manager', '-c', file], { FLEET_PORT: String(port) });
+    start(
+      ['manager', '-c', file],
+      { FLEET_PORT: String(port) },
+      cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    );
     managers.push(`http://127.0.0.1:${port}`);
   }
   const workers = [];
@@ -146,6 +207,7 @@ async function fleetRun() {
     workers: sumCpu(procs.slice(2).map((p) => p.pid)),
     redis: () => (redis ? cpuMs(redis) : undefined),
   });
+  const commands = await commandMeter();
   const t0 = performance.now();
   await pool(128, ids, async (id) => {
     const m = managers[Number(id.split('-')[1]) % 2];
@@ -160,8 +222,15 @@ async function fleetRun() {
   });
   const rate = tasks / ((performance.now() - t0) / 1000);
   const cpu = spent();
+  const cmds = await commands();
   rmSync(dir, { recursive: true, force: true });
-  return { rate, cpu };
+  if (cpuProfDir) {
+    // A profile is written when the process exits on its own: a graceful stop, not the final SIGKILL.
+    await Promise.all(
+      procs.slice(0, 2).map((p) => new Promise((resolve) => p.once('exit', resolve).kill('SIGTERM'))),
+    );
+  }
+  return { rate, cpu, cmds };
 }
 
 async function inProcessRun() {
@@ -214,6 +283,7 @@ async function inProcessRun() {
       workers: () => undefined,
       redis: () => (redis ? cpuMs(redis) : undefined),
     });
+    const commands = await commandMeter();
     const t0 = performance.now();
     await pool(128, ids, async (id) => {
       const m = managers[Number(id.split('-')[1]) % 2];
@@ -221,7 +291,8 @@ async function inProcessRun() {
       if (task.state !== 'succeeded') throw new Error(`${id} ended ${task.state}`);
     });
     const rate = tasks / ((performance.now() - t0) / 1000);
-    return { rate, cpu: spent() };
+    const cpu = spent();
+    return { rate, cpu, cmds: await commands() };
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
@@ -241,6 +312,7 @@ async function bullRun() {
     workers: selfCpuMs,
     redis: () => (redis ? cpuMs(redis) : undefined),
   });
+  const commands = await commandMeter();
   const t0 = performance.now();
   const w = new Worker('raw', async () => undefined, { connection, prefix, concurrency: 16 });
   w.on('completed', () => ++done === tasks && finish());
@@ -256,9 +328,28 @@ async function bullRun() {
   await all;
   const rate = tasks / ((performance.now() - t0) / 1000);
   const cpu = spent();
+  const cmds = await commands();
   await w.close();
   await q.close();
-  return { rate, cpu };
+  return { rate, cpu, cmds };
+}
+
+/** Redis commands per task: all of them, and the busiest, for each side. */
+function commandTable(runs) {
+  const rows = {};
+  const top = new Set();
+  for (const { cmds } of Object.values(runs)) {
+    Object.entries(cmds)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .forEach(([c]) => top.add(c));
+  }
+  for (const [side, { cmds }] of Object.entries(runs)) {
+    const total = Object.values(cmds).reduce((a, b) => a + b, 0);
+    (rows['all commands'] ??= {})[side] = (total / tasks).toFixed(1);
+    for (const c of top) (rows[c] ??= {})[side] = ((cmds[c] ?? 0) / tasks).toFixed(2);
+  }
+  return rows;
 }
 
 function cpuTable(runs) {
@@ -297,9 +388,21 @@ try {
     'CPU per task by process group (one process: managers, workers and submitter together; BullMQ: its Queue and Worker)',
   );
   console.table(cpuTable({ 'fleet: processes': fleet, 'fleet: one process': oneProcess, bullmq: bull }));
+  const perTask = (r) => Object.values(r.cmds).reduce((a, b) => a + b, 0) / tasks;
+  console.log(
+    `Redis commands per task (INFO commandstats deltas, script-run commands included; ${privateRedis ? 'a private redis-server' : redisUrl}); ` +
+      `fleet processes ${(perTask(fleet) / perTask(bull)).toFixed(2)}× BullMQ's, one process ${(perTask(oneProcess) / perTask(bull)).toFixed(2)}× (aim ≤ 1.5×)`,
+  );
+  console.table(commandTable({ 'fleet: processes': fleet, 'fleet: one process': oneProcess, bullmq: bull }));
+  console.log(
+    `load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 } finally {
   for (const p of procs) p.kill('SIGKILL');
   agent.destroy();
-  await deleteKeys(redisUrl, `${prefix}*`);
+  if (privateRedis) privateRedis.proc.kill('SIGKILL');
+  else await deleteKeys(redisUrl, `${prefix}*`);
 }
 process.exit(0);

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { RedisTaskQueue } from '../dist/manager/queue/redis-task-queue.js';
+import { RedisTaskQueue } from '../dist/manager/queue/redis/task-queue.js';
 import { deleteKeys } from './lib/support.mjs';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

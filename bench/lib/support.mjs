@@ -6,9 +6,12 @@ import { Redis } from 'ioredis';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** `fleet <args>` from the build in dist/, quiet but for errors. Run from the repository's root. */
-export function fleetProcess(args, env = {}) {
-  return spawn(process.execPath, ['dist/cli/main.js', ...args], {
+/**
+ * `fleet <args>` from the build in dist/, quiet but for errors. Run from the repository's root. `nodeArgs`
+ * go to node itself (`--cpu-prof` cannot go through NODE_OPTIONS).
+ */
+export function fleetProcess(args, env = {}, nodeArgs = []) {
+  return spawn(process.execPath, [...nodeArgs, 'dist/cli/main.js', ...args], {
     stdio: 'ignore',
     env: { ...process.env, FLEET_LOG_LEVEL: 'error', ...env },
   });

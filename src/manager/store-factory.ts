@@ -12,7 +12,9 @@ import type { Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
 import { FleetError } from '../protocol/errors.js';
 import { RedisConnections, redactUrl, redisOptionsFromConfig } from '../store/redis-connection.js';
-import { defaultQueueFor, RedisTaskQueue } from './queue/redis-task-queue.js';
+import { defaultQueueFor, FleetKeys } from './queue/redis/keys.js';
+import { assertCurrentLayout } from './queue/redis/layout.js';
+import { RedisTaskQueue } from './queue/redis/task-queue.js';
 import { RedisWorkerDirectory } from './registry/redis-worker-directory.js';
 import type { WorkerManagerDeps } from './manager.js';
 
@@ -80,6 +82,14 @@ export async function createManagerStores(
         'start Redis, or fix manager.redis.url / FLEET_REDIS_URL',
       { cause: err },
     );
+  }
+
+  try {
+    // A Redis holding the previous layout's task records: refuse to start rather than ignore those tasks.
+    await assertCurrentLayout(connections.get('command'), new FleetKeys(connections.prefix));
+  } catch (err) {
+    dropConnections(connections);
+    throw err;
   }
 
   const timeoutOf = (capability: string): number => {

@@ -3,7 +3,7 @@
  * (a queue's bound and depth are per prefix) and its keys are deleted when the test closes it.
  */
 import { afterAll, beforeAll } from 'vitest';
-import { RedisTaskQueue } from '../../src/manager/queue/redis-task-queue.js';
+import { RedisTaskQueue } from '../../src/manager/queue/redis/task-queue.js';
 import type { TaskQueue } from '../../src/manager/queue/task-queue.js';
 import { deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../helpers/redis.js';
 import { describeTaskQueueContract } from './task-queue.contract.js';

@@ -857,6 +857,33 @@ export function describeTaskQueueContract(
         expect((await claimSoon(q, [cap], 'w2')).id).toBe(next.task.id);
       });
 
+      it('announces the end of every task that ends without a claim: session lost at submit, when its worker goes, or cancelled queued', async () => {
+        const q = await make();
+        const cap = uid('cap');
+        const session = uid('s');
+        const finished = new Map<string, string>();
+        q.subscribe((e) => {
+          if (e.kind === 'finished') finished.set(e.task.id, e.task.state);
+        });
+        await q.submit({ capability: cap, sessionId: session });
+        const c1 = await claimSoon(q, [cap], 'w1');
+        await q.complete(c1.id, c1.leaseToken as string, 1);
+        const waiting = await q.submit({ capability: cap, sessionId: session });
+        const queued = await q.submit({ capability: cap });
+        await q.workerGone('w1');
+        const late = await q.submit({ capability: cap, sessionId: session });
+        expect(late.task.state).toBe('failed');
+        await q.cancel(queued.task.id);
+        // A waiter for a task's end (submit-and-wait) learns of each from its event alone.
+        await eventually(() =>
+          expect([waiting.task.id, late.task.id, queued.task.id].map((id) => finished.get(id))).toEqual([
+            'failed',
+            'failed',
+            'cancelled',
+          ]),
+        );
+      });
+
       it('does not retry a session task on another worker when its worker was lost under it', async () => {
         const q = await make();
         const cap = uid('cap');

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { WorkerManager } from '../../../src/manager/manager.js';
-import { RedisTaskQueue } from '../../../src/manager/queue/redis-task-queue.js';
+import { RedisTaskQueue } from '../../../src/manager/queue/redis/task-queue.js';
 import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
 import { FleetError } from '../../../src/protocol/errors.js';
 import { deleteKeys, getTestRedis, uniquePrefix, type TestRedis } from '../../helpers/redis.js';
@@ -36,7 +36,8 @@ function queue(): { q: RedisTaskQueue; taskKey: (id: string) => string } {
   prefixes.add(prefix);
   const q = new RedisTaskQueue({ ...testQueueOptions(), redis: { url: redis.url, prefix } });
   cleanups.push(() => q.close());
-  return { q, taskKey: (id) => `${prefix}:fleet:task:${id}` };
+  // The job is the record: its `data` field holds the task as written at submit.
+  return { q, taskKey: (id) => `${prefix}:cap-echo:t_${id}` };
 }
 
 async function expectCorrupt(p: Promise<unknown>, key: string): Promise<void> {
@@ -57,11 +58,11 @@ describe('records read back from Redis are validated', () => {
     const good = (await q.submit({ capability: 'echo', payload: { n: 1 } })).task;
     const garbled = (await q.submit({ capability: 'echo' })).task;
     const wrongShape = (await q.submit({ capability: 'echo' })).task;
-    await raw.hset(taskKey(garbled.id), 'j', '{"id": "half a rec');
+    await raw.hset(taskKey(garbled.id), 'data', '{"id": "half a rec');
     // Valid JSON that is no task: a state this version does not know and no attempts.
     await raw.hset(
       taskKey(wrongShape.id),
-      'j',
+      'data',
       JSON.stringify({ ...wrongShape, state: 'exploded', attempts: 3 }),
     );
 
@@ -76,7 +77,7 @@ describe('records read back from Redis are validated', () => {
     expect(reported).toHaveLength(5);
     // The good record still reads, and a record with fields this version does not know keeps them.
     expect(await q.get(good.id)).toMatchObject({ id: good.id, payload: { n: 1 } });
-    await raw.hset(taskKey(good.id), 'j', JSON.stringify({ ...good, fromTheFuture: 1 }));
+    await raw.hset(taskKey(good.id), 'data', JSON.stringify({ ...good, fromTheFuture: 1 }));
     expect(await q.get(good.id)).toMatchObject({ id: good.id, fromTheFuture: 1 });
   });
 
@@ -88,7 +89,7 @@ describe('records read back from Redis are validated', () => {
     });
     await manager.ready();
     const { task } = await manager.submit({ capability: 'echo' });
-    await raw.hset(taskKey(task.id), 'j', 'null');
+    await raw.hset(taskKey(task.id), 'data', 'null');
     await expectCorrupt(manager.getTask(task.id), taskKey(task.id));
     expect(manager.operatorEvents.activeAlerts()).toEqual([
       expect.objectContaining({

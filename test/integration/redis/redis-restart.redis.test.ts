@@ -5,7 +5,7 @@
  * its own loopback port, never the shared one.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { RedisTaskQueue } from '../../../src/manager/queue/redis-task-queue.js';
+import { RedisTaskQueue } from '../../../src/manager/queue/redis/task-queue.js';
 import { startPrivateRedis, type PrivateRedis } from '../../helpers/redis.js';
 import { testQueueOptions } from '../../helpers/queue-options.js';
 

@@ -7,11 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  jobIdFor,
-  RedisTaskQueue,
-  type RedisTaskQueueOptions,
-} from '../../../src/manager/queue/redis-task-queue.js';
+import { jobIdFor } from '../../../src/manager/queue/redis/keys.js';
+import { RedisTaskQueue, type RedisTaskQueueOptions } from '../../../src/manager/queue/redis/task-queue.js';
 import type { TaskEvent } from '../../../src/manager/queue/task-queue.js';
 import type { TaskRecord } from '../../../src/manager/queue/task.js';
 import { RedisWorkerDirectory } from '../../../src/manager/registry/redis-worker-directory.js';
@@ -93,6 +90,41 @@ describe('Redis task queue across managers', () => {
     );
   });
 
+  it("announces another manager's claims late but in order, and a task that ended meanwhile from its final entry", async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const seenByB: TaskEvent[] = [];
+    b.subscribe((e) => seenByB.push(e));
+    await b.ready();
+    const quick = (await a.submit({ capability: 'echo' })).task;
+    const slow = (await a.submit({ capability: 'echo' })).task;
+    const first = await a.claim(['echo'], 'w-a');
+    const second = await a.claim(['echo'], 'w-a');
+    const leaseOf = (id: string) => [first, second].find((t) => t?.id === id)?.leaseToken ?? '';
+    await a.markRunning(slow.id, leaseOf(slow.id));
+    await a.complete(quick.id, leaseOf(quick.id), { ok: 1 });
+    const kinds = (id: string) => seenByB.filter((e) => e.task.id === id).map((e) => [e.kind, e.task.state]);
+    // Without a `claimed` when the claim's entry waited for the next one (the usual case), with one when
+    // the machine was slow enough for the wait to run out first: either way in order.
+    const withoutClaim = (id: string) => kinds(id).filter(([kind]) => kind !== 'claimed');
+    await eventually(async () => {
+      // The quick task's `active` entry is answered by its final record, its job not read for it.
+      expect(withoutClaim(quick.id)).toEqual([
+        ['submitted', 'queued'],
+        ['finished', 'succeeded'],
+      ]);
+      // The slow task's job is read once its claim's entries have waited their time: running by then.
+      expect(withoutClaim(slow.id)).toEqual([
+        ['submitted', 'queued'],
+        ['running', 'running'],
+      ]);
+    });
+    for (const id of [quick.id, slow.id]) expect(kinds(id)[0]).toEqual(['submitted', 'queued']);
+    await a.complete(slow.id, leaseOf(slow.id), { ok: 2 });
+    await eventually(async () => expect(kinds(slow.id).at(-1)).toEqual(['finished', 'succeeded']));
+  });
+
   it('hands every task to exactly one manager when several claim at once', async () => {
     const prefix = newPrefix();
     const managers = [manager(prefix), manager(prefix), manager(prefix)];
@@ -145,6 +177,22 @@ describe('Redis task queue across managers', () => {
 });
 
 describe('Redis task queue: session affinity across managers', () => {
+  it("counts a capability's queued tasks in its own queue, shared with another capability, and in pinned queues", async () => {
+    const q = manager(newPrefix(), { queueFor: (c) => (c === 'other' ? 'elsewhere' : 'shared') });
+    await q.ready();
+    const session = `s-${randomUUID()}`;
+    await q.submit({ capability: 'a', sessionId: session });
+    expect((await q.claim(['a'], 'w1'))?.sessionId).toBe(session);
+    // Pinned to w1, in its own queue now.
+    expect((await q.submit({ capability: 'a', sessionId: session })).task.sessionWorker).toBe('w1');
+    for (const capability of ['a', 'a', 'b', 'other']) await q.submit({ capability });
+    expect(await q.depth('a')).toBe(3);
+    expect(await q.depth('b')).toBe(1);
+    expect(await q.depth('other')).toBe(1);
+    expect(await q.depth('nothing')).toBe(0);
+    expect(await q.depth()).toBe(5);
+  });
+
   it('binds a session once for all managers, and routes its tasks to that worker whichever manager took them', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);
@@ -186,6 +234,34 @@ describe('Redis task queue: session affinity across managers', () => {
     expect((await homeQueue.get(lost.task.id))?.state).toBe('failed');
   });
 
+  it("claims a pinned task as soon as its retry backoff runs out, though its worker's claim found nothing ready meanwhile", async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { backoffMs: 150, maxBackoffMs: 150 });
+    const session = `s-${randomUUID()}`;
+    await q.submit({ capability: 'py', sessionId: session });
+    const first = await q.claim(['py'], 'w1');
+    await q.complete(first?.id ?? '', first?.leaseToken ?? '', 1);
+    const { task } = await q.submit({ capability: 'py', sessionId: session });
+    expect(task.sessionWorker).toBe('w1');
+    const c = await eventually(async () => {
+      const t = await q.claim(['py'], 'w1');
+      if (!t) throw new Error('not claimable yet');
+      return t;
+    });
+    const retried = await q.fail(
+      c.id,
+      c.leaseToken ?? '',
+      { code: 'handler_error', message: 'x', retryable: true },
+      { outcome: 'failed' },
+    );
+    // Not due yet: the worker's pinned queue holds only a delayed job, which is no reason to skip it later.
+    await sleep(10);
+    expect(await q.claim(['py'], 'w1')).toBeUndefined();
+    await sleep(Math.max(0, retried.notBefore - Date.now()) + 30);
+    // Nothing announces a delayed job becoming due: the dispatcher's wake-up claim must find it.
+    expect((await q.claim(['py'], 'w1'))?.id).toBe(task.id);
+  });
+
   it('relocates a task routed to a worker whose queue was swept before the task got there', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);
@@ -213,6 +289,10 @@ describe('Redis task queue: a manager dies', () => {
     const prefix = newPrefix();
     const doomed = manager(prefix);
     const survivor = manager(prefix);
+    // Subscribed, as a manager's dispatcher is: the task's return is what wakes it to claim again.
+    const seen: TaskEvent[] = [];
+    survivor.subscribe((e) => seen.push(e));
+    await survivor.ready();
     const { task } = await survivor.submit({ capability: 'echo', maxAttempts: 3 });
     const first = await doomed.claim(['echo'], 'w-doomed');
     expect(first?.id).toBe(task.id);
@@ -225,6 +305,11 @@ describe('Redis task queue: a manager dies', () => {
       return t as TaskRecord;
     });
     expect(recovered.attempts[0]).toMatchObject({ outcome: 'worker_lost', workerId: 'w-doomed' });
+    await eventually(async () => {
+      expect(
+        seen.some((e) => e.kind === 'retrying' && e.task.id === task.id && e.task.state === 'queued'),
+      ).toBe(true);
+    });
     const second = await eventually(async () => {
       const t = await survivor.claim(['echo'], 'w-survivor');
       expect(t).toBeDefined();
@@ -297,17 +382,20 @@ describe('Redis connections', () => {
     }
   }
 
-  it('gives a queued task whose job was never added (its manager died between the writes) a job again', async () => {
+  it('frees an id whose job was never added (its manager died between reserving it and adding the job)', async () => {
     const prefix = newPrefix();
-    const q = manager(prefix, { orphanGraceMs: 100, lockDurationMs: 1000 });
+    const q = manager(prefix, { lockDurationMs: 1000 });
     const { task } = await q.submit({ capability: 'orphan', payload: {} });
-    // What a manager killed between saving the record and adding the job leaves behind.
+    // What a manager killed between reserving the id and adding its job leaves behind: the id, no job.
     const bull = new Queue('cap-orphan', { connection: { url: redis.url }, prefix });
     try {
       expect(await bull.remove(jobIdFor(task.id))).toBe(1);
     } finally {
       await bull.close();
     }
+    expect(await q.get(task.id)).toBeUndefined();
+    // The client's resubmission (same id) is what repairs it.
+    expect((await q.submit({ id: task.id, capability: 'orphan', payload: {} })).created).toBe(true);
     const claimed = await eventually(async () => {
       const t = await q.claim(['orphan'], 'w1');
       if (!t) throw new Error('not claimable yet');
@@ -316,22 +404,45 @@ describe('Redis connections', () => {
     expect(claimed.id).toBe(task.id);
   });
 
-  it("claims a reused id's new record, not the snapshot a leftover job carries from the old one", async () => {
+  it("forgets the index entries of tasks whose jobs BullMQ's retention removed", async () => {
+    const prefix = newPrefix();
+    const q = manager(prefix, { retainFinished: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { task } = await q.submit({ capability: 'trim', idempotencyKey: `key-${i}` });
+      const c = await q.claim(['trim'], 'w');
+      await q.complete(task.id, c?.leaseToken ?? '', i);
+      ids.push(task.id);
+    }
+    const client = new Redis(redis.url);
+    try {
+      // BullMQ keeps one finished job; the sweep drops the others' entries in its second round (≥ 1 s apart).
+      await eventually(async () => {
+        expect(await client.hkeys(`${prefix}:fleet:loc`)).toEqual([ids[2]]);
+        expect(await client.hkeys(`${prefix}:fleet:idem`)).toEqual(['key-2']);
+      });
+    } finally {
+      client.disconnect();
+    }
+    expect(await q.get(ids[0]!)).toBeUndefined();
+    expect((await q.submit({ capability: 'trim', idempotencyKey: 'key-0' })).created).toBe(true);
+    expect((await q.submit({ capability: 'trim', idempotencyKey: 'key-2' })).created).toBe(false);
+  });
+
+  it("takes a reused id's new submission once the old task's job was trimmed by retention", async () => {
     const prefix = newPrefix();
     const q = manager(prefix);
     const id = `reused-${randomUUID().slice(0, 8)}`;
     await q.submit({ id, capability: 'reuse', payload: { version: 1 } });
-    // The old record trimmed while its job lingers: the new submission's add is then a no-op, and the job
-    // still carries revision 1 of the old record, the same revision the new record starts at.
-    const client = new Redis(redis.url);
+    const first = await q.claim(['reuse'], 'w1');
+    await q.complete(id, first?.leaseToken ?? '', 1);
+    const bull = new Queue('cap-reuse', { connection: { url: redis.url }, prefix });
     try {
-      await client.del(`${prefix}:fleet:task:${id}`);
-      await client.zrem(`${prefix}:fleet:queued`, id);
-      await client.srem(`${prefix}:fleet:queued:reuse`, id);
+      expect(await bull.remove(jobIdFor(id))).toBe(1); // what removeOnComplete's count does to the oldest
     } finally {
-      client.disconnect();
+      await bull.close();
     }
-    await q.submit({ id, capability: 'reuse', payload: { version: 2 } });
+    expect((await q.submit({ id, capability: 'reuse', payload: { version: 2 } })).created).toBe(true);
     const claimed = await eventually(async () => {
       const t = await q.claim(['reuse'], 'w1');
       if (!t) throw new Error('not claimable yet');
@@ -341,7 +452,7 @@ describe('Redis connections', () => {
     expect((await q.get(id))?.payload).toEqual({ version: 2 });
   });
 
-  it('redoes a change from a fresh read when another manager changed the held task meanwhile', async () => {
+  it('keeps the progress another manager wrote under the same lease when the holder completes', async () => {
     const prefix = newPrefix();
     const a = manager(prefix);
     const b = manager(prefix);
@@ -351,7 +462,7 @@ describe('Redis connections', () => {
       if (!t) throw new Error('not claimable yet');
       return t;
     });
-    // B writes progress under A's lease: A's remembered record is now one revision behind.
+    // B writes progress under A's lease: A's remembered record does not have it.
     await b.markRunning(task.id, claimed.leaseToken as string, { percent: 40 });
     const done = await a.complete(task.id, claimed.leaseToken as string, { ok: true });
     expect(done).toMatchObject({ state: 'succeeded', output: { ok: true }, progress: { percent: 40 } });

@@ -31,7 +31,7 @@ describe('import boundaries', () => {
     for (const path of [
       '../manager/registry/worker-registry.js',
       '../manager/dispatch/dispatcher.js',
-      '../manager/queue/redis-task-queue.js',
+      '../manager/queue/redis/task-queue.js',
       '../manager/manager.js',
     ]) {
       const found = await violations('src/cli/violation.ts', `import { x } from '${path}';\nexport { x };\n`);
