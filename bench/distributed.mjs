@@ -9,7 +9,7 @@
 // same cores, and the rate alone hides where they went.
 // Build first (`npm run build`); then `node bench/distributed.mjs [tasks]`. Keys live under a fresh prefix,
 // deleted afterwards. BENCH_CPU_PROF=<dir> runs the two manager processes under `--cpu-prof` (written to
-// <dir> when they are stopped after the HTTP run); `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile`
+// <dir> when they are stopped after the HTTP run); `node bench/lib/profile-top.mjs <dir>/*.cpuprofile`
 // lists where their time went.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';

@@ -1,58 +1,82 @@
-// Summarizes V8 .cpuprofile files (from `node --cpu-prof`, e.g. bench/manager.mjs --cpu-prof DIR) as a
-// top-N table of self time by function, and of total (inclusive) time by module: where the milliseconds go.
-// Usage: node bench/lib/profile-top.mjs <file.cpuprofile> [n=25]
+// Summarizes V8 .cpuprofile files (from `node --cpu-prof`, e.g. bench/manager.mjs or bench/mcp.mjs
+// --cpu-prof DIR, BENCH_CPU_PROF=DIR for bench/distributed.mjs): where the milliseconds go, summed over the
+// files given. Three top-N tables: self time by function, total (inclusive) time by function and by module,
+// each counted once per sample however deep it recurses. Shares are of the time not idle; the profile
+// samples wall time, so idle is printed apart.
+// Usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N] (a bare trailing number works too)
 import { readFileSync } from 'node:fs';
 
-const [file, n = '25'] = process.argv.slice(2);
-const prof = JSON.parse(readFileSync(file, 'utf8'));
-const byId = new Map(prof.nodes.map((node) => [node.id, node]));
-const self = new Map(prof.nodes.map((node) => [node.id, 0]));
-const deltas = prof.timeDeltas;
-for (let i = 0; i < prof.samples.length; i++)
-  self.set(prof.samples[i], self.get(prof.samples[i]) + (deltas[i] ?? 0));
-const total = [...self.values()].reduce((a, b) => a + b, 0);
+const args = process.argv.slice(2);
+const topAt = args.indexOf('--top');
+let top = topAt >= 0 ? Number(args.splice(topAt, 2)[1]) : 25;
+if (args.length > 1 && /^\d+$/.test(args.at(-1))) top = Number(args.pop());
+if (args.length === 0 || !Number.isInteger(top) || top < 1) {
+  console.error('usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N]');
+  process.exit(2);
+}
+
 const short = (url) =>
   url
     .replace(/^file:\/\//, '')
     .replace(/.*\/node_modules\//, '')
-    .replace(/.*\/dist\//, 'dist/')
-    .replace(/^node:/, 'node:');
-const key = (cf) => `${cf.functionName || '(anonymous)'} ${short(cf.url)}:${cf.lineNumber + 1}`;
-const fnSelf = new Map();
-for (const node of prof.nodes) {
-  const k = key(node.callFrame);
-  fnSelf.set(k, (fnSelf.get(k) ?? 0) + self.get(node.id));
-}
-const pct = (x) => `${((x / total) * 100).toFixed(1)} %`;
-console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled`);
-console.log('\nself time by function');
-for (const [k, v] of [...fnSelf].sort((a, b) => b[1] - a[1]).slice(0, Number(n)))
-  console.log(`${pct(v).padStart(7)}  ${k}`);
-// Inclusive time per package / source module: a node counts once per module on its stack.
-const parent = new Map();
-for (const node of prof.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
-const mod = (cf) => {
+    .replace(/.*\/dist\//, 'dist/');
+const fnName = (cf) => `${cf.functionName || '(anonymous)'} ${short(cf.url)}:${cf.lineNumber + 1}`;
+const moduleName = (cf) => {
   const u = short(cf.url);
   if (!u) return cf.functionName.startsWith('(') ? cf.functionName : '(native)';
-  if (u.startsWith('dist/')) return u;
-  if (u.startsWith('node:')) return u;
+  if (u.startsWith('dist/') || u.startsWith('node:')) return u;
   return u
     .split('/')
     .slice(0, u.startsWith('@') ? 2 : 1)
     .join('/');
 };
-const incl = new Map();
-for (const node of prof.nodes) {
-  const t = self.get(node.id);
-  if (!t) continue;
-  const seen = new Set();
-  for (let id = node.id; id !== undefined; id = parent.get(id)) {
-    const m = mod(byId.get(id).callFrame);
-    if (seen.has(m)) continue;
-    seen.add(m);
-    incl.set(m, (incl.get(m) ?? 0) + t);
+
+const self = new Map();
+const totalByFn = new Map();
+const totalByModule = new Map();
+let busy = 0;
+let idle = 0;
+const add = (map, k, us) => map.set(k, (map.get(k) ?? 0) + us);
+
+for (const file of args) {
+  const prof = JSON.parse(readFileSync(file, 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const spent = new Map();
+  prof.samples.forEach((id, i) => add(spent, id, prof.timeDeltas[i] ?? 0));
+  for (const [id, us] of spent) {
+    const node = byId.get(id);
+    if (node.callFrame.functionName === '(idle)') {
+      idle += us;
+      continue;
+    }
+    busy += us;
+    add(self, fnName(node.callFrame), us);
+    const seenFn = new Set();
+    const seenModule = new Set();
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const cf = byId.get(at).callFrame;
+      const f = fnName(cf);
+      const m = moduleName(cf);
+      if (!seenFn.has(f)) seenFn.add(f) && add(totalByFn, f, us);
+      if (!seenModule.has(m)) seenModule.add(m) && add(totalByModule, m, us);
+    }
   }
 }
-console.log('\ninclusive time by module');
-for (const [k, v] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, Number(n)))
-  console.log(`${pct(v).padStart(7)}  ${k}`);
+
+const rows = (map) =>
+  [...map]
+    .filter(([k]) => !k.startsWith('(root)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(
+      ([k, us]) =>
+        `${(us / 1000).toFixed(0).padStart(7)} ms ${((100 * us) / busy).toFixed(1).padStart(5)} %  ${k}`,
+    )
+    .join('\n');
+console.log(
+  `${args.length} profile(s): ${(busy / 1000).toFixed(0)} ms not idle, ${(idle / 1000).toFixed(0)} ms idle\n` +
+    `\nself time by function\n${rows(self)}\n\ntotal time by function\n${rows(totalByFn)}` +
+    `\n\ntotal time by module\n${rows(totalByModule)}`,
+);
