@@ -33,7 +33,14 @@ async function bullSide() {
   const { Queue, QueueEvents } = await import('bullmq');
   const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
   const q = new Queue('bench', { connection, prefix: o.prefix });
-  const ev = new QueueEvents('bench', { connection, prefix: o.prefix });
+  // QueueEvents reads from '$' by default, and its first XREAD goes out some time after waitUntilReady: a job
+  // that finished in between (the first of this client's, when an earlier client process left the worker
+  // warm) would never be seen finished. Start right after the stream's last entry instead.
+  const { Redis } = await import('ioredis');
+  const probe = new Redis(o.redisUrl);
+  const [last] = await probe.xrevrange(`${o.prefix}:bench:events`, '+', '-', 'COUNT', 1);
+  await probe.quit();
+  const ev = new QueueEvents('bench', { connection, prefix: o.prefix, lastEventId: last?.[0] ?? '0-0' });
   // 64 waiters at once each add a listener; that is the reference's own usage, not a leak.
   q.setMaxListeners(0);
   ev.setMaxListeners(0);
