@@ -139,6 +139,16 @@ export abstract class RedisQueueCore {
   }
 
   /**
+   * Puts a task that already has a job elsewhere into `queueName`: an earlier job of its id there goes first,
+   * then its location, then the new job (routing it to its session's worker, or back for a retry).
+   */
+  protected async placeJob(queueName: string, t: TaskRecord): Promise<void> {
+    await this.jobs.remove(queueName, t.id);
+    await this.locate(t.id, queueName);
+    await this.addJob(queueName, t);
+  }
+
+  /**
    * A task that ends without a claim holding its job (cancelled while queued, session lost): BullMQ ends
    * only an active job, so its record is added to the ended queue and finished there by whoever takes it.
    */

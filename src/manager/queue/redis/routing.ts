@@ -111,10 +111,7 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
         // Another worker holds the session (two first tasks of one session): the task waits for it.
         t.sessionWorker = holder;
         t.updatedAt = now;
-        const target = pinQueueFor(holder);
-        await this.jobs.remove(target, t.id);
-        await this.locate(t.id, target);
-        await this.addJob(target, t);
+        await this.placeJob(pinQueueFor(holder), t);
         await job.moveToCompleted('"moved"', token, false).catch(() => undefined);
         await this.jobs.remove(queueName, t.id).catch(() => false);
         this.events.emit('routed', t);
@@ -172,10 +169,7 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
       await this.endUnclaimed(t);
       this.events.emit('finished', t);
     } else {
-      const target = this.jobQueueOf(t);
-      await this.jobs.remove(target, taskId);
-      await this.locate(taskId, target);
-      await this.addJob(target, t);
+      await this.placeJob(this.jobQueueOf(t), t);
       this.events.emit('routed', t);
     }
     return true;

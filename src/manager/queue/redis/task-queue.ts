@@ -372,10 +372,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
       const queued = Number(await COUNT_QUEUED.run(this.redis, [], ['', ...(await this.queuePrefixes())]));
       if (queued >= this.options.maxQueued) throw this.queueFull(queued);
       await this.jobs.remove(found.raw.queue, id);
-      const target = this.jobQueueOf(t);
-      await this.jobs.remove(target, id);
-      await this.locate(id, target);
-      await this.addJob(target, t);
+      await this.placeJob(this.jobQueueOf(t), t);
       this.events.emit('retrying', t);
       return t;
     });
