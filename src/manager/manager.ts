@@ -106,7 +106,7 @@ export class WorkerManager {
   // docs/architecture.md), so the rooms can change without every caller changing with them.
   private readonly registry: WorkerRegistry;
   /** Per capability, its section's timeout and idempotence (asked on every submission and failure). */
-  private sectionLookup: SectionLookup | undefined;
+  private readonly sections: SectionLookup;
   private readonly dispatcher: Dispatcher;
   private readonly healthMonitor: HealthMonitor;
   readonly metrics: ManagerMetrics;
@@ -143,6 +143,7 @@ export class WorkerManager {
     private readonly deps: WorkerManagerDeps = {},
   ) {
     const m = config.manager;
+    this.sections = sectionLookup(config);
     if (m.store === 'redis' && (!deps.queue || !deps.directory)) {
       // The Redis stores are opened by createManagerStores (serveManager does it for `fleet manager` and
       // `fleet up`); never fall back to memory silently: a user who asked for Redis expects shared state.
@@ -744,13 +745,11 @@ export class WorkerManager {
   }
 
   private isIdempotent(capability: string): boolean {
-    this.sectionLookup ??= sectionLookup(this.config);
-    return this.sectionLookup.idempotent.has(capability);
+    return this.sections.idempotent.has(capability);
   }
 
   private timeoutFor(capability: string): number {
-    this.sectionLookup ??= sectionLookup(this.config);
-    return this.sectionLookup.timeouts.get(capability) ?? this.config.python_sandbox.timeout;
+    return this.sections.timeouts.get(capability) ?? this.config.python_sandbox.timeout;
   }
 
   /** One discovery round: dial unowned endpoints, renew leases, publish worker state. */
