@@ -5,7 +5,7 @@
 // Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
 // the air, and prints one JSON line. Not a benchmark itself.
 // argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
-//   warmUp }
+//   warmUp }. The loop phase also prints the CPU the process spent in it (cpuMs).
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
@@ -77,6 +77,7 @@ if (o.phase === 'seq') {
 } else {
   for (let i = 0; i < WARM_UP; i++) await side.run(i); // warm-up
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: o.inflight }, async () => {
@@ -84,6 +85,8 @@ if (o.phase === 'seq') {
     }),
   );
   out.perSecond = o.tasks / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  out.cpuMs = (cpu.user + cpu.system) / 1000;
 }
 await side.close();
 process.stdout.write(`${JSON.stringify(out)}\n`);

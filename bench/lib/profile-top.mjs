@@ -3,15 +3,20 @@
 // files given. Three top-N tables: self time by function, total (inclusive) time by function and by module,
 // each counted once per sample however deep it recurses. Shares are of the time not idle; the profile
 // samples wall time, so idle is printed apart.
-// Usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N] (a bare trailing number works too)
+// --skip-ms N leaves out each profile's first N ms, so a process's start-up (module loading, compiling)
+// does not crowd out the steady state a bench measures.
+// Usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N] [--skip-ms N] (a bare trailing
+// number works too, as --top)
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const topAt = args.indexOf('--top');
 let top = topAt >= 0 ? Number(args.splice(topAt, 2)[1]) : 25;
+const skipAt = args.indexOf('--skip-ms');
+const skipUs = skipAt >= 0 ? Number(args.splice(skipAt, 2)[1]) * 1000 : 0;
 if (args.length > 1 && /^\d+$/.test(args.at(-1))) top = Number(args.pop());
-if (args.length === 0 || !Number.isInteger(top) || top < 1) {
-  console.error('usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N]');
+if (args.length === 0 || !Number.isInteger(top) || top < 1 || !(skipUs >= 0)) {
+  console.error('usage: node bench/lib/profile-top.mjs <file.cpuprofile>... [--top N] [--skip-ms N]');
   process.exit(2);
 }
 
@@ -44,7 +49,11 @@ for (const file of args) {
   const parent = new Map();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const spent = new Map();
-  prof.samples.forEach((id, i) => add(spent, id, prof.timeDeltas[i] ?? 0));
+  let at = 0;
+  prof.samples.forEach((id, i) => {
+    at += prof.timeDeltas[i] ?? 0;
+    if (at >= skipUs) add(spent, id, prof.timeDeltas[i] ?? 0);
+  });
   for (const [id, us] of spent) {
     const node = byId.get(id);
     if (node.callFrame.functionName === '(idle)') {

@@ -108,8 +108,11 @@ export class Dispatcher {
   constructor(private readonly o: DispatcherOptions) {
     this.events.setMaxListeners(0);
     // Cancels may be made on another manager (shared Redis): act on any final state of a task we run.
-    this.unsubscribeQueue = o.queue.subscribe((event) => {
-      if (event.kind === 'submitted' || event.kind === 'retrying' || event.kind === 'routed') {
+    const unsubscribeEvents = o.queue.subscribe((event) => {
+      if (
+        !event.late &&
+        (event.kind === 'submitted' || event.kind === 'retrying' || event.kind === 'routed')
+      ) {
         this.readyHint++;
         this.schedulePump();
       }
@@ -118,6 +121,14 @@ export class Dispatcher {
         if (lease && !lease.cancelling) this.cancelOnWorker(lease, 'cancelled by caller');
       }
     });
+    const unsubscribeWork = o.queue.onRemoteWork?.((n) => {
+      this.readyHint += n;
+      this.schedulePump();
+    });
+    this.unsubscribeQueue = () => {
+      unsubscribeEvents();
+      unsubscribeWork?.();
+    };
   }
 
   get inFlight(): number {

@@ -52,7 +52,7 @@ export interface FailOptions {
   retryable?: boolean;
 }
 
-export type TaskEvent =
+export type TaskEvent = (
   | { kind: 'submitted'; task: TaskRecord }
   | { kind: 'claimed'; task: TaskRecord }
   | { kind: 'running'; task: TaskRecord }
@@ -60,7 +60,14 @@ export type TaskEvent =
   | { kind: 'retrying'; task: TaskRecord }
   /** A queued task changed queues: pinned to its session's worker, or released to any worker. */
   | { kind: 'routed'; task: TaskRecord }
-  | { kind: 'finished'; task: TaskRecord };
+  | { kind: 'finished'; task: TaskRecord }
+) & {
+  /**
+   * A submission or retry another process made, announced here after the dispatcher was already told of it
+   * (`TaskQueue.onRemoteWork`): listeners see it, the dispatcher does not claim for it again.
+   */
+  late?: true;
+};
 
 export interface ClaimOptions {
   /**
@@ -151,6 +158,11 @@ export interface TaskQueue {
   nextReadyAt(): Promise<number | undefined>;
   /** Subscribes to changes; returns the unsubscribe function. */
   subscribe(listener: (event: TaskEvent) => void): () => void;
+  /**
+   * Shared stores: another process made `n` tasks ready to claim. Called as soon as this process learns of
+   * them, before their events (which then come `late`, or not at all when nobody needs their records soon).
+   */
+  onRemoteWork?(listener: (n: number) => void): () => void;
   /**
    * Shared stores: calls `listener` with the typed `store_corrupt` error of every record that failed
    * validation when read back (the manager raises an alert). A store holding only its own objects has none.

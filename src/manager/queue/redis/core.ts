@@ -14,7 +14,7 @@ import { RedisConnections, type RedisConnectionOptions } from '../../../store/re
 import { isFinal, type TaskRecord } from '../task.js';
 import { validateTaskQueueOptions, type TaskQueueOptions } from '../task-queue.js';
 import { TaskEvents } from './events.js';
-import { parseMark, recordOfJob } from './job-record.js';
+import { accountedStarts, dataOf, parseMark, recordOfJob } from './job-record.js';
 import { BullJobs, isLockRefusal, type RawJob } from './jobs.js';
 import { checkQueueName, defaultQueueFor, ENDED_QUEUE, FleetKeys, jobIdFor, taskIdOf } from './keys.js';
 import { assertCurrentLayout } from './layout.js';
@@ -39,6 +39,11 @@ export interface RedisTaskQueueOptions extends TaskQueueOptions {
 export const MAX_ROUNDS = 20;
 /** How long a worker's pinned queue found empty is skipped by its claims unless a job is added to it. */
 export const PIN_RECHECK_MS = 1_000;
+/**
+ * How long after a held task is marked running (or reports progress) the mark is written to its job: a
+ * task that ends sooner, as most short ones do, never has it written (its final record says it all).
+ */
+export const MARK_DELAY_MS = 200;
 /** How long a count of the queued jobs serves the bound while far from it (`submit`). */
 const BOUND_RECOUNT_MS = 250;
 
@@ -171,15 +176,28 @@ export abstract class RedisQueueCore {
   }
 
   /**
-   * Jobs the stalled check put back: one whose lost attempt was its last reads as failed, and is ended now
-   * rather than left in wait for a claim to find (a claim that took it meanwhile ends it itself).
+   * Jobs the stalled check put back: each lost an attempt with its manager. One whose lost attempt was its
+   * last reads as failed, and is ended now rather than left in wait for a claim to find (a claim that took
+   * it meanwhile ends it itself); the others get the lost attempt written into their record while the job
+   * still names the worker that ran it (the next claim would know only that an attempt was lost).
    */
   protected async endExhausted(queue: string, jobIds: string[]): Promise<void> {
     for (const jobId of jobIds) {
       const taskId = taskIdOf(jobId);
       const raw = await this.jobs.read(queue, taskId);
       const t = raw ? this.recordOrReport(raw) : undefined;
-      if (!t || !isFinal(t.state) || raw?.hash.finishedOn !== undefined) continue;
+      if (!raw || !t || raw.hash.finishedOn !== undefined) continue;
+      if (!isFinal(t.state)) {
+        const starts = Number(raw.hash.ats ?? 0);
+        if (raw.lock === null && t.state === 'queued' && starts > accountedStarts(raw.hash)) {
+          // A claim racing this write reads the same activations and records the same lost attempt.
+          await this.jobs
+            .job(raw)
+            .updateData(dataOf(t, starts))
+            .catch((err: unknown) => this.backgroundError(err));
+        }
+        continue;
+      }
       if (!(await this.jobs.remove(queue, taskId))) continue;
       await this.endUnclaimed(t);
       this.events.emit('finished', t);
@@ -235,6 +253,36 @@ export abstract class RedisQueueCore {
       this.pinEmptyAt.delete(queue);
       this.pinAddedAt.set(queue, Date.now());
     }
+  }
+
+  protected marksTimer: NodeJS.Timeout | undefined;
+
+  /** Writes the running marks of held tasks MARK_DELAY_MS after the first is made, in one go. */
+  protected scheduleMarks(): void {
+    if (this.marksTimer || this.closed) return;
+    this.marksTimer = setTimeout(() => {
+      this.marksTimer = undefined;
+      this.flushMarks().catch((err: unknown) => this.backgroundError(err));
+    }, MARK_DELAY_MS);
+    this.marksTimer.unref();
+  }
+
+  protected async flushMarks(): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const [id, h] of this.held) {
+      const mark = h.mark;
+      if (!mark) continue;
+      writes.push(
+        this.serial(id, async () => {
+          // Written only if the task is still held under that lease and nothing newer replaced the mark.
+          if (this.held.get(id) !== h || h.mark !== mark) return;
+          delete h.mark;
+          this.events.caused(h.queue, h.job.id ?? '', 'progress');
+          await h.job.updateProgress(mark);
+        }).catch((err: unknown) => this.backgroundError(err)),
+      );
+    }
+    await Promise.all(writes);
   }
 
   protected async renew(): Promise<void> {
@@ -300,14 +348,14 @@ export abstract class RedisQueueCore {
     id: string,
     leaseToken: string,
     how: 'held' | 'final' | 'fresh' = 'held',
-  ): Promise<{ task: TaskRecord; job: Job; queue: string; held: boolean }> {
+  ): Promise<{ task: TaskRecord; job: Job; queue: string; held: boolean; starts: number }> {
     const held = this.held.get(id);
     if (how !== 'fresh' && held?.token === leaseToken) {
       // The running mark of this lease is in the held record when this process wrote it (`remember`), and a
       // worker that moved to another manager and back is adopted afresh here: only a record still
       // `assigned` may lack a mark written elsewhere (a worker that told another manager it runs): read it.
       if (how === 'held' || held.task.state === 'running')
-        return { task: held.task, job: held.job, queue: held.queue, held: true };
+        return { task: held.task, job: held.job, queue: held.queue, held: true, starts: held.starts };
       const mark = parseMark(
         (await this.redis.hget(`${this.keys.bull(held.queue)}${jobIdFor(id)}`, 'progress')) ?? undefined,
       );
@@ -315,7 +363,7 @@ export abstract class RedisQueueCore {
         held.task.state = 'running';
         if (mark.p) held.task.progress = { ...held.task.progress, ...mark.p };
       }
-      return { task: held.task, job: held.job, queue: held.queue, held: true };
+      return { task: held.task, job: held.job, queue: held.queue, held: true, starts: held.starts };
     }
     const found = await this.readTask(id);
     if (!found) throw new FleetError('not_found', `no task with id ${id}`);
@@ -328,7 +376,13 @@ export abstract class RedisQueueCore {
         `task ${id}: the lease is not current (task is ${t.state}, attempt ${t.attempt})`,
         t,
       );
-    return { task: t, job: this.jobs.job(found.raw), queue: found.raw.queue, held: false };
+    return {
+      task: t,
+      job: this.jobs.job(found.raw),
+      queue: found.raw.queue,
+      held: false,
+      starts: Number(found.raw.hash.ats ?? 0),
+    };
   }
 
   protected remember(t: TaskRecord, leaseToken: string): void {

@@ -5,7 +5,9 @@
  * second bus. A stream entry names the job and what happened; the record is read from the job (a final one
  * comes in the entry itself). Entries this process caused are recognised and skipped. Every manager reads
  * every other manager's entries, so the reads are what this costs per task: they are made once per XREAD
- * reply for all its entries, and not at all for a task whose end is known by then (`deliver`).
+ * reply for all its entries, and not at all for a task whose end is known by then (`deliver`). Another
+ * manager's submission wakes the dispatcher at once (`onRemoteWork`) and is announced later (`late`), from
+ * its final entry or from the record a claim here got with the job (`claimedHere`), seldom from a read.
  */
 import type { Redis } from 'ioredis';
 import type { TaskEvent } from '../task-queue.js';
@@ -23,8 +25,11 @@ const NEW_QUEUES = '\u0000new-queues';
 /** The entries whose record is read from the job (a final entry carries it). */
 const READ_EVENTS = new Set(['added', 'active', 'progress', 'delayed', 'stalled']);
 
-/** Entries that only inform observers, and how long they wait for their task's next entry (`deliver`). */
-const DEFERRED_EVENTS = new Set(['active', 'progress']);
+/**
+ * Entries that only inform observers, and how long they wait for their task's next entry (`deliver`). An
+ * `added` entry is work for the dispatcher, which is told of it apart, before the wait.
+ */
+const DEFERRED_EVENTS = new Set(['added', 'active', 'progress']);
 const DEFER_MS = 250;
 
 /** A stream entry that may be news here: its job's task and, for a final one, the record it carries. */
@@ -41,6 +46,12 @@ const OWN_TTL_MS = 60_000;
 
 export class TaskEvents {
   private readonly listeners = new Set<Listener>();
+  private readonly workListeners = new Set<(n: number) => void>();
+  /**
+   * Tasks whose submission was announced here (made here, or read), until their end is: a claim here
+   * announces a submission it finds not yet announced (`claimedHere`), and must not announce one twice.
+   */
+  private readonly announcedAdds = new Set<string>();
   /** `queue|jobId|event` → how many such entries this process caused and has not yet seen. */
   private readonly own = new Map<string, { n: number; at: number }>();
   private running: Promise<void> | undefined;
@@ -81,10 +92,20 @@ export class TaskEvents {
   /** Resolves once the reader has taken its starting point in every stream. */
   ready = Promise.resolve();
 
-  emit(kind: TaskEvent['kind'], task: TaskRecord): void {
+  onRemoteWork(listener: (n: number) => void): () => void {
+    this.workListeners.add(listener);
+    this.running ??= this.loop();
+    return () => {
+      this.workListeners.delete(listener);
+    };
+  }
+
+  emit(kind: TaskEvent['kind'], task: TaskRecord, late = false): void {
+    if (kind === 'finished') this.announcedAdds.delete(task.id);
+    else if (kind === 'submitted' || kind === 'routed') this.noteSubmission(task.id);
     for (const listener of this.listeners) {
       try {
-        listener({ kind, task: copyTask(task) });
+        listener(late ? { kind, task: copyTask(task), late } : { kind, task: copyTask(task) });
       } catch {
         // A listener's bug must not undo or block a state change that has already happened.
       }
@@ -102,9 +123,42 @@ export class TaskEvents {
     if (this.own.size > 50_000) this.forgetOld();
   }
 
+  /**
+   * A claim here took a job with `record` (its record as queued) before telling anyone: entries of it held
+   * back here are announced first, from that record, and another process's first submission of it not
+   * yet read here is announced now (its entry, when read, is then skipped): listeners see a task's
+   * submission before its claim.
+   */
+  claimedHere(queue: string, jobId: string, record: TaskRecord): void {
+    if (this.listeners.size === 0) return;
+    const key = `${queue}|${record.id}`;
+    const waiting = this.deferred.get(key);
+    if (waiting) {
+      this.deferred.delete(key);
+      for (const e of waiting) this.announce(e.event, record);
+      return;
+    }
+    if (record.attempts.length > 0 || this.announcedAdds.has(record.id)) return;
+    this.caused(queue, jobId, 'added');
+    this.announce('added', record);
+  }
+
+  private noteSubmission(taskId: string): void {
+    if (this.announcedAdds.size >= 50_000) {
+      // Tasks whose end was never seen here (their entries trimmed away): the oldest half is forgotten.
+      let n = 25_000;
+      for (const id of this.announcedAdds) {
+        if (n-- <= 0) break;
+        this.announcedAdds.delete(id);
+      }
+    }
+    this.announcedAdds.add(taskId);
+  }
+
   stop(): void {
     this.stopped = true;
     this.listeners.clear();
+    this.workListeners.clear();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.deferred.clear();
   }
@@ -159,6 +213,7 @@ export class TaskEvents {
         );
         if (this.stopped || !reply) continue;
         const batch: Entry[] = [];
+        let work = 0;
         for (const [stream, entries] of reply) {
           const queue = names[streams.indexOf(stream)];
           if (queue === undefined) continue;
@@ -170,10 +225,15 @@ export class TaskEvents {
               if (fields[0] === 'queue' && name !== undefined && !last.has(name)) last.set(name, since);
             } else {
               const entry = this.entryOf(queue, fields);
-              if (entry) batch.push(entry);
+              if (entry === 'work') work++;
+              else if (entry) {
+                if (entry.event === 'added') work++;
+                batch.push(entry);
+              }
             }
           }
         }
+        if (work > 0) for (const listener of this.workListeners) listener(work);
         await this.inTurn(() => this.deliver(batch));
       } catch (err) {
         if (this.stopped) return;
@@ -183,8 +243,11 @@ export class TaskEvents {
     }
   }
 
-  /** An entry that may be news to this process's listeners; undefined for anything else. */
-  private entryOf(queue: string, fields: string[]): Entry | undefined {
+  /**
+   * An entry that may be news to this process's listeners; 'work' for another process's submission when
+   * nobody listens to events; undefined for anything else.
+   */
+  private entryOf(queue: string, fields: string[]): Entry | 'work' | undefined {
     const f: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
     const event = f.event;
@@ -193,7 +256,7 @@ export class TaskEvents {
     // A claim made here is known only once BullMQ hands the job over, maybe after its entry was read: an
     // `active` entry is checked against this process's claims when it is announced (`announceAll`).
     if (event !== 'active' && this.consumeOwn(queue, jobId, event)) return undefined;
-    if (this.listeners.size === 0) return undefined;
+    if (this.listeners.size === 0) return event === 'added' ? 'work' : undefined;
     const taskId = taskIdOf(jobId);
     if (event === 'completed' || event === 'failed') {
       const json = event === 'completed' ? f.returnvalue : f.failedReason;
@@ -291,9 +354,9 @@ export class TaskEvents {
   private announce(event: string, t: TaskRecord): void {
     if (event === 'added') {
       if (t.state === 'queued')
-        this.emit(t.attempts.length === 0 ? (t.sessionWorker ? 'routed' : 'submitted') : 'retrying', t);
+        this.emit(t.attempts.length === 0 ? (t.sessionWorker ? 'routed' : 'submitted') : 'retrying', t, true);
       // Claimed (or done) by the time it was read here: still announce the submission, as it was made.
-      else if (t.attempts.length <= 1 && t.attempt <= 1) this.emit('submitted', asSubmitted(t));
+      else if (t.attempts.length <= 1 && t.attempt <= 1) this.emit('submitted', asSubmitted(t), true);
     } else if (event === 'active') {
       if (t.state === 'assigned' && !this.holdsHere(t.id, t.leaseToken)) this.emit('claimed', t);
     } else if (event === 'progress') {

@@ -1,10 +1,13 @@
 /**
  * The BullMQ job *is* the task record (docs/distributed.md: One model). This module reads a record out of
  * a job's hash:
- * - `data`: the record as Fleet last wrote it (at submit, claim, retry and re-route);
- * - the lock (`<job>:lock`, BullMQ's lease): holds the current lease token while an attempt is alive; a
- *   record whose lease is no longer the lock's has lost its attempt (its manager stopped renewing) and reads
- *   as that attempt's outcome applied, before any process has written it (`loseAttempt`);
+ * - `data`: the record as Fleet last wrote it (at submit, retry, re-route and hand-back), with `jobStarts`,
+ *   how many of the job's activations (BullMQ's `ats`, counted by every `moveToActive`) it accounts for;
+ * - a claim writes nothing of its own: BullMQ's `moveToActive` sets the lock (`<job>:lock`, the lease
+ *   token), `pb` (the claiming Worker's name: Fleet's worker id), `processedOn` and `ats` in one step, and
+ *   the record reads as assigned from them (`startedAttempts`). An activation the record does not account
+ *   for and whose lock is gone was an attempt lost with its manager (it stopped renewing), and reads as
+ *   that attempt's outcome applied, before any process has written it (`loseAttempt`);
  * - `progress`: `{l: lease, a: time, p?: progress}` once the worker runs the attempt of lease `l`;
  * - `returnvalue` / `failedReason`: the final record, written by BullMQ's own moveToCompleted/moveToFailed
  *   in the step that checks the lock, so a final record exists only if its lease was current.
@@ -15,12 +18,39 @@ import { FleetError } from '../../../protocol/errors.js';
 import type { ErrorBody } from '../../../protocol/messages.js';
 import { zodToFleetError } from '../../../protocol/zod-error.js';
 import { TaskRecordSchema } from '../stored-record.js';
-import { failTask } from '../task-transitions.js';
+import { assignTask, failTask } from '../task-transitions.js';
 import type { TaskQueueOptions } from '../task-queue.js';
-import type { TaskRecord } from '../task.js';
+import type { TaskRecord, TaskState } from '../task.js';
 
 /** The fields of a job hash this module reads (HGETALL gives them all, as strings). */
 export type JobHash = Record<string, string>;
+
+/** The field of a job's data that counts the activations its record accounts for (never in a TaskRecord). */
+const JOB_STARTS = 'jobStarts';
+
+/** A record as job data: the record plus the number of the job's activations it accounts for. */
+export function dataOf(t: TaskRecord, jobStarts: number): TaskRecord {
+  return jobStarts > 0 ? ({ ...t, [JOB_STARTS]: jobStarts } as TaskRecord) : t;
+}
+
+/** The activations a job's data accounts for (0 when it cannot tell). */
+export function accountedStarts(hash: JobHash): number {
+  try {
+    const n = (JSON.parse(hash.data ?? '{}') as Record<string, unknown>)[JOB_STARTS];
+    return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Takes `jobStarts` out of a record parsed from job data. */
+export function splitData(t: TaskRecord): { t: TaskRecord; jobStarts: number } {
+  const bag = t as TaskRecord & { [JOB_STARTS]?: unknown };
+  const n = bag[JOB_STARTS];
+  if (n === undefined) return { t, jobStarts: 0 };
+  delete bag[JOB_STARTS];
+  return { t, jobStarts: typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 0 };
+}
 
 export interface RunningMark {
   l: string;
@@ -63,7 +93,26 @@ export function recordOfJob(
       return parseRecord(hash.failedReason, key, 'failedReason');
     if (hash.returnvalue !== undefined) return parseRecord(hash.returnvalue, key, 'returnvalue');
   }
-  const t = parseRecord(hash.data ?? '', key);
+  const { t, jobStarts } = splitData(parseRecord(hash.data ?? '', key));
+  if (t.state === 'queued') {
+    startedAttempts(t, jobStarts, {
+      activations: Number(hash.ats ?? 0),
+      lock: lock ?? null,
+      workerId: hash.pb,
+      at: Number(hash.processedOn ?? t.updatedAt),
+      policy,
+    });
+    // (startedAttempts changed the state, which the type checker took for 'queued' still.)
+    if ((t.state as TaskState) !== 'assigned') return t;
+    const mark = parseMark(hash.progress);
+    if (mark && mark.l === t.leaseToken) {
+      t.state = 'running';
+      if (mark.p) t.progress = { ...t.progress, ...mark.p };
+      t.updatedAt = Math.max(t.updatedAt, mark.a);
+    }
+    return t;
+  }
+  // A record written as assigned (by an older version of the store): its lease is the lock's, or lost.
   if ((t.state === 'assigned' || t.state === 'running') && t.leaseToken !== undefined) {
     if (lock !== undefined && lock !== t.leaseToken) {
       loseAttempt(t, Number(hash.processedOn ?? t.updatedAt), policy);
@@ -77,6 +126,35 @@ export function recordOfJob(
     }
   }
   return t;
+}
+
+/**
+ * Applies to a queued record the job's activations it does not account for: each one whose lock is gone
+ * was an attempt lost with its manager; the last one, when `lock` is its live lease, is the attempt now
+ * assigned (to `workerId`, from `at`). Only the last activation's worker and time are known (BullMQ keeps
+ * the latest): earlier lost ones, which only a manager dying twice on the same task leaves, are recorded
+ * at `at` by `workerId` too. Returns whether the record changed.
+ */
+export function startedAttempts(
+  t: TaskRecord,
+  jobStarts: number,
+  job: {
+    activations: number;
+    lock: string | null;
+    workerId: string | undefined;
+    at: number;
+    policy: Pick<TaskQueueOptions, 'backoffMs' | 'maxBackoffMs'> & { random: () => number };
+  },
+): boolean {
+  const unaccounted = job.activations - jobStarts;
+  if (unaccounted <= 0 || t.state !== 'queued') return false;
+  const workerId = job.workerId ?? 'unknown';
+  for (let i = 0; i < unaccounted - (job.lock ? 1 : 0); i++) {
+    assignTask(t, workerId, '', job.at);
+    if (!loseAttempt(t, job.at, job.policy)) return true;
+  }
+  if (job.lock) assignTask(t, workerId, job.lock, job.at);
+  return true;
 }
 
 export function parseMark(progress: string | undefined): RunningMark | undefined {

@@ -22,6 +22,8 @@ export interface RawJob {
 export class BullJobs {
   private readonly queues = new Map<string, Queue>();
   private readonly workers = new Map<string, Worker>();
+  /** Claiming Workers, by queue and Fleet worker: a Worker's name is what BullMQ records as the job's `pb`. */
+  private readonly claimers = new Map<string, Worker>();
 
   constructor(
     private readonly redis: Redis,
@@ -44,10 +46,18 @@ export class BullJobs {
     return queue;
   }
 
-  worker(name: string): Worker {
-    let worker = this.workers.get(name);
+  /**
+   * The queue's Worker for the stalled check and lock extension, or, given a Fleet worker's id, the one that
+   * claims for that worker: BullMQ writes its name into the job (`pb`) in the step that takes the lock, so
+   * the claim needs no write of its own to say who holds the task (job-record.ts).
+   */
+  worker(name: string, claimFor?: string): Worker {
+    const key = claimFor === undefined ? name : `${name}\u0000${claimFor}`;
+    const cache = claimFor === undefined ? this.workers : this.claimers;
+    let worker = cache.get(key);
     if (!worker) {
       const opts: WorkerOptions = {
+        ...(claimFor !== undefined ? { name: claimFor } : {}),
         connection: this.redis,
         prefix: this.keys.prefix,
         autorun: false,
@@ -58,12 +68,22 @@ export class BullJobs {
       };
       worker = new Worker(name, null, opts, (n, o) => createRedisBackend(n, o, {}));
       worker.on('error', (err) => this.opts.onError(err));
-      this.workers.set(name, worker);
+      cache.set(key, worker);
     }
     return worker;
   }
 
-  /** Adds the job of a queued task (its record as data) in its priority band. */
+  /** Drops the claiming Workers of a Fleet worker that left. */
+  async forgetClaimer(workerId: string): Promise<void> {
+    const suffix = `\u0000${workerId}`;
+    for (const [key, worker] of this.claimers) {
+      if (!key.endsWith(suffix)) continue;
+      this.claimers.delete(key);
+      await worker.close(true).catch(() => undefined);
+    }
+  }
+
+  /** Adds the job of a queued task (its record as data, accounting for none of the new job's activations). */
   async add(queueName: string, t: TaskRecord): Promise<void> {
     const retain = this.opts.retainFinished > 0 ? { count: this.opts.retainFinished } : true;
     await this.queue(queueName).add(t.capability, t, {
@@ -142,7 +162,10 @@ export class BullJobs {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.workers.values()].map((w) => w.close(true).catch(() => undefined)));
+    await Promise.all(
+      [...this.workers.values(), ...this.claimers.values()].map((w) => w.close(true).catch(() => undefined)),
+    );
+    this.claimers.clear();
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     this.workers.clear();
     this.queues.clear();

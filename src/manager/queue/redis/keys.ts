@@ -16,8 +16,18 @@ export const defaultQueueFor = (capability: string): string =>
   `cap-${capability.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 
 /** The BullMQ queue of the tasks pinned to one worker (any worker id maps to a valid, distinct name). */
-export const pinQueueFor = (workerId: string): string =>
-  `pin-${createHash('sha256').update(workerId).digest('hex').slice(0, 40)}`;
+const pinQueues = new Map<string, string>();
+export function pinQueueFor(workerId: string): string {
+  // Asked on every claim: the hash of a worker id is computed once (a fleet has tens of workers, the
+  // cache is dropped whole if it ever holds many more).
+  let name = pinQueues.get(workerId);
+  if (name === undefined) {
+    if (pinQueues.size >= 10_000) pinQueues.clear();
+    name = `pin-${createHash('sha256').update(workerId).digest('hex').slice(0, 40)}`;
+    pinQueues.set(workerId, name);
+  }
+  return name;
+}
 
 /**
  * The queue holding the jobs of tasks that ended without ever being claimed (cancelled while queued, or

@@ -16,8 +16,12 @@ export interface Held {
   token: string;
   /** The record as this process last wrote it: the next change is computed from it without a read. */
   task: TaskRecord;
+  /** The job's activations (BullMQ's `ats`) the record accounts for, its claim's included. */
+  starts: number;
   /** The change of this task in progress here, so the next waits for it instead of racing it. */
   busy?: Promise<unknown>;
+  /** The running mark (or progress) not yet written: other processes read it a moment late (`flushMarks`). */
+  mark?: { l: string; a: number; p?: TaskRecord['progress'] };
 }
 
 export async function renewLocks(

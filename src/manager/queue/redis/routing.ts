@@ -8,7 +8,7 @@ import { FleetError } from '../../../protocol/errors.js';
 import { TaskRecordSchema } from '../stored-record.js';
 import { copyTask } from '../task-record.js';
 import { assignTask, failLostSession } from '../task-transitions.js';
-import type { TaskRecord } from '../task.js';
+import { isFinal, type TaskRecord } from '../task.js';
 import {
   sessionBindingTtlMs,
   sessionLostError,
@@ -16,7 +16,7 @@ import {
   type SessionBinding,
 } from '../task-queue.js';
 import { RedisQueueCore } from './core.js';
-import { loseAttempt } from './job-record.js';
+import { dataOf, loseAttempt, splitData, startedAttempts } from './job-record.js';
 import { pinQueueFor, taskIdOf } from './keys.js';
 import { BIND_SESSION, PEEK } from './scripts.js';
 
@@ -73,8 +73,25 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
         .catch(() => 0);
       return 'dropped';
     }
-    const t = copyTask(parsed.data);
+    const { t, jobStarts } = splitData(copyTask(parsed.data));
+    // This claim is the job's latest activation; any other the record does not account for was an attempt
+    // lost with its manager (job-record.ts), recorded now unless the stalled check's sweep already did.
+    const starts = job.attemptsStarted;
+    startedAttempts(t, jobStarts, {
+      activations: starts - 1,
+      lock: null,
+      workerId: undefined,
+      at: now,
+      policy: { ...this.options, random: this.random },
+    });
+    if (isFinal(t.state)) {
+      this.events.caused(queueName, jobId, 'failed');
+      await this.finish(job, token, t, 'failed').catch(() => undefined);
+      this.events.emit('finished', t);
+      return 'dropped';
+    }
     if (!served.has(t.capability)) {
+      await job.updateData(dataOf(t, starts)).catch((err: unknown) => this.backgroundError(err));
       await job.moveToWait(token).catch((err: unknown) => this.backgroundError(err));
       this.onStreamEntry(queueName, 'waiting');
       return 'handed-back';
@@ -82,7 +99,8 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
     if (t.state === 'queued' && t.notBefore > now) {
       // Not due by Fleet's clock (an injected one may run behind Redis's): back to BullMQ's delayed set.
       await job
-        .moveToDelayed(Date.now() + (t.notBefore - now), token)
+        .updateData(dataOf(t, starts))
+        .then(() => job.moveToDelayed(Date.now() + (t.notBefore - now), token))
         .then(() => this.onStreamEntry(queueName, 'delayed'))
         .catch((err: unknown) => this.backgroundError(err));
       return 'dropped';
@@ -125,11 +143,13 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
         return 'dropped';
       }
     }
+    this.events.claimedHere(queueName, jobId, t);
+    // Nothing to write: the job's lock, `pb` and `processedOn`, set by BullMQ in the step that took it, say
+    // the task is assigned to this worker under this lease (job-record.ts).
     assignTask(t, workerId, token, now);
     // The job's `active` entry is this claim's: no news here (it is matched when announced, events.ts).
     this.events.caused(queueName, jobId, 'active');
-    await job.updateData(t);
-    this.held.set(t.id, { queue: queueName, job, token, task: t });
+    this.held.set(t.id, { queue: queueName, job, token, task: t, starts });
     this.events.emit('claimed', t);
     return copyTask(t);
   }

@@ -42,6 +42,7 @@ import {
 } from '../task-queue.js';
 import { bullPriority, ENDED_QUEUE, pinQueueFor, taskIdOf } from './keys.js';
 import { COUNT_QUEUED, LOSE_SESSIONS, NEXT_DELAYED, RESERVE } from './scripts.js';
+import { dataOf } from './job-record.js';
 
 import { MAX_ROUNDS, PIN_RECHECK_MS } from './core.js';
 import { RedisQueueRouting } from './routing.js';
@@ -162,7 +163,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
       if (withPinned && !ranked.includes(pinQueue) && !later.has(pinQueue))
         this.markPinEmpty(pinQueue, askedAt);
       for (const queueName of ranked) {
-        const worker = this.jobs.worker(queueName);
+        const worker = this.jobs.worker(queueName, workerId);
         for (let i = 0; i < 50; i++) {
           const token = randomUUID();
           const job = (await worker.getNextJob(token, { block: false })) as Job | undefined;
@@ -194,6 +195,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
         [this.keys.workerSessions(workerId)],
         [this.keys.sessionPrefix, workerId],
       );
+      await this.jobs.forgetClaimer(workerId);
       const pinQueue = pinQueueFor(workerId);
       const base = this.keys.bull(pinQueue);
       if ((await this.redis.exists(`${base}wait`, `${base}prioritized`, `${base}delayed`)) === 0) return 0;
@@ -224,12 +226,21 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
         const now = this.now();
         const event = markTaskRunning(t, progress, now);
         if (!event) return t;
-        // A lease held here has its lock checked by every renewal (a lost one is forgotten); one read
-        // afresh is checked now. A mark under a stale lease would be ignored by readers anyway (job-record.ts).
-        if (!held) await this.fence(job, leaseToken, t);
-        this.events.caused(queue, job.id ?? '', 'progress');
-        await job.updateProgress({ l: leaseToken, a: now, ...(t.progress ? { p: t.progress } : {}) });
-        this.remember(t, leaseToken);
+        const mark = { l: leaseToken, a: now, ...(t.progress ? { p: t.progress } : {}) };
+        if (held) {
+          // Written a moment later unless the task ends first, as most do (`flushMarks`): this process
+          // answers from the held record meanwhile, other processes read `assigned` that moment longer.
+          this.remember(t, leaseToken);
+          const h = this.held.get(id);
+          if (h) h.mark = mark;
+          this.scheduleMarks();
+        } else {
+          // A lease read afresh has its lock checked now. A mark under a stale lease would be ignored by
+          // readers anyway (job-record.ts).
+          await this.fence(job, leaseToken, t);
+          this.events.caused(queue, job.id ?? '', 'progress');
+          await job.updateProgress(mark);
+        }
         this.events.emit(event, t);
         return copyTask(t);
       }),
@@ -260,7 +271,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
     this.assertOpen();
     return this.guard('fail', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken, 'final');
+        const { task, job, queue, starts } = await this.leased(id, leaseToken, 'final');
         const t = copyTask(task);
         const now = this.now();
         const decision = failTask(t, error, options, { ...this.options, random: this.random }, now);
@@ -278,7 +289,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
         }
         if (again) {
           await this.fence(job, leaseToken, t);
-          await job.updateData(t);
+          await job.updateData(dataOf(t, starts));
           this.events.caused(queue, job.id ?? '', 'delayed');
           await job.moveToDelayed(Math.max(Date.now(), t.notBefore), leaseToken);
           this.onStreamEntry(queue, 'delayed');
@@ -303,11 +314,11 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
     this.assertOpen();
     return this.guard('adopt', () =>
       this.serial(id, async () => {
-        const { task, job, queue } = await this.leased(id, leaseToken, 'fresh');
+        const { task, job, queue, starts } = await this.leased(id, leaseToken, 'fresh');
         assertLeaseHolder(task, workerId);
         // Extending the lock proves it has not lapsed, and keeps it from lapsing now.
         await this.fence(job, leaseToken, task);
-        this.held.set(id, { queue, job, token: leaseToken, task });
+        this.held.set(id, { queue, job, token: leaseToken, task, starts });
         return copyTask(task);
       }),
     );
@@ -412,6 +423,11 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
     return this.events.subscribe(listener);
   }
 
+  onRemoteWork(listener: (n: number) => void): () => void {
+    this.assertOpen();
+    return this.events.onRemoteWork(listener);
+  }
+
   onCorruptRecord(listener: (error: FleetError) => void): () => void {
     this.corruptListeners.add(listener);
     return () => this.corruptListeners.delete(listener);
@@ -447,7 +463,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
         delete t.workerId;
         delete t.leaseToken;
         if ((await h.job.extendLock(h.token, this.lockDurationMs)) === 1) {
-          await h.job.updateData(t);
+          await h.job.updateData(dataOf(t, h.starts));
           await h.job.moveToWait(h.token);
           this.onStreamEntry(h.queue, 'waiting');
           this.events.emit('retrying', t);
@@ -466,6 +482,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
       if (!this.closed) await this.handBack().catch(() => 0);
       this.closed = true;
       for (const t of this.timers) clearInterval(t);
+      clearTimeout(this.marksTimer);
       this.events.stop();
       await this.jobs.close();
       if (this.ownsConnections) await this.connections.close();
@@ -477,6 +494,7 @@ export class RedisTaskQueue extends RedisQueueRouting implements TaskQueue {
   async abandon(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.marksTimer);
     this.events.stop();
     this.held.clear();
     this.closing ??= Promise.resolve();
