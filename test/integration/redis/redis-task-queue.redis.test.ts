@@ -125,6 +125,82 @@ describe('Redis task queue across managers', () => {
     await eventually(async () => expect(kinds(slow.id).at(-1)).toEqual(['finished', 'succeeded']));
   });
 
+  it('claims without writing the job: its lock, pb and processedOn say who holds the task', async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const { task } = await a.submit({ capability: 'echo' });
+    const jobKey = `${prefix}:cap-echo:${jobIdFor(task.id)}`;
+    const client = new Redis(redis.url);
+    try {
+      const before = await client.hget(jobKey, 'data');
+      const claimed = await a.claim(['echo'], 'w-a');
+      expect(await client.hget(jobKey, 'data')).toBe(before);
+      expect(await client.hget(jobKey, 'pb')).toBe('w-a');
+      // Another manager reads the assignment off the job.
+      expect(await b.get(task.id)).toMatchObject({
+        state: 'assigned',
+        attempt: 1,
+        workerId: 'w-a',
+        leaseToken: claimed?.leaseToken,
+        attempts: [{ attempt: 1, workerId: 'w-a', leaseToken: claimed?.leaseToken }],
+      });
+      // A running mark is written only when the task is still running a moment later…
+      await a.markRunning(task.id, claimed?.leaseToken ?? '');
+      expect(await client.hget(jobKey, 'progress')).toBeNull();
+      await eventually(async () => expect((await b.get(task.id))?.state).toBe('running'));
+      await a.complete(task.id, claimed?.leaseToken ?? '', 'ok');
+      // …and never for a task that ended first.
+      const { task: quick } = await a.submit({ capability: 'echo' });
+      const q = await a.claim(['echo'], 'w-a');
+      await a.markRunning(quick.id, q?.leaseToken ?? '');
+      await a.complete(quick.id, q?.leaseToken ?? '', 'ok');
+      await sleep(400);
+      const entries = await client.xrange(`${prefix}:cap-echo:events`, '-', '+');
+      const progressOf = entries.filter(([, f]) => f.includes('progress') && f.includes(jobIdFor(quick.id)));
+      expect(progressOf).toEqual([]);
+      expect(await b.get(quick.id)).toMatchObject({ state: 'succeeded', attempt: 1, workerId: 'w-a' });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("tells the dispatcher of another manager's submission at once, and a claim here announces it before the claim", async () => {
+    const prefix = newPrefix();
+    const a = manager(prefix);
+    const b = manager(prefix);
+    const seenByB: TaskEvent[] = [];
+    let work = 0;
+    b.subscribe((e) => seenByB.push(e));
+    b.onRemoteWork((n) => (work += n));
+    await b.ready();
+    const { task } = await a.submit({ capability: 'echo' });
+    await eventually(async () => expect(work).toBe(1));
+    // Its submission is held back (it is announced with the task's next entry, or a moment later)…
+    expect(seenByB.filter((e) => e.task.id === task.id)).toEqual([]);
+    const claimed = await b.claim(['echo'], 'w-b');
+    expect(claimed?.id).toBe(task.id);
+    // …and a claim here announces it first, from the record the claim got with the job.
+    const kinds = () => seenByB.filter((e) => e.task.id === task.id).map((e) => [e.kind, e.late ?? false]);
+    expect(kinds()).toEqual([
+      ['submitted', true],
+      ['claimed', false],
+    ]);
+    await b.complete(task.id, claimed?.leaseToken ?? '', 'ok');
+    await sleep(400); // the submission's entry, read meanwhile, is not announced again
+    expect(kinds()).toEqual([
+      ['submitted', true],
+      ['claimed', false],
+      ['finished', false],
+    ]);
+    // A submission nobody here claims is announced a moment later all the same.
+    const { task: other } = await a.submit({ capability: 'echo' });
+    await eventually(async () =>
+      expect(seenByB.filter((e) => e.task.id === other.id).map((e) => e.kind)).toEqual(['submitted']),
+    );
+    expect(work).toBe(2);
+  });
+
   it('hands every task to exactly one manager when several claim at once', async () => {
     const prefix = newPrefix();
     const managers = [manager(prefix), manager(prefix), manager(prefix)];
