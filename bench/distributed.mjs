@@ -111,6 +111,14 @@ function cpuMs(pid) {
   const fields = readFileSync(file, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks, 100 per second on Linux
 }
+/** Write-family syscalls (write, writev, sendmsg…) a process has made so far: each socket send is one. */
+function writeCalls(pid) {
+  const file = `/proc/${pid}/io`;
+  if (!existsSync(file)) return undefined;
+  return Number(/syscw:\s*(\d+)/.exec(readFileSync(file, 'utf8'))?.[1]);
+}
+const selfWrites = () => writeCalls('self');
+const sumWrites = (pids) => () => pids.reduce((n, pid) => n + (writeCalls(pid) ?? NaN), 0);
 const selfCpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -210,6 +218,12 @@ async function fleetRun() {
     workers: sumCpu(procs.slice(2).map((p) => p.pid)),
     redis: () => (redis ? cpuMs(redis) : undefined),
   });
+  const wrote = cpuMeter({
+    'load generator': selfWrites,
+    managers: sumWrites(procs.slice(0, 2).map((p) => p.pid)),
+    workers: sumWrites(procs.slice(2).map((p) => p.pid)),
+    redis: () => (redis ? writeCalls(redis) : undefined),
+  });
   const commands = await commandMeter();
   const t0 = performance.now();
   await pool(128, ids, async (id) => {
@@ -225,6 +239,7 @@ async function fleetRun() {
   });
   const rate = tasks / ((performance.now() - t0) / 1000);
   const cpu = spent();
+  const writes = wrote();
   const cmds = await commands();
   rmSync(dir, { recursive: true, force: true });
   if (cpuProfDir) {
@@ -233,7 +248,7 @@ async function fleetRun() {
       procs.slice(0, 2).map((p) => new Promise((resolve) => p.once('exit', resolve).kill('SIGTERM'))),
     );
   }
-  return { rate, cpu, cmds };
+  return { rate, cpu, cmds, writes };
 }
 
 async function inProcessRun() {
@@ -286,6 +301,12 @@ async function inProcessRun() {
       workers: () => undefined,
       redis: () => (redis ? cpuMs(redis) : undefined),
     });
+    const wrote = cpuMeter({
+      'load generator': () => undefined,
+      managers: selfWrites,
+      workers: () => undefined,
+      redis: () => (redis ? writeCalls(redis) : undefined),
+    });
     const commands = await commandMeter();
     const t0 = performance.now();
     await pool(128, ids, async (id) => {
@@ -295,7 +316,8 @@ async function inProcessRun() {
     });
     const rate = tasks / ((performance.now() - t0) / 1000);
     const cpu = spent();
-    return { rate, cpu, cmds: await commands() };
+    const writes = wrote();
+    return { rate, cpu, cmds: await commands(), writes };
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
@@ -334,6 +356,12 @@ async function bullProcessesRun() {
     workers: sumCpu(workers.map((w) => w.pid)),
     redis: () => (redis ? cpuMs(redis) : undefined),
   });
+  const wrote = cpuMeter({
+    'load generator': () => 0,
+    managers: () => undefined,
+    workers: sumWrites(workers.map((w) => w.pid)),
+    redis: () => (redis ? writeCalls(redis) : undefined),
+  });
   const commands = await commandMeter();
   const out = await new Promise((res, rej) => {
     const c = spawn(
@@ -362,9 +390,11 @@ async function bullProcessesRun() {
   });
   const cpu = spent();
   cpu['load generator'] = out.cpuMs;
+  const writes = wrote();
+  writes['load generator'] = out.writes;
   const cmds = await commands();
   await Promise.all(workers.map((w) => new Promise((resolve) => (w.once('exit', resolve), w.send('stop')))));
-  return { rate: out.perSecond, cpu, cmds };
+  return { rate: out.perSecond, cpu, cmds, writes };
 }
 
 async function bullRun() {
@@ -380,6 +410,12 @@ async function bullRun() {
     // The Queue that adds and the Worker that runs the jobs share this process.
     workers: selfCpuMs,
     redis: () => (redis ? cpuMs(redis) : undefined),
+  });
+  const wrote = cpuMeter({
+    'load generator': () => undefined,
+    managers: () => undefined,
+    workers: selfWrites,
+    redis: () => (redis ? writeCalls(redis) : undefined),
   });
   const commands = await commandMeter();
   const t0 = performance.now();
@@ -397,10 +433,11 @@ async function bullRun() {
   await all;
   const rate = tasks / ((performance.now() - t0) / 1000);
   const cpu = spent();
+  const writes = wrote();
   const cmds = await commands();
   await w.close();
   await q.close();
-  return { rate, cpu, cmds };
+  return { rate, cpu, cmds, writes };
 }
 
 /** Redis commands per task: all of them, and the busiest, for each side. */
@@ -417,6 +454,21 @@ function commandTable(runs) {
     const total = Object.values(cmds).reduce((a, b) => a + b, 0);
     (rows['all commands'] ??= {})[side] = (total / tasks).toFixed(1);
     for (const c of top) (rows[c] ??= {})[side] = ((cmds[c] ?? 0) / tasks).toFixed(2);
+  }
+  return rows;
+}
+
+/** Socket sends per task by process group: the messages a task costs, whatever the machine's load. */
+function writesTable(runs) {
+  const rows = {};
+  for (const [side, { writes }] of Object.entries(runs)) {
+    let total = 0;
+    for (const [group, n] of Object.entries(writes)) {
+      const ok = n !== undefined && !Number.isNaN(n);
+      (rows[group] ??= {})[side] = ok ? (n / tasks).toFixed(2) : '-';
+      if (ok) total += n;
+    }
+    (rows.total ??= {})[side] = (total / tasks).toFixed(2);
   }
   return rows;
 }
@@ -472,6 +524,8 @@ try {
     'CPU per task by process group (fleet one process: managers, workers and submitter together; BullMQ one process: its Queue and Worker)',
   );
   console.table(cpuTable(runs));
+  console.log('Write syscalls per task by process group (/proc/<pid>/io syscw: each socket send is one)');
+  console.table(writesTable(runs));
   const perTask = (r) => Object.values(r.cmds).reduce((a, b) => a + b, 0) / tasks;
   console.log(
     `Redis commands per task (INFO commandstats deltas, script-run commands included; ${privateRedis ? 'a private redis-server' : redisUrl}); ` +

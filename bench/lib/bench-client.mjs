@@ -3,13 +3,23 @@
 //   fleet-ws:   FleetClient over its WebSocket channel;
 //   bullmq:     Queue.add + job.waitUntilFinished(QueueEvents).
 // Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
-// the air, and prints one JSON line. Not a benchmark itself.
+// the air, and prints one JSON line (the loop phase with the CPU and write syscalls it took). Not a
+// benchmark itself.
 // argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
 //   warmUp }. The loop phase also prints the CPU the process spent in it (cpuMs).
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
 const o = JSON.parse(process.argv[2]);
+/** Write-family syscalls this process made so far (Linux); NaN where /proc cannot tell. */
+const writeCalls = () => {
+  try {
+    return Number(/syscw:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+  } catch {
+    return NaN;
+  }
+};
 const WARM_UP = o.warmUp ?? 2000;
 
 async function fleetSide() {
@@ -78,6 +88,7 @@ if (o.phase === 'seq') {
   for (let i = 0; i < WARM_UP; i++) await side.run(i); // warm-up
   let next = 0;
   const cpu0 = process.cpuUsage();
+  const writes0 = writeCalls();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: o.inflight }, async () => {
@@ -87,6 +98,7 @@ if (o.phase === 'seq') {
   out.perSecond = o.tasks / ((performance.now() - t0) / 1000);
   const cpu = process.cpuUsage(cpu0);
   out.cpuMs = (cpu.user + cpu.system) / 1000;
+  out.writes = writeCalls() - writes0;
 }
 await side.close();
 process.stdout.write(`${JSON.stringify(out)}\n`);

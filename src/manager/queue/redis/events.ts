@@ -103,9 +103,12 @@ export class TaskEvents {
   emit(kind: TaskEvent['kind'], task: TaskRecord, late = false): void {
     if (kind === 'finished') this.announcedAdds.delete(task.id);
     else if (kind === 'submitted' || kind === 'routed') this.noteSubmission(task.id);
+    if (this.listeners.size === 0) return;
+    // One copy for all listeners, as the memory store does: the store's own record is what must not change.
+    const event: TaskEvent = late ? { kind, task: copyTask(task), late } : { kind, task: copyTask(task) };
     for (const listener of this.listeners) {
       try {
-        listener(late ? { kind, task: copyTask(task), late } : { kind, task: copyTask(task) });
+        listener(event);
       } catch {
         // A listener's bug must not undo or block a state change that has already happened.
       }
