@@ -4,7 +4,8 @@
  * task out of its job, finishing a job under its lease, and the small caches that spare Redis round trips.
  * `routing.ts` adds claiming and session routing on top, `task-queue.ts` the TaskQueue interface.
  *
- * Over 400 lines by a little: the constructor wires every part, and the helpers below are each a few lines.
+ * Over 400 lines: the constructor wires every part, and the helpers below (jobs, records, leases, the
+ * delayed running marks) are each a few lines that every operation shares.
  */
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
