@@ -103,13 +103,7 @@ export function recordOfJob(
       policy,
     });
     // (startedAttempts changed the state, which the type checker took for 'queued' still.)
-    if ((t.state as TaskState) !== 'assigned') return t;
-    const mark = parseMark(hash.progress);
-    if (mark && mark.l === t.leaseToken) {
-      t.state = 'running';
-      if (mark.p) t.progress = { ...t.progress, ...mark.p };
-      t.updatedAt = Math.max(t.updatedAt, mark.a);
-    }
+    if ((t.state as TaskState) === 'assigned') applyMark(t, hash.progress);
     return t;
   }
   // A record written as assigned (by an older version of the store): its lease is the lock's, or lost.
@@ -118,14 +112,18 @@ export function recordOfJob(
       loseAttempt(t, Number(hash.processedOn ?? t.updatedAt), policy);
       return t;
     }
-    const mark = parseMark(hash.progress);
-    if (mark && mark.l === t.leaseToken) {
-      t.state = 'running';
-      if (mark.p) t.progress = { ...t.progress, ...mark.p };
-      t.updatedAt = Math.max(t.updatedAt, mark.a);
-    }
+    applyMark(t, hash.progress);
   }
   return t;
+}
+
+/** The running mark (and progress) the job holds for the record's current lease, if any. */
+function applyMark(t: TaskRecord, progress: string | undefined): void {
+  const mark = parseMark(progress);
+  if (!mark || mark.l !== t.leaseToken) return;
+  t.state = 'running';
+  if (mark.p) t.progress = { ...t.progress, ...mark.p };
+  t.updatedAt = Math.max(t.updatedAt, mark.a);
 }
 
 /**
