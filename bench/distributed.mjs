@@ -241,6 +241,7 @@ async function fleetRun() {
   const cpu = spent();
   const writes = wrote();
   const cmds = await commands();
+  const channel = await channelPhase(managers, redis);
   rmSync(dir, { recursive: true, force: true });
   if (cpuProfDir) {
     // A profile is written when the process exits on its own: a graceful stop, not the final SIGKILL.
@@ -248,7 +249,42 @@ async function fleetRun() {
       procs.slice(0, 2).map((p) => new Promise((resolve) => p.once('exit', resolve).kill('SIGTERM'))),
     );
   }
-  return { rate, cpu, cmds, writes };
+  return { http: { rate, cpu, cmds, writes }, channel };
+}
+
+/**
+ * The same processes again, the load through FleetClient's WebSocket channel (one client per manager, 128
+ * tasks in flight in all) instead of one HTTP request per task: what the HTTP front costs, apart.
+ */
+async function channelPhase(managers, redis) {
+  const { FleetClient } = await import('../dist/client/fleet-client.js');
+  const clients = managers.map((url) => new FleetClient({ url, channel: 'websocket' }));
+  try {
+    await Promise.all(clients.map((c) => c.execute('echo', {}))); // connects the channels
+    const spent = cpuMeter({
+      'load generator': selfCpuMs,
+      managers: sumCpu(procs.slice(0, 2).map((p) => p.pid)),
+      workers: sumCpu(procs.slice(2, 6).map((p) => p.pid)),
+      redis: () => (redis ? cpuMs(redis) : undefined),
+    });
+    const wrote = cpuMeter({
+      'load generator': selfWrites,
+      managers: sumWrites(procs.slice(0, 2).map((p) => p.pid)),
+      workers: sumWrites(procs.slice(2, 6).map((p) => p.pid)),
+      redis: () => (redis ? writeCalls(redis) : undefined),
+    });
+    const commands = await commandMeter();
+    const ids = Array.from({ length: tasks }, (_, i) => i);
+    const t0 = performance.now();
+    await pool(128, ids, async (i) => {
+      const task = await clients[i % 2].execute('echo', {});
+      if (task.state !== 'succeeded') throw new Error(`${task.id} ended ${task.state}`);
+    });
+    const rate = tasks / ((performance.now() - t0) / 1000);
+    return { rate, cpu: spent(), writes: wrote(), cmds: await commands() };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
 }
 
 async function inProcessRun() {
@@ -489,7 +525,7 @@ function cpuTable(runs) {
 }
 
 try {
-  const fleet = await fleetRun();
+  const { http: fleet, channel } = await fleetRun();
   const oneProcess = await inProcessRun();
   const bullProcs = await bullProcessesRun();
   const bull = await bullRun();
@@ -506,6 +542,11 @@ try {
       'vs bullmq, one process': ratio(fleet, bull),
       aim: '≥ 0.8× same layout',
     },
+    'fleet: processes, WebSocket channel': {
+      'tasks/s': channel.rate.toFixed(0),
+      'vs bullmq, same layout': ratio(channel, bullProcs),
+      'vs bullmq, one process': ratio(channel, bull),
+    },
     'fleet: one process': {
       'tasks/s': oneProcess.rate.toFixed(0),
       'vs bullmq, same layout': ratio(oneProcess, bullProcs),
@@ -516,6 +557,7 @@ try {
   });
   const runs = {
     'fleet: processes': fleet,
+    'fleet: channel': channel,
     'fleet: one process': oneProcess,
     'bullmq: processes': bullProcs,
     'bullmq: one process': bull,
