@@ -168,9 +168,16 @@ describe('chaos: two managers, six workers, kill -9 during a 2 000-task run', ()
     );
 
     // Ownership right before a kill says which workers a dead manager took down with it.
+    // A manager the harness has just killed still looks live until its exit is seen: ask the next one.
     const ownersNow = async (): Promise<ApiWorker[]> => {
-      const m = live()[0];
-      return m ? listWorkers(m.url) : [];
+      for (let round = 0; round < 20; round++) {
+        for (const m of live()) {
+          const list = await listWorkers(m.url).catch(() => undefined);
+          if (list) return list;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('no live manager answered for the fleet view');
     };
     const deaths: Death[] = [];
     const watching: Promise<void>[] = [];
