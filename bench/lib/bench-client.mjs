@@ -3,7 +3,7 @@
 //   fleet-ws:   FleetClient over its WebSocket channel;
 //   bullmq:     Queue.add + job.waitUntilFinished(QueueEvents).
 // Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
-// the air, and prints one JSON line. Not a benchmark itself.
+// the air, and prints one JSON line (with its own CPU per measured call). Not a benchmark itself.
 // argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
 //   warmUp }
 import { pathToFileURL } from 'node:url';
@@ -58,6 +58,12 @@ async function bullSide() {
   };
 }
 
+/** This process's CPU (user + system) per call since `from`, in µs. */
+function cpuPerCall(from, calls) {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / calls;
+}
+
 const side = o.mode === 'bullmq' ? await bullSide() : await fleetSide();
 const out = {};
 if (o.phase === 'seq') {
@@ -65,11 +71,13 @@ if (o.phase === 'seq') {
   // one is still optimizing for its first thousand tasks or so; redis-server needs no warming).
   for (let i = 0; i < WARM_UP; i++) await side.run(i);
   const times = new Float64Array(o.rounds);
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < o.rounds; i++) {
     const t0 = performance.now();
     await side.run(i);
     times[i] = performance.now() - t0;
   }
+  out.clientCpu = cpuPerCall(cpu0, o.rounds);
   times.sort();
   const at = (p) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))];
   out.p50 = at(50);
@@ -77,6 +85,7 @@ if (o.phase === 'seq') {
 } else {
   for (let i = 0; i < WARM_UP; i++) await side.run(i); // warm-up
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: o.inflight }, async () => {
@@ -84,6 +93,7 @@ if (o.phase === 'seq') {
     }),
   );
   out.perSecond = o.tasks / ((performance.now() - t0) / 1000);
+  out.clientCpu = cpuPerCall(cpu0, o.tasks);
 }
 await side.close();
 process.stdout.write(`${JSON.stringify(out)}\n`);
