@@ -596,9 +596,15 @@ export class WorkerManager {
     const given = typeof input === 'object' && input !== null && !Array.isArray(input);
     const submission = given && !('id' in input) ? { ...input, id: randomUUID() } : input;
     const id = given ? (submission as { id?: unknown }).id : undefined;
-    let final: ((task: TaskRecord) => void) | undefined;
-    const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
-    const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
+    // One promise settled by whichever comes first: the final state, the time limit (undefined: read the
+    // task as it is), or a graceful stop.
+    let settle!: (task: TaskRecord | undefined) => void;
+    let fail!: (err: FleetError) => void;
+    const outcome = new Promise<TaskRecord | undefined>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
+    });
+    const unsubscribe = typeof id === 'string' ? this.onFinal(id, settle) : () => undefined;
     let timer: TimerHandle | undefined;
     let stopWatchingShutdown: (() => void) | undefined;
     try {
@@ -609,13 +615,9 @@ export class WorkerManager {
         unsubscribe();
         return { task: await this.waitForTask(task.id, { timeoutMs: limit }), created };
       }
-      const timedOut = new Promise<undefined>((resolve) => {
-        timer = this.clock.setTimeout(() => resolve(undefined), limit);
-      });
-      const released = new Promise<never>((_resolve, reject) => {
-        stopWatchingShutdown = this.onShutdown(() => reject(this.shutdownError()));
-      });
-      const done = await Promise.race([finished, timedOut, released]);
+      timer = this.clock.setTimeout(() => settle(undefined), limit);
+      stopWatchingShutdown = this.onShutdown(() => fail(this.shutdownError()));
+      const done = await outcome;
       return { task: done ?? (await this.getTask(task.id)), created };
     } finally {
       timer?.cancel();
