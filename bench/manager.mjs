@@ -13,7 +13,7 @@
 //   node bench/manager.mjs [--rounds 2000] [--tasks 20000] [--repeat 1] [--rss 100000] [--dist dist]
 //                          [--cpu-prof DIR] [--only http,ws,bullmq] [--skip-failure] [--skip-rss]
 // --dist runs another build (e.g. an older commit's) in the same conditions; --cpu-prof writes V8 profiles
-// of the manager and worker processes under the closed loop. REDIS_URL picks the Redis.
+// of the manager and worker processes (both phases) and of each client process. REDIS_URL picks the Redis.
 import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -73,11 +73,16 @@ function waitMessage(child, pred) {
   });
 }
 
+let clientRuns = 0;
 function runClient(opts) {
   return new Promise((res, rej) => {
     const c = spawn(
       process.execPath,
-      [here('./lib/bench-client.mjs'), JSON.stringify({ dist, warmUp: WARM_UP, ...opts })],
+      [
+        ...profArgs(`client-${opts.mode}-${opts.phase}-${clientRuns++}`),
+        here('./lib/bench-client.mjs'),
+        JSON.stringify({ dist, warmUp: WARM_UP, ...opts }),
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -433,5 +438,5 @@ if (!args['skip-rss']) {
     },
   });
 }
-if (profDir) console.log(`CPU profiles of the manager and worker processes in ${profDir}`);
+if (profDir) console.log(`CPU profiles of the manager, worker and client processes in ${profDir}`);
 process.exit(0);
