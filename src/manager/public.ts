@@ -11,6 +11,7 @@ export {
   type ManagerEvent,
   type RegisterWorkerConfig,
   type ShutdownReport,
+  type SubscribeOptions,
   type WorkerManagerDeps,
 } from './manager.js';
 export { systemClock, type Clock, type TimerHandle } from './clock.js';

@@ -21,6 +21,7 @@ import {
   type ManagerEvent,
   type PublishedAlertKind,
   type ScalingDecision,
+  type SubscribeOptions,
   type TaskRecord,
   type TaskState,
   type TimerHandle,
@@ -30,7 +31,7 @@ import {
 /** What the aggregator needs from the manager; `WorkerManager` satisfies it. */
 export interface DashboardSource {
   readonly id: string;
-  subscribe(listener: (event: ManagerEvent) => void): () => void;
+  subscribe(listener: (event: ManagerEvent) => void, options?: SubscribeOptions): () => void;
   getWorkerStatus(): Promise<WorkerStatusView[]>;
   capabilitiesByType(): Map<string, string[]>;
   queueDepth(capability?: string): Promise<number>;
@@ -258,7 +259,12 @@ export class DashboardAggregator {
   start(): void {
     if (this.unsubscribe) return;
     this.refreshCapabilities();
-    this.unsubscribe = this.source.subscribe((event) => this.onEvent(event));
+    // A worker's status changes are what the board and its alerts follow; its other updates (every
+    // heartbeat, dispatch and result) are read from the registry once per tick.
+    this.unsubscribe = this.source.subscribe((event) => this.onEvent(event), {
+      types: ['task', 'worker', 'progress', 'alert', 'scaling'],
+      workerUpdates: 'changes',
+    });
     this.timer = this.options.clock.setInterval(() => void this.tick(), this.tickMs);
   }
 
