@@ -16,6 +16,7 @@
 import {
   isFinal,
   loadByType,
+  Lru,
   type AlertEvent,
   type Clock,
   type ManagerEvent,
@@ -219,11 +220,12 @@ export class DashboardAggregator {
   private buckets = new Map<string, Bucket>();
   private readonly history: SeriesPoint[] = [];
   /**
-   * Insertion order = recency: a task is deleted and re-set on every update. What a row is made of is kept
-   * (one entry per task, updated in place); the rows themselves are built when read (`tasks()`), so a
-   * manager with no dashboard open does not build a row for every task transition.
+   * Recent tasks, most recently updated last (an Lru: moving an entry leaves no hole in a Map's table for
+   * eviction to walk over). What a row is made of is kept (one entry per task, updated in place); the rows
+   * themselves are built when read (`tasks()`), so a manager with no dashboard open does not build a row
+   * for every task transition.
    */
-  private readonly recent = new Map<string, RowSource>();
+  private readonly recent = new Lru<RowSource>();
   /** Assigned/running tasks, kept apart so a burst of short tasks cannot push a long one out of view. */
   private readonly active = new Map<string, RowSource>();
   private readonly progress = new Map<string, ProgressEntry[]>();
@@ -371,15 +373,13 @@ export class DashboardAggregator {
 
   private onTask(kind: string, task: TaskRecord): void {
     const type = this.typeOf(task);
+    // get() makes the task the most recent.
     let row = this.recent.get(task.id);
-    if (row) {
-      row.update(task, type);
-      this.recent.delete(task.id);
-    } else row = new RowSource(task, type);
-    this.recent.set(task.id, row);
-    if (this.recent.size > this.recentLimit) {
-      const oldest = this.recent.keys().next();
-      if (!oldest.done) this.recent.delete(oldest.value);
+    if (row) row.update(task, type);
+    else {
+      row = new RowSource(task, type);
+      this.recent.set(task.id, row);
+      if (this.recent.size > this.recentLimit) this.recent.shift();
     }
     if (task.state === 'assigned' || task.state === 'running') this.active.set(task.id, row);
     else this.active.delete(task.id);
