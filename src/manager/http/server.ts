@@ -23,6 +23,7 @@ import {
   parseWaitQuery,
   submitAnswer,
   type JsonBodyParser,
+  type SubmitAnswer,
 } from './submit-route.js';
 import { publicTask, summarize } from './views.js';
 import { registerCatalogRoutes } from '../catalog/routes.js';
@@ -145,8 +146,9 @@ export async function createApiServer(
 
   // Plain requests to this route are answered in front of fastify (submit-route.ts), with the same logic.
   app.post(SUBMIT_PATH, { preHandler: guard('write') }, async (req, reply) => {
-    const a = await submitAnswer(manager, parseWaitQuery(req.query), req.body);
-    return reply.code(a.status).send(a.body);
+    let answer: SubmitAnswer | undefined;
+    await submitAnswer(manager, parseWaitQuery(req.query), req.body, (a) => (answer = a));
+    return reply.code(answer!.status).send(answer!.body);
   });
 
   // `::` is a literal colon in fastify's router: the path is /api/tasks:batch.

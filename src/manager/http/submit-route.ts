@@ -36,20 +36,25 @@ export function parseWaitQuery(query: unknown): WaitQueryValue {
   return parseInput(WaitQuery, query, 'query');
 }
 
-/** Submits (and with `wait`, waits for) the task a request carries; the answer both paths send. */
-export async function submitAnswer(
+/**
+ * Submits (and with `wait`, waits for) the task a request carries, and gives the answer both paths send to
+ * `reply` in the microtask the manager's promise settles in. An `await` chain here took two more, and the
+ * work a worker's result queues behind the waiter (the dispatcher's next pump) ran before the answer went
+ * out. Rejects with the submission's error.
+ */
+export function submitAnswer(
   manager: WorkerManager,
   q: WaitQueryValue,
   body: unknown,
-): Promise<SubmitAnswer> {
-  if (q.wait === 'true' || q.wait === '1') {
-    const { task, created } = await manager.submitAndWait(body ?? {}, {
-      ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {}),
-    });
-    return { status: 200, body: { task: publicTask(task), created } };
-  }
-  const { task, created } = await manager.submit(body ?? {});
-  return { status: created ? 201 : 200, body: { task: publicTask(task), created } };
+  reply: (answer: SubmitAnswer) => void,
+): Promise<void> {
+  const wait = q.wait === 'true' || q.wait === '1';
+  const done = wait
+    ? manager.submitAndWait(body ?? {}, q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {})
+    : manager.submit(body ?? {});
+  return done.then(({ task, created }) =>
+    reply({ status: wait || !created ? 200 : 201, body: { task: publicTask(task), created } }),
+  );
 }
 
 /** fastify's default JSON body parser (`app.getDefaultJsonParser`): same errors, same prototype-poisoning rules. */
@@ -160,13 +165,12 @@ export function leanSubmitRoute(
       send(res, e.status, e.body);
       return;
     }
-    submitAnswer(manager, query, body).then(
-      (a) => send(res, a.status, a.body),
-      (err: unknown) => {
-        const e = errorReply(err);
-        send(res, e.status, e.body);
-      },
-    );
+    submitAnswer(manager, query, body, (a) => send(res, a.status, a.body)).catch((err: unknown) => {
+      // An answer that failed once written (it cannot be) is not written twice.
+      if (res.headersSent) return void res.destroy();
+      const e = errorReply(err);
+      send(res, e.status, e.body);
+    });
   };
 
   return (req, res) => {
