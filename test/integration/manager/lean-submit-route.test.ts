@@ -5,7 +5,7 @@
  * the lean route answered (fastify never saw them) and which it left to fastify.
  */
 import http from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
@@ -382,6 +382,23 @@ describe('POST /api/tasks: the lean route answers as fastify does', () => {
       expect(JSON.parse(r.lean.body)).toMatchObject({ error: { code: 'queue_full', retryable: true } });
     } finally {
       await manager.resumeWorker(w!.workerId);
+    }
+  });
+
+  it('runs on a server made with the timeouts fastify gives its own', async () => {
+    const plain = Fastify({ logger: false });
+    await plain.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const settings = (s: http.Server) => ({
+        keepAliveTimeout: s.keepAliveTimeout,
+        requestTimeout: s.requestTimeout,
+        headersTimeout: s.headersTimeout,
+        timeout: s.timeout,
+        maxRequestsPerSocket: s.maxRequestsPerSocket,
+      });
+      expect(settings(lean.api.server)).toEqual(settings(plain.server));
+    } finally {
+      await plain.close();
     }
   });
 
