@@ -4,7 +4,8 @@
 //           (concurrency 64)
 // on a no-op echo. Measures sequential round trips (p50/p99) and a closed loop with 64 tasks in flight, over
 // HTTP (`POST /api/tasks?wait=1`) and over FleetClient's WebSocket channel; the manager's CPU per task
-// (process.cpuUsage() in the manager process) next to redis-server's (INFO cpu). Then, as before, failure
+// (process.cpuUsage() in the manager process) next to redis-server's (INFO cpu), and the client's and the
+// worker's (cpuUsage in the client, /proc for the worker) in both phases. Then, as before, failure
 // detection (kill -9 of a worker process) and the manager's RSS over many tasks; the in-process
 // `executeTask` figure is kept only as a labelled extra line (no user calls Fleet that way).
 //
@@ -12,10 +13,10 @@
 //   node bench/manager.mjs [--rounds 2000] [--tasks 20000] [--repeat 1] [--rss 100000] [--dist dist]
 //                          [--cpu-prof DIR] [--only http,ws,bullmq] [--skip-failure] [--skip-rss]
 // --dist runs another build (e.g. an older commit's) in the same conditions; --cpu-prof writes V8 profiles
-// of the manager and worker processes under the closed loop. REDIS_URL picks the Redis.
+// of the manager and worker processes (both phases) and of each client process. REDIS_URL picks the Redis.
 import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -72,11 +73,16 @@ function waitMessage(child, pred) {
   });
 }
 
+let clientRuns = 0;
 function runClient(opts) {
   return new Promise((res, rej) => {
     const c = spawn(
       process.execPath,
-      [here('./lib/bench-client.mjs'), JSON.stringify({ dist, warmUp: WARM_UP, ...opts })],
+      [
+        ...profArgs(`client-${opts.mode}-${opts.phase}-${clientRuns++}`),
+        here('./lib/bench-client.mjs'),
+        JSON.stringify({ dist, warmUp: WARM_UP, ...opts }),
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -125,6 +131,7 @@ async function startFleet(tag) {
   return {
     url,
     cpu,
+    workerPid: worker.pid,
     async stop() {
       manager.send('stop');
       await new Promise((r) => manager.once('exit', r));
@@ -141,16 +148,49 @@ async function redisCpu(r) {
   return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6; // µs
 }
 
-const cpuMicros = (a, b) => b.user - a.user + (b.system - a.system);
+/** CPU (user + system) another process has used so far, in µs, from /proc (clock ticks of 10 ms); Linux only. */
+function procCpu(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 1e4;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * One side's figures: seq (p50, p99) and loop (tasks/s) from its client process, and the CPU per task of the
+ * client (measured calls only), the broker and the worker process (warm-up calls included) in each phase.
+ */
+async function measure(runPhase, brokerCpu, workerPid) {
+  const cpuAt = async () => ({ broker: await brokerCpu(), worker: procCpu(workerPid) });
+  const c0 = await cpuAt();
+  const seq = await runPhase({ phase: 'seq', rounds });
+  const c1 = await cpuAt();
+  const loop = await runPhase({ phase: 'loop', tasks, inflight: INFLIGHT });
+  const c2 = await cpuAt();
+  const per = (a, b, n) => ({ broker: (b.broker - a.broker) / n, worker: (b.worker - a.worker) / n });
+  const seqCpu = { client: seq.clientCpu, ...per(c0, c1, rounds + WARM_UP) };
+  const loopCpu = { client: loop.clientCpu, ...per(c1, c2, tasks + WARM_UP) };
+  return {
+    p50: seq.p50,
+    p99: seq.p99,
+    perSecond: loop.perSecond,
+    cpuPerTask: loopCpu.broker,
+    seqCpu,
+    loopCpu,
+  };
+}
 
 async function fleetRun(mode, i) {
   const f = await startFleet(`${mode}-${i}`);
   try {
-    const seq = await runClient({ mode, phase: 'seq', url: f.url, token, rounds });
-    const before = await f.cpu();
-    const loop = await runClient({ mode, phase: 'loop', url: f.url, token, tasks, inflight: INFLIGHT });
-    const after = await f.cpu();
-    return { ...seq, ...loop, cpuPerTask: cpuMicros(before, after) / (tasks + WARM_UP) };
+    const fleetCpu = async () => {
+      const c = await f.cpu();
+      return c.user + c.system;
+    };
+    return await measure((o) => runClient({ mode, url: f.url, token, ...o }), fleetCpu, f.workerPid);
   } finally {
     await f.stop();
   }
@@ -164,18 +204,11 @@ async function bullRun(i) {
   const r = new Redis(redisUrl);
   try {
     await waitMessage(w, (m) => m.ready);
-    const seq = await runClient({ mode: 'bullmq', phase: 'seq', redisUrl, prefix, rounds });
-    const before = await redisCpu(r);
-    const loop = await runClient({
-      mode: 'bullmq',
-      phase: 'loop',
-      redisUrl,
-      prefix,
-      tasks,
-      inflight: INFLIGHT,
-    });
-    const after = await redisCpu(r);
-    return { ...seq, ...loop, cpuPerTask: (after - before) / (tasks + WARM_UP) };
+    return await measure(
+      (o) => runClient({ mode: 'bullmq', redisUrl, prefix, ...o }),
+      () => redisCpu(r),
+      w.pid,
+    );
   } finally {
     w.send('stop');
     await new Promise((res) => w.once('exit', res));
@@ -318,6 +351,14 @@ const agg = (list) =>
         p99: median(list.map((r) => r.p99)),
         perSecond: median(list.map((r) => r.perSecond)),
         cpuPerTask: median(list.map((r) => r.cpuPerTask)),
+        cpu: Object.fromEntries(
+          ['seqCpu', 'loopCpu'].map((phase) => [
+            phase,
+            Object.fromEntries(
+              ['client', 'broker', 'worker'].map((who) => [who, median(list.map((r) => r[phase][who]))]),
+            ),
+          ]),
+        ),
       }
     : undefined;
 const bull = agg(runs.bullmq);
@@ -356,6 +397,23 @@ for (const [name, s] of Object.entries(sides)) {
   };
 }
 console.table(ratios);
+const cpuTable = {};
+for (const [name, s] of [['BullMQ', bull], ...Object.entries(sides)]) {
+  if (!s) continue;
+  const us = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} µs` : '-');
+  cpuTable[name] = {
+    'seq: client': us(s.cpu.seqCpu.client),
+    'seq: broker': us(s.cpu.seqCpu.broker),
+    'seq: worker': us(s.cpu.seqCpu.worker),
+    'loop: client': us(s.cpu.loopCpu.client),
+    'loop: broker': us(s.cpu.loopCpu.broker),
+    'loop: worker': us(s.cpu.loopCpu.worker),
+  };
+}
+console.log(
+  'CPU per task of each process (user + system; the broker and worker figures include the warm-up calls):',
+);
+console.table(cpuTable);
 if (!hasWs) console.log('(this build has no WebSocket client channel: that row is empty)');
 
 const extra = await inProcess();
@@ -380,5 +438,5 @@ if (!args['skip-rss']) {
     },
   });
 }
-if (profDir) console.log(`CPU profiles of the manager and worker processes in ${profDir}`);
+if (profDir) console.log(`CPU profiles of the manager, worker and client processes in ${profDir}`);
 process.exit(0);

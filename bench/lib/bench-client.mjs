@@ -3,8 +3,8 @@
 //   fleet-ws:   FleetClient over its WebSocket channel;
 //   bullmq:     Queue.add + job.waitUntilFinished(QueueEvents).
 // Runs `rounds` sequential round trips (after a warm-up) and/or a closed loop of `tasks` with `inflight` in
-// the air, and prints one JSON line (the loop phase with the CPU and write syscalls it took). Not a
-// benchmark itself.
+// the air, and prints one JSON line (with its own CPU per measured call; the loop phase also with the CPU
+// and write syscalls it took in all). Not a benchmark itself.
 // argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
 //   warmUp }. The loop phase also prints the CPU the process spent in it (cpuMs).
 import { readFileSync } from 'node:fs';
@@ -68,6 +68,12 @@ async function bullSide() {
   };
 }
 
+/** This process's CPU (user + system) per call since `from`, in µs. */
+function cpuPerCall(from, calls) {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / calls;
+}
+
 const side = o.mode === 'bullmq' ? await bullSide() : await fleetSide();
 const out = {};
 if (o.phase === 'seq') {
@@ -75,11 +81,13 @@ if (o.phase === 'seq') {
   // one is still optimizing for its first thousand tasks or so; redis-server needs no warming).
   for (let i = 0; i < WARM_UP; i++) await side.run(i);
   const times = new Float64Array(o.rounds);
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < o.rounds; i++) {
     const t0 = performance.now();
     await side.run(i);
     times[i] = performance.now() - t0;
   }
+  out.clientCpu = cpuPerCall(cpu0, o.rounds);
   times.sort();
   const at = (p) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))];
   out.p50 = at(50);
@@ -99,6 +107,7 @@ if (o.phase === 'seq') {
   const cpu = process.cpuUsage(cpu0);
   out.cpuMs = (cpu.user + cpu.system) / 1000;
   out.writes = writeCalls() - writes0;
+  out.clientCpu = cpuPerCall(cpu0, o.tasks);
 }
 await side.close();
 process.stdout.write(`${JSON.stringify(out)}\n`);

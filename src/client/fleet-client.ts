@@ -111,11 +111,15 @@ const FINAL_STATES: readonly string[] = ['succeeded', 'failed', 'cancelled', 'ti
 export class FleetClient {
   private readonly base: string;
   private readonly http: HttpRequester;
+  /** The headers of a request without and with a JSON body: the same for every request of this client. */
+  private readonly headers: { bare: Record<string, string>; json: Record<string, string> };
   private channelInstance: ClientChannel | undefined;
 
   constructor(private readonly options: FleetClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
     this.http = new HttpRequester(this.base);
+    const bare: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+    this.headers = { bare, json: { 'content-type': 'application/json', ...bare } };
   }
 
   /** The persistent channel, opened on first use (websocket mode only). */
@@ -388,10 +392,7 @@ export class FleetClient {
       res = await this.http.request(
         path,
         method,
-        {
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
-        },
+        body !== undefined ? this.headers.json : this.headers.bare,
         body !== undefined ? JSON.stringify(body) : undefined,
         timeoutMs ?? this.options.timeoutMs ?? 30_000,
       );

@@ -47,7 +47,7 @@ export class HttpRequester {
   private readonly agent: http.Agent;
   private readonly module: typeof http | typeof https;
   /** The base URL taken apart once: a request only appends its path. */
-  private readonly target: { hostname: string; port: string; prefix: string };
+  private readonly target: { hostname: string; port: number | undefined; prefix: string };
 
   constructor(base: string) {
     const url = new URL(base);
@@ -56,7 +56,7 @@ export class HttpRequester {
     // URL keeps an IPv6 literal's brackets; the socket wants the bare address.
     this.target = {
       hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: url.port,
+      port: url.port ? Number(url.port) : undefined,
       prefix: url.pathname.replace(/\/+$/, ''),
     };
     // LIFO reuse keeps the busiest connections warm and lets idle ones age out on the server's timeout;
@@ -107,15 +107,17 @@ export class HttpRequester {
     timeoutMs: number,
   ): Promise<HttpAnswer> {
     return new Promise<HttpAnswer>((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
       const req = this.module.request(
         {
           hostname: this.target.hostname,
-          ...(this.target.port ? { port: this.target.port } : {}),
+          port: this.target.port, // undefined: the scheme's default
           path: this.target.prefix + path,
           method,
           agent: this.agent,
-          headers: payload ? { ...headers, 'content-length': String(payload.length) } : headers,
+          headers:
+            body === undefined
+              ? headers
+              : { ...headers, 'content-length': String(Buffer.byteLength(body, 'utf8')) },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -135,7 +137,7 @@ export class HttpRequester {
         clearTimeout(timer);
         reject(req.reusedSocket && err.code === 'ECONNRESET' ? new StaleConnection(err.message) : err);
       });
-      req.end(payload);
+      req.end(body, 'utf8');
     });
   }
 }

@@ -6,7 +6,6 @@
  * Discovery (where workers are, who owns each, when to dial again) lives in discovery/discovery.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { WORKER_DEFAULTS, type FleetConfig, type WorkerSectionKey } from '../config/schema.js';
@@ -34,7 +33,9 @@ import { normalizeEndpoint } from './discovery/endpoint.js';
 import { loadByType, type TypeLoad } from './registry/fleet-load.js';
 import { MemoryWorkerDirectory } from './registry/memory-worker-directory.js';
 import type { WorkerDirectory, WorkerRecord } from './registry/worker-directory.js';
+import type { WorkerStatus } from './registry/worker-info.js';
 import {
+  statusOf,
   viewOf,
   WorkerRegistry,
   type RegistryEvent,
@@ -71,6 +72,24 @@ export type ManagerEvent =
   | { type: 'progress'; progress: ProgressEvent }
   | ({ type: 'catalog'; at: number } & CatalogChange)
   | OperatorEvent;
+
+/** What a subscriber wants of the manager's events (`subscribe`); by default every event. */
+export interface SubscribeOptions {
+  /** Only events of these types. */
+  types?: readonly ManagerEvent['type'][];
+  /**
+   * `changes`: a worker's `updated` event only when its status changed, not for every heartbeat, dispatch
+   * and result (each of which updates the worker). `registered` and `unregistered` always come.
+   * @default 'all'
+   */
+  workerUpdates?: 'all' | 'changes';
+}
+
+interface Subscription {
+  listener: (event: ManagerEvent) => void;
+  types: ReadonlySet<ManagerEvent['type']> | undefined;
+  everyWorkerUpdate: boolean;
+}
 
 const SECTION_KEYS = Object.keys(WORKER_DEFAULTS) as WorkerSectionKey[];
 
@@ -116,7 +135,13 @@ export class WorkerManager {
   readonly logger: Logger;
   readonly clock: Clock;
   private readonly workerInterface: ConnectingInterface;
-  private readonly events = new EventEmitter();
+  /**
+   * Replaced, never changed in place, on (un)subscribe: an event goes to the subscribers of the moment it
+   * was published, as with an EventEmitter.
+   */
+  private subscriptions: readonly Subscription[] = [];
+  /** The status each worker's last `updated` event showed, for subscribers of status changes only. */
+  private readonly publishedStatus = new Map<string, WorkerStatus>();
   private readonly discovery: WorkerDiscovery;
   private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
   private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
@@ -238,13 +263,12 @@ export class WorkerManager {
       // Only a shared directory holds workers other managers connect to.
       ...(m.store === 'redis' ? { afterRound: () => this.syncFleetCatalog() } : {}),
     });
-    this.events.setMaxListeners(0);
     this.unsubscribers.push(
       this.queue.subscribe((event) => {
         if (isFinal(event.task.state)) {
           for (const waiter of [...(this.finalWaiters.get(event.task.id) ?? [])]) waiter(event.task);
         }
-        this.events.emit('event', { type: 'task', event } satisfies ManagerEvent);
+        if (this.wants('task')) this.publish({ type: 'task', event } satisfies ManagerEvent);
       }),
       this.registry.subscribe((e) => {
         // Capabilities change only when a worker (re)registers or leaves: a re-registration brings a new
@@ -256,13 +280,14 @@ export class WorkerManager {
           this.capabilityIndex = undefined;
         }
         this.trackCatalog(e);
-        // Heartbeats and every finished task update the registry: build the view only for a listener.
-        if (this.events.listenerCount('event') === 0) return;
-        this.events.emit('event', {
-          type: 'worker',
-          kind: e.kind,
-          worker: viewOf(e.worker, this.clock.now()),
-        } satisfies ManagerEvent);
+        // Heartbeats, dispatches and results update the registry: the view is built only for a subscriber
+        // that wants this update.
+        const changed = this.noteStatus(e);
+        if (!this.wants('worker', changed)) return;
+        this.publish(
+          { type: 'worker', kind: e.kind, worker: viewOf(e.worker, this.clock.now()) } satisfies ManagerEvent,
+          changed,
+        );
       }),
       this.queue.onCorruptRecord?.((error) => {
         const key = (error.details as { key?: string } | undefined)?.key ?? 'unknown';
@@ -276,9 +301,9 @@ export class WorkerManager {
           message: error.message,
         });
       }) ?? (() => undefined),
-      this.dispatcher.onProgress((progress) =>
-        this.events.emit('event', { type: 'progress', progress } satisfies ManagerEvent),
-      ),
+      this.dispatcher.onProgress((progress) => {
+        if (this.wants('progress')) this.publish({ type: 'progress', progress } satisfies ManagerEvent);
+      }),
     );
   }
 
@@ -307,15 +332,55 @@ export class WorkerManager {
     if (typeof queue.ready === 'function') await queue.ready();
   }
 
-  subscribe(listener: (event: ManagerEvent) => void): () => void {
-    this.events.on('event', listener);
-    return () => this.events.off('event', listener);
+  subscribe(listener: (event: ManagerEvent) => void, options: SubscribeOptions = {}): () => void {
+    const sub: Subscription = {
+      listener,
+      types: options.types ? new Set(options.types) : undefined,
+      everyWorkerUpdate: (options.workerUpdates ?? 'all') === 'all',
+    };
+    this.subscriptions = [...this.subscriptions, sub];
+    return () => {
+      this.subscriptions = this.subscriptions.filter((s) => s !== sub);
+    };
+  }
+
+  /** Whether any subscriber takes an event of `type` (a worker's `updated` one: of a status change or not). */
+  private wants(type: ManagerEvent['type'], statusChanged = true): boolean {
+    for (const s of this.subscriptions) {
+      if (s.types && !s.types.has(type)) continue;
+      if (type === 'worker' && !statusChanged && !s.everyWorkerUpdate) continue;
+      return true;
+    }
+    return false;
+  }
+
+  /** `statusChanged` false: a worker `updated` event that showed no new status (see SubscribeOptions). */
+  private publish(event: ManagerEvent, statusChanged = true): void {
+    const quiet = event.type === 'worker' && event.kind === 'updated' && !statusChanged;
+    for (const s of this.subscriptions) {
+      if (s.types && !s.types.has(event.type)) continue;
+      if (quiet && !s.everyWorkerUpdate) continue;
+      s.listener(event);
+    }
+  }
+
+  /** Records the status a registry event leaves its worker in; true when it is new (always for (un)registering). */
+  private noteStatus(e: RegistryEvent): boolean {
+    const id = e.worker.workerId;
+    if (e.kind === 'unregistered') {
+      this.publishedStatus.delete(id);
+      return true;
+    }
+    const status = statusOf(e.worker);
+    const changed = e.kind !== 'updated' || this.publishedStatus.get(id) !== status;
+    this.publishedStatus.set(id, status);
+    return changed;
   }
 
   /** Publishes a scaling decision or an alert from outside the core (fleet up's autoscaler and supervisor). */
   publishEvent(event: OperatorEvent): void {
     this.operatorEvents.record(event);
-    this.events.emit('event', event satisfies ManagerEvent);
+    this.publish(event satisfies ManagerEvent);
   }
 
   // --- the spec's operations ---
@@ -596,9 +661,15 @@ export class WorkerManager {
     const given = typeof input === 'object' && input !== null && !Array.isArray(input);
     const submission = given && !('id' in input) ? { ...input, id: randomUUID() } : input;
     const id = given ? (submission as { id?: unknown }).id : undefined;
-    let final: ((task: TaskRecord) => void) | undefined;
-    const finished = new Promise<TaskRecord>((resolve) => (final = resolve));
-    const unsubscribe = typeof id === 'string' ? this.onFinal(id, (t) => final?.(t)) : () => undefined;
+    // One promise settled by whichever comes first: the final state, the time limit (undefined: read the
+    // task as it is), or a graceful stop.
+    let settle!: (task: TaskRecord | undefined) => void;
+    let fail!: (err: FleetError) => void;
+    const outcome = new Promise<TaskRecord | undefined>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
+    });
+    const unsubscribe = typeof id === 'string' ? this.onFinal(id, settle) : () => undefined;
     let timer: TimerHandle | undefined;
     let stopWatchingShutdown: (() => void) | undefined;
     try {
@@ -609,13 +680,9 @@ export class WorkerManager {
         unsubscribe();
         return { task: await this.waitForTask(task.id, { timeoutMs: limit }), created };
       }
-      const timedOut = new Promise<undefined>((resolve) => {
-        timer = this.clock.setTimeout(() => resolve(undefined), limit);
-      });
-      const released = new Promise<never>((_resolve, reject) => {
-        stopWatchingShutdown = this.onShutdown(() => reject(this.shutdownError()));
-      });
-      const done = await Promise.race([finished, timedOut, released]);
+      timer = this.clock.setTimeout(() => settle(undefined), limit);
+      stopWatchingShutdown = this.onShutdown(() => fail(this.shutdownError()));
+      const done = await outcome;
       return { task: done ?? (await this.getTask(task.id)), created };
     } finally {
       timer?.cancel();
@@ -740,8 +807,7 @@ export class WorkerManager {
 
   private announceCatalogChange(): void {
     const change = this.catalog.takeChange();
-    if (change)
-      this.events.emit('event', { type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
+    if (change) this.publish({ type: 'catalog', at: this.clock.now(), ...change } satisfies ManagerEvent);
   }
 
   private isIdempotent(capability: string): boolean {

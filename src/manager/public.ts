@@ -11,9 +11,11 @@ export {
   type ManagerEvent,
   type RegisterWorkerConfig,
   type ShutdownReport,
+  type SubscribeOptions,
   type WorkerManagerDeps,
 } from './manager.js';
 export { systemClock, type Clock, type TimerHandle } from './clock.js';
+export { Lru } from './queue/lru.js';
 export type { AlertEvent, OperatorEvent, PublishedAlertKind, ScalingEvent } from './operator-events.js';
 export { TASK_STATES, isFinal, type TaskRecord, type TaskState, type TaskSubmission } from './queue/task.js';
 export { emptyLoad, loadByType, takesNewWork, utilization, type TypeLoad } from './registry/fleet-load.js';

@@ -16,11 +16,13 @@
 import {
   isFinal,
   loadByType,
+  Lru,
   type AlertEvent,
   type Clock,
   type ManagerEvent,
   type PublishedAlertKind,
   type ScalingDecision,
+  type SubscribeOptions,
   type TaskRecord,
   type TaskState,
   type TimerHandle,
@@ -30,7 +32,7 @@ import {
 /** What the aggregator needs from the manager; `WorkerManager` satisfies it. */
 export interface DashboardSource {
   readonly id: string;
-  subscribe(listener: (event: ManagerEvent) => void): () => void;
+  subscribe(listener: (event: ManagerEvent) => void, options?: SubscribeOptions): () => void;
   getWorkerStatus(): Promise<WorkerStatusView[]>;
   capabilitiesByType(): Map<string, string[]>;
   queueDepth(capability?: string): Promise<number>;
@@ -217,10 +219,15 @@ export class DashboardAggregator {
 
   private buckets = new Map<string, Bucket>();
   private readonly history: SeriesPoint[] = [];
-  /** Insertion order = recency: a task is deleted and re-set on every update. */
-  private readonly recent = new Map<string, TaskRow>();
+  /**
+   * Recent tasks, most recently updated last (an Lru: moving an entry leaves no hole in a Map's table for
+   * eviction to walk over). What a row is made of is kept (one entry per task, updated in place); the rows
+   * themselves are built when read (`tasks()`), so a manager with no dashboard open does not build a row
+   * for every task transition.
+   */
+  private readonly recent = new Lru<RowSource>();
   /** Assigned/running tasks, kept apart so a burst of short tasks cannot push a long one out of view. */
-  private readonly active = new Map<string, TaskRow>();
+  private readonly active = new Map<string, RowSource>();
   private readonly progress = new Map<string, ProgressEntry[]>();
   private readonly workerType = new Map<string, string>();
   private readonly lastStatus = new Map<string, WorkerRowStatus>();
@@ -254,7 +261,12 @@ export class DashboardAggregator {
   start(): void {
     if (this.unsubscribe) return;
     this.refreshCapabilities();
-    this.unsubscribe = this.source.subscribe((event) => this.onEvent(event));
+    // A worker's status changes are what the board and its alerts follow; its other updates (every
+    // heartbeat, dispatch and result) are read from the registry once per tick.
+    this.unsubscribe = this.source.subscribe((event) => this.onEvent(event), {
+      types: ['task', 'worker', 'progress', 'alert', 'scaling'],
+      workerUpdates: 'changes',
+    });
     this.timer = this.options.clock.setInterval(() => void this.tick(), this.tickMs);
   }
 
@@ -283,7 +295,7 @@ export class DashboardAggregator {
 
   tasks(filter: TaskListFilter = {}): TaskRow[] {
     const limit = Math.min(filter.limit ?? 100, 500);
-    const matches = (row: TaskRow) =>
+    const matches = (row: RowSource) =>
       (!filter.type || row.type === filter.type) &&
       (!filter.state ||
         (filter.state === 'active'
@@ -298,14 +310,14 @@ export class DashboardAggregator {
     for (const row of running) {
       if (out.length >= limit) return out;
       if (matches(row)) {
-        out.push(row);
+        out.push(toRow(row));
         taken.add(row.id);
       }
     }
     const recent = [...this.recent.values()];
     for (let i = recent.length - 1; i >= 0 && out.length < limit; i--) {
       const row = recent[i]!;
-      if (!taken.has(row.id) && matches(row)) out.push(row);
+      if (!taken.has(row.id) && matches(row)) out.push(toRow(row));
     }
     return out;
   }
@@ -361,12 +373,13 @@ export class DashboardAggregator {
 
   private onTask(kind: string, task: TaskRecord): void {
     const type = this.typeOf(task);
-    const row = toRow(task, type);
-    this.recent.delete(task.id);
-    this.recent.set(task.id, row);
-    if (this.recent.size > this.recentLimit) {
-      const oldest = this.recent.keys().next();
-      if (!oldest.done) this.recent.delete(oldest.value);
+    // get() makes the task the most recent.
+    let row = this.recent.get(task.id);
+    if (row) row.update(task, type);
+    else {
+      row = new RowSource(task, type);
+      this.recent.set(task.id, row);
+      if (this.recent.size > this.recentLimit) this.recent.shift();
     }
     if (task.state === 'assigned' || task.state === 'running') this.active.set(task.id, row);
     else this.active.delete(task.id);
@@ -381,7 +394,8 @@ export class DashboardAggregator {
     } else {
       this.totals.cancelled += 1;
     }
-    if (row.durationMs !== undefined && task.state !== 'cancelled') this.sample(bucket, row.durationMs);
+    const durationMs = row.durationMs();
+    if (durationMs !== undefined && task.state !== 'cancelled') this.sample(bucket, durationMs);
   }
 
   private onWorker(kind: 'registered' | 'updated' | 'unregistered', worker: WorkerStatusView): void {
@@ -580,23 +594,68 @@ export class DashboardAggregator {
   }
 }
 
-function toRow(task: TaskRecord, type: string): TaskRow {
-  const start = task.startedAt ?? task.attempts[task.attempts.length - 1]?.startedAt;
-  const end = task.finishedAt;
+/**
+ * The fields of a task row, copied from a task event into a fixed shape (no spreads, no strings built): cheap
+ * enough to keep up to date on every transition. `toRow` makes the row from it when a dashboard reads.
+ */
+class RowSource {
+  id!: string;
+  capability!: string;
+  type!: string;
+  state!: TaskState;
+  workerId: string | undefined;
+  attempt!: number;
+  maxAttempts!: number;
+  createdAt!: number;
+  startedAt: number | undefined;
+  finishedAt: number | undefined;
+  error: TaskRecord['error'];
+  updatedAt!: number;
+
+  constructor(task: TaskRecord, type: string) {
+    this.update(task, type);
+  }
+
+  update(task: TaskRecord, type: string): void {
+    this.id = task.id;
+    this.capability = task.capability;
+    this.type = type;
+    this.state = task.state;
+    this.workerId = task.workerId;
+    this.attempt = task.attempt;
+    this.maxAttempts = task.maxAttempts;
+    this.createdAt = task.createdAt;
+    this.startedAt = task.startedAt ?? task.attempts[task.attempts.length - 1]?.startedAt;
+    this.finishedAt = task.finishedAt;
+    this.error = task.error;
+    this.updatedAt = task.updatedAt;
+  }
+
+  durationMs(): number | undefined {
+    return this.startedAt !== undefined && this.finishedAt !== undefined
+      ? Math.max(0, this.finishedAt - this.startedAt)
+      : undefined;
+  }
+}
+
+function toRow(s: RowSource): TaskRow {
+  const start = s.startedAt;
+  const end = s.finishedAt;
+  const durationMs = s.durationMs();
   return {
-    id: task.id,
-    capability: task.capability,
-    type,
-    state: task.state,
-    ...(task.workerId ? { workerId: task.workerId } : {}),
-    attempt: task.attempt,
-    maxAttempts: task.maxAttempts,
-    createdAt: task.createdAt,
+    id: s.id,
+    capability: s.capability,
+    type: s.type,
+    state: s.state,
+    ...(s.workerId ? { workerId: s.workerId } : {}),
+    attempt: s.attempt,
+    maxAttempts: s.maxAttempts,
+    createdAt: s.createdAt,
     ...(start !== undefined ? { startedAt: start } : {}),
     ...(end !== undefined ? { finishedAt: end } : {}),
-    ...(start !== undefined && end !== undefined ? { durationMs: Math.max(0, end - start) } : {}),
-    ...(task.error ? { error: clip(`${task.error.code}: ${task.error.message}`, 200) } : {}),
-    updatedAt: task.updatedAt,
+    ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(s.error ? { error: clip(`${s.error.code}: ${s.error.message}`, 200) } : {}),
+    updatedAt: s.updatedAt,
   };
 }
 

@@ -89,6 +89,7 @@ export class Dispatcher {
   private readyHint = 0;
   /** Per worker, slots held by claims in the air (not yet tasks: not in the worker's inFlight). */
   private readonly claiming = new Map<string, number>();
+  private readonly groupKeys = new WeakMap<string[], string>();
   private pumpAgain = false;
   private wake: { at: number; timer: TimerHandle } | undefined;
   private stopped = false;
@@ -488,12 +489,19 @@ export class Dispatcher {
     const groups = new Map<string, LiveWorker[]>();
     for (const w of this.o.registry.list()) {
       if (!this.hasRoom(w)) continue;
-      const key = w.capabilities.join('\u0000');
+      const key = this.groupKey(w.capabilities);
       const g = groups.get(key);
       if (g) g.push(w);
       else groups.set(key, [w]);
     }
     return [...groups.values()];
+  }
+
+  /** A worker's capability list is set when it registers: its group key is made once, not every pump. */
+  private groupKey(capabilities: string[]): string {
+    let key = this.groupKeys.get(capabilities);
+    if (key === undefined) this.groupKeys.set(capabilities, (key = capabilities.join('\u0000')));
+    return key;
   }
 
   private hasRoom(w: LiveWorker): boolean {
@@ -521,7 +529,7 @@ export class Dispatcher {
   private async fillGroup(group: LiveWorker[], readyHint: number): Promise<void> {
     const capability = group[0]?.capabilities[0] ?? '';
     // Workers whose claim came back empty: another may still find work (tasks pinned to it by a session).
-    const dry = new Set<string>();
+    let dry: Set<string> | undefined;
     // As many claims at first as tasks were made ready since the last pump (at least one), more only while
     // every claim finds a task (a backlog). Most pumps find one task or none (a submission, a freed slot):
     // sixteen claims each, fifteen of them empty, were the largest part of the dispatcher's cost per task.
@@ -532,9 +540,10 @@ export class Dispatcher {
     for (;;) {
       const reserved: LiveWorker[] = [];
       // One candidate list per round; a reserved slot raises its candidate's count, as in distributeTasks.
-      const candidates: Candidate[] = group
-        .filter((w) => !dry.has(w.workerId) && this.hasRoom(w))
-        .map((w) => toCandidate(w, this.claiming.get(w.workerId) ?? 0));
+      const candidates: Candidate[] = [];
+      for (const w of group)
+        if (!dry?.has(w.workerId) && this.hasRoom(w))
+          candidates.push(toCandidate(w, this.claiming.get(w.workerId) ?? 0));
       while (reserved.length < width && candidates.length > 0 && !this.stopped && !this.paused) {
         const chosen = selectOptimalWorker(this.o.strategy, candidates, { capability });
         const worker = chosen && this.o.registry.get(chosen.workerId);
@@ -544,29 +553,63 @@ export class Dispatcher {
         reserved.push(worker);
       }
       if (reserved.length === 0) return;
-      const claims = await Promise.allSettled(
-        reserved.map((worker) =>
-          this.o.queue.claim(worker.capabilities, worker.workerId, { sessionKeepMs: sessionKeepOf(worker) }),
-        ),
-      );
-      for (const worker of reserved) this.holdForClaim(worker.workerId, -1); // dispatch counts the slot
-      const failed = claims.find((c) => c.status === 'rejected');
-      const won = claims.flatMap((c, i) =>
-        c.status === 'fulfilled' && c.value ? [{ worker: reserved[i]!, task: c.value }] : [],
-      );
-      await Promise.all(won.map(({ worker, task }) => this.dispatch(worker, task)));
-      if (failed) throw failed.reason;
-      claims.forEach((c, i) => {
-        if (c.status === 'fulfilled' && !c.value) dry.add(reserved[i]!.workerId);
-      });
+      let count: number;
+      if (reserved.length === 1) {
+        const worker = reserved[0]!;
+        count = (await this.claimOne(worker)) ? 1 : 0;
+        if (count === 0) (dry ??= new Set()).add(worker.workerId);
+      } else {
+        const r = await this.claimAll(reserved);
+        count = r.count;
+        for (const id of r.dry) (dry ??= new Set()).add(id);
+      }
       // Every claim found a task: claim what is still expected, then probe with one claim, and double from
       // there while a backlog keeps answering.
-      expected -= won.length;
-      if (won.length < reserved.length) continue;
+      expected -= count;
+      if (count < reserved.length) continue;
       if (expected > 0) width = Math.min(MAX_PARALLEL_CLAIMS, expected);
       else if (!probing) [probing, width] = [true, 1];
       else width = Math.min(MAX_PARALLEL_CLAIMS, width * 2);
     }
+  }
+
+  /**
+   * One claim (the usual round: a submission or a freed slot) without the bookkeeping of several: true when
+   * it found a task (dispatched).
+   */
+  private async claimOne(worker: LiveWorker): Promise<boolean> {
+    let task: TaskRecord | undefined;
+    try {
+      task = await this.o.queue.claim(worker.capabilities, worker.workerId, {
+        sessionKeepMs: sessionKeepOf(worker),
+      });
+    } finally {
+      this.holdForClaim(worker.workerId, -1); // dispatch counts the slot
+    }
+    if (!task) return false;
+    await this.dispatch(worker, task);
+    return true;
+  }
+
+  /** Several claims at once: how many found a task (each dispatched), and the workers whose claim was empty. */
+  private async claimAll(reserved: LiveWorker[]): Promise<{ count: number; dry: string[] }> {
+    const claims = await Promise.allSettled(
+      reserved.map((worker) =>
+        this.o.queue.claim(worker.capabilities, worker.workerId, { sessionKeepMs: sessionKeepOf(worker) }),
+      ),
+    );
+    for (const worker of reserved) this.holdForClaim(worker.workerId, -1); // dispatch counts the slot
+    const failed = claims.find((c) => c.status === 'rejected');
+    const won = claims.flatMap((c, i) =>
+      c.status === 'fulfilled' && c.value ? [{ worker: reserved[i]!, task: c.value }] : [],
+    );
+    await Promise.all(won.map(({ worker, task }) => this.dispatch(worker, task)));
+    if (failed) throw failed.reason;
+    const dry: string[] = [];
+    claims.forEach((c, i) => {
+      if (c.status === 'fulfilled' && !c.value) dry.push(reserved[i]!.workerId);
+    });
+    return { count: won.length, dry };
   }
 
   private async dispatch(worker: LiveWorker, task: TaskRecord): Promise<void> {

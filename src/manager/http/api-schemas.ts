@@ -7,9 +7,17 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../../protocol/errors.js';
 import { ErrorBodySchema } from '../../protocol/messages.js';
+import { zodToFleetError } from '../../protocol/zod-error.js';
 import { SESSION_MODES, TASK_STATES, TaskSubmissionSchema } from '../queue/task.js';
 
 // --- request schemas (the routes parse with these) ---
+
+/** A route's input checked against its schema: `invalid_task` naming the first refused field. */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw zodToFleetError(r.error, 'invalid_task', `invalid ${what}:`);
+}
 
 export const ListQuery = z.object({
   state: z

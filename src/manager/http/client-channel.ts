@@ -239,7 +239,9 @@ class ChannelSession {
     rids.add(rid);
     // One manager subscription per connection, and only while someone on it follows progress: the
     // subscription sees every event of the manager.
-    this.unsubscribeProgress ??= this.manager.subscribe((event) => this.onEvent(event));
+    this.unsubscribeProgress ??= this.manager.subscribe((event) => this.onEvent(event), {
+      types: ['progress'],
+    });
     return () => {
       rids.delete(rid);
       if (rids.size === 0 && this.progressFor.get(taskId) === rids) this.progressFor.delete(taskId);

@@ -73,27 +73,32 @@ export function releaseOnShutdown(ws: WebSocket, manager: WorkerManager): void {
 function streamEvents(ws: WebSocket, manager: WorkerManager, params: URLSearchParams): void {
   const taskId = params.get('taskId') ?? undefined;
   const types = new Set((params.get('types') ?? 'task,worker,progress').split(','));
-  const unsubscribe = manager.subscribe((event: ManagerEvent) => {
-    if (!types.has(event.type)) return;
-    if (taskId) {
-      const id =
+  // Asked for by type, so the manager builds no worker view for a stream that shows none.
+  const wanted = [...types].filter((t) => !taskId || t === 'task' || t === 'progress');
+  const unsubscribe = manager.subscribe(
+    (event: ManagerEvent) => {
+      if (!types.has(event.type)) return;
+      if (taskId) {
+        const id =
+          event.type === 'task'
+            ? event.event.task.id
+            : event.type === 'progress'
+              ? event.progress.taskId
+              : undefined;
+        if (id !== taskId) return;
+      }
+      if (ws.bufferedAmount > 8 * 1024 * 1024) {
+        ws.close(1013, 'client too slow');
+        return;
+      }
+      const out =
         event.type === 'task'
-          ? event.event.task.id
-          : event.type === 'progress'
-            ? event.progress.taskId
-            : undefined;
-      if (id !== taskId) return;
-    }
-    if (ws.bufferedAmount > 8 * 1024 * 1024) {
-      ws.close(1013, 'client too slow');
-      return;
-    }
-    const out =
-      event.type === 'task'
-        ? { type: 'task', kind: event.event.kind, task: publicTask(event.event.task) }
-        : event;
-    ws.send(JSON.stringify(out));
-  });
+          ? { type: 'task', kind: event.event.kind, task: publicTask(event.event.task) }
+          : event;
+      ws.send(JSON.stringify(out));
+    },
+    { types: wanted as ManagerEvent['type'][] },
+  );
   ws.on('close', unsubscribe);
   ws.on('error', () => undefined);
   ws.send(JSON.stringify({ type: 'hello', managerId: manager.id }));

@@ -6,17 +6,25 @@
  * Auth (http/auth.ts), the event stream (http/event-stream.ts) and how records are shown (http/views.ts) are
  * shared modules; this file is the routes.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { ERROR_CODES, FleetError, toFleetError } from '../../protocol/errors.js';
-import { zodToFleetError } from '../../protocol/zod-error.js';
+import http from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { FleetError } from '../../protocol/errors.js';
 import type { WorkerManager } from '../manager.js';
 import { TASK_STATES, type TaskState } from '../queue/task.js';
-import { BatchBody, ListQuery, RegisterBody, WaitQuery } from './api-schemas.js';
+import { BatchBody, ListQuery, RegisterBody, WaitQuery, parseInput as parse } from './api-schemas.js';
 import { authorize, type Access, type AuthOptions } from './auth.js';
 import { attachClientChannel } from './client-channel.js';
+import { errorReply } from './error-reply.js';
 import { attachEventStream } from './event-stream.js';
 import { registerOpenApiRoute, type OpenApiOptions } from './openapi.js';
+import {
+  SUBMIT_PATH,
+  leanSubmitRoute,
+  parseWaitQuery,
+  submitAnswer,
+  type JsonBodyParser,
+  type SubmitAnswer,
+} from './submit-route.js';
 import { publicTask, summarize } from './views.js';
 import { registerCatalogRoutes } from '../catalog/routes.js';
 import { McpGateway } from '../mcp/gateway.js';
@@ -29,12 +37,35 @@ export interface ApiServerOptions extends AuthOptions {
   plugins?: ((app: FastifyInstance) => void | Promise<void>)[];
   /** What `GET /api/openapi.json` adds to the route table (the capability catalog's schemas). */
   openapi?: OpenApiOptions;
+  /**
+   * Plain `POST /api/tasks` requests bypass fastify (submit-route.ts); they answer the same either way.
+   * Off only to compare the two paths (tests, benchmarks). @default true
+   */
+  leanSubmitRoute?: boolean;
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw zodToFleetError(r.error, 'invalid_task', `invalid ${what}:`);
+/** fastify's defaults, named because the lean submit route parses JSON with the same rules. */
+const PROTO_POISONING = 'error';
+const CONSTRUCTOR_POISONING = 'error';
+
+/**
+ * The HTTP/1 server fastify would make (its options, applied as fastify applies them), with `first` given
+ * each request before fastify: it returns true for a request it answers itself.
+ */
+function serverWith(first: {
+  handle?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+}): (handler: http.RequestListener, opts: FastifyServerOptions) => http.Server {
+  return (handler, opts) => {
+    // No `http` options are passed to fastify here, so none are passed on.
+    const server = http.createServer((req, res) => {
+      if (!first.handle?.(req, res)) handler(req, res);
+    });
+    server.keepAliveTimeout = opts.keepAliveTimeout!;
+    server.requestTimeout = opts.requestTimeout!;
+    server.setTimeout(opts.connectionTimeout);
+    if (opts.maxRequestsPerSocket! > 0) server.maxRequestsPerSocket = opts.maxRequestsPerSocket!;
+    return server;
+  };
 }
 
 function parseStates(raw: string | undefined): TaskState[] | undefined {
@@ -54,27 +85,36 @@ export async function createApiServer(
 ): Promise<FastifyInstance> {
   // return503OnClosing off: a request that arrives while the server closes still reaches the routes, which
   // answer the typed `shutting_down` (fastify's own 503 would carry no code a client can match).
+  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
+  const first: { handle?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean } = {};
   const app = Fastify({
     logger: false,
-    bodyLimit: options.bodyLimitBytes ?? 16 * 1024 * 1024,
+    bodyLimit,
     return503OnClosing: false,
+    onProtoPoisoning: PROTO_POISONING,
+    onConstructorPoisoning: CONSTRUCTOR_POISONING,
+    serverFactory: serverWith(first),
   });
+  if (options.leanSubmitRoute ?? true) {
+    // The first preClose hook: fastify marks itself closing just before the hooks run.
+    let closing = false;
+    app.addHook('preClose', (done) => {
+      closing = true;
+      done();
+    });
+    first.handle = leanSubmitRoute(manager, {
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.readToken ? { readToken: options.readToken } : {}),
+      bodyLimit,
+      parseJson: app.getDefaultJsonParser(PROTO_POISONING, CONSTRUCTOR_POISONING) as JsonBodyParser,
+      closing: () => closing,
+    });
+  }
   const guard = (access: Access) => async (req: FastifyRequest) => authorize(options, req.raw, access);
 
   app.setErrorHandler((err: unknown, _req, reply) => {
-    const e = err as { code?: string; statusCode?: number; message?: string };
-    let fleet: FleetError;
-    if (err instanceof FleetError) fleet = err;
-    else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-      fleet = new FleetError('payload_too_large', 'request body is over the limit');
-    else if (
-      e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ||
-      e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
-      e.statusCode === 400
-    ) {
-      fleet = new FleetError('invalid_task', e.message ?? 'bad request');
-    } else fleet = toFleetError(err);
-    void reply.code(ERROR_CODES[fleet.code].http).send({ error: fleet.toJSON() });
+    const e = errorReply(err);
+    void reply.code(e.status).send(e.body);
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({
@@ -104,16 +144,11 @@ export async function createApiServer(
     return manager.metrics.registry.metrics();
   });
 
-  app.post('/api/tasks', { preHandler: guard('write') }, async (req, reply) => {
-    const q = parse(WaitQuery, req.query, 'query');
-    if (q.wait === 'true' || q.wait === '1') {
-      const { task, created } = await manager.submitAndWait(req.body ?? {}, {
-        ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {}),
-      });
-      return reply.code(200).send({ task: publicTask(task), created });
-    }
-    const { task, created } = await manager.submit(req.body ?? {});
-    return reply.code(created ? 201 : 200).send({ task: publicTask(task), created });
+  // Plain requests to this route are answered in front of fastify (submit-route.ts), with the same logic.
+  app.post(SUBMIT_PATH, { preHandler: guard('write') }, async (req, reply) => {
+    let answer: SubmitAnswer | undefined;
+    await submitAnswer(manager, parseWaitQuery(req.query), req.body, (a) => (answer = a));
+    return reply.code(answer!.status).send(answer!.body);
   });
 
   // `::` is a literal colon in fastify's router: the path is /api/tasks:batch.

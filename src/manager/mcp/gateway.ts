@@ -111,10 +111,13 @@ export class McpGateway {
     this.idleMs = options.sessionIdleMs ?? 30 * 60_000;
     this.policy = options.sizePolicy ?? DEFAULT_SIZE_POLICY;
     this.proxy = new WorkerToolProxy(manager);
-    this.unsubscribe = manager.subscribe((e: ManagerEvent) => {
-      if (e.type !== 'catalog') return;
-      for (const s of this.sessions.values()) void s.server.sendToolListChanged().catch(() => undefined);
-    });
+    this.unsubscribe = manager.subscribe(
+      (e: ManagerEvent) => {
+        if (e.type !== 'catalog') return;
+        for (const s of this.sessions.values()) void s.server.sendToolListChanged().catch(() => undefined);
+      },
+      { types: ['catalog'] },
+    );
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, this.idleMs)).unref();
   }
 

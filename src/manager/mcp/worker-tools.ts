@@ -33,9 +33,12 @@ export class WorkerToolProxy {
   private readonly unsubscribe: () => void;
 
   constructor(private readonly manager: WorkerManager) {
-    this.unsubscribe = manager.subscribe((e) => {
-      if (e.type === 'catalog') this.cache.clear();
-    });
+    this.unsubscribe = manager.subscribe(
+      (e) => {
+        if (e.type === 'catalog') this.cache.clear();
+      },
+      { types: ['catalog'] },
+    );
   }
 
   close(): void {

@@ -33,13 +33,18 @@ describe('zodToFleetError', () => {
 describe('a submission is validated once', () => {
   afterEach(() => vi.restoreAllMocks());
 
+  // The usual submission is checked by hand (plainSubmission, held to zod in plain-submission.test.ts);
+  // one with an explicit `undefined` field is left to zod, which lets these tests count the parses.
   it('the manager parses at its edge and the store takes the parsed value as it is', async () => {
     const manager = new WorkerManager(parseConfig({ manager: { log_level: 'silent' } }), {
       logger: pino({ level: 'silent' }),
     });
     const spy = vi.spyOn(TaskSubmissionSchema, 'safeParse');
-    const { task } = await manager.submit({ capability: 'echo', payload: { n: 1 } });
+    const { task } = await manager.submit({ capability: 'echo', payload: { n: 1 }, priority: undefined });
     expect(task.priority).toBe(0);
+    expect(spy).toHaveBeenCalledTimes(1);
+    // The usual submission: checked by hand, not by zod, and not again by the store.
+    await manager.submit({ capability: 'echo', payload: { n: 2 } });
     expect(spy).toHaveBeenCalledTimes(1);
     await manager.stop();
   });
@@ -47,12 +52,15 @@ describe('a submission is validated once', () => {
   it('a store still validates what did not come through the edge, and a look-alike is not taken as parsed', () => {
     const options = { defaultMaxAttempts: 3, timeoutMs: () => 1000 };
     expect(() => createTaskRecord({ capability: '' }, options, 0)).toThrow(/invalid task: capability/);
-    const parsed = parseSubmission({ capability: 'echo' });
+    const parsed = parseSubmission({ capability: 'echo', timeoutMs: undefined });
     // A copy of a parsed value is a new object: parsed again, not trusted.
     const spy = vi.spyOn(TaskSubmissionSchema, 'safeParse');
     createTaskRecord(parsed, options, 0);
     expect(spy).toHaveBeenCalledTimes(0);
-    createTaskRecord({ ...parsed }, options, 0);
+    createTaskRecord({ ...parsed, timeoutMs: undefined }, options, 0);
     expect(spy).toHaveBeenCalledTimes(1);
+    expect(() => createTaskRecord({ ...parsed, capability: '' }, options, 0)).toThrow(
+      /invalid task: capability/,
+    );
   });
 });

@@ -202,6 +202,91 @@ describe('DashboardAggregator', () => {
     expect(agg.tasks({ state: 'active' })).toEqual([]);
   });
 
+  it('builds task rows when read, from the latest event of each task, as a dashboard that was open would see them', () => {
+    const { source, agg } = setup();
+    source.worker('registered', view('b1', 'browser'));
+    const t = task('queued', { id: 'lazy-1', createdAt: 100, updatedAt: 100, attempt: 0, maxAttempts: 3 });
+    source.emit({ type: 'task', event: { kind: 'submitted', task: t } });
+    expect(agg.tasks()).toEqual([
+      {
+        id: 'lazy-1',
+        capability: 'echo',
+        type: 'echo',
+        state: 'queued',
+        attempt: 0,
+        maxAttempts: 3,
+        createdAt: 100,
+        updatedAt: 100,
+      },
+    ]);
+    const attempt = { attempt: 1, workerId: 'b1', leaseToken: 'l', startedAt: 110 };
+    const running: TaskRecord = {
+      ...t,
+      state: 'running',
+      workerId: 'b1',
+      attempt: 1,
+      attempts: [attempt],
+      updatedAt: 110,
+    };
+    source.emit({ type: 'task', event: { kind: 'running', task: running } });
+    const long = `${'x'.repeat(300)}`;
+    source.emit({
+      type: 'task',
+      event: {
+        kind: 'finished',
+        task: {
+          ...running,
+          state: 'failed',
+          finishedAt: 150,
+          updatedAt: 150,
+          attempts: [{ ...attempt, finishedAt: 150, outcome: 'failed' }],
+          error: { code: 'handler_error', message: long, retryable: false },
+        },
+      },
+    });
+    const rows = agg.tasks();
+    // No key for what the task does not have (an undefined value would differ on the wire from no key).
+    expect(rows).toHaveLength(1);
+    expect(Object.keys(rows[0]!)).toEqual([
+      'id',
+      'capability',
+      'type',
+      'state',
+      'workerId',
+      'attempt',
+      'maxAttempts',
+      'createdAt',
+      'startedAt',
+      'finishedAt',
+      'durationMs',
+      'error',
+      'updatedAt',
+    ]);
+    expect(rows[0]).toEqual({
+      id: 'lazy-1',
+      capability: 'echo',
+      type: 'browser',
+      state: 'failed',
+      workerId: 'b1',
+      attempt: 1,
+      maxAttempts: 3,
+      createdAt: 100,
+      startedAt: 110,
+      finishedAt: 150,
+      durationMs: 40,
+      error: `handler_error: ${long.slice(0, 200 - 'handler_error: '.length)}…`,
+      updatedAt: 150,
+    });
+    // A row read earlier is the reader's: later events do not change it.
+    const before = agg.tasks();
+    source.emit({
+      type: 'task',
+      event: { kind: 'retrying', task: { ...t, state: 'queued', updatedAt: 160 } },
+    });
+    expect(before[0]?.state).toBe('failed');
+    expect(agg.tasks()[0]).toMatchObject({ state: 'queued', updatedAt: 160 });
+  });
+
   it('alerts when a type that had workers has none online, and only then', async () => {
     const { source, agg } = setup();
     source.workers = [view('e1', 'echo')];
