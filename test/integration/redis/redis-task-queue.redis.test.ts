@@ -201,6 +201,21 @@ describe('Redis task queue across managers', () => {
     expect(work).toBe(2);
   });
 
+  it('tells the dispatcher of a task another manager handed back on its way out', async () => {
+    const prefix = newPrefix();
+    const leaving = manager(prefix, { lockDurationMs: 60_000 });
+    const staying = manager(prefix);
+    let work = 0;
+    staying.onRemoteWork((n) => (work += n));
+    await staying.ready();
+    const { task } = await leaving.submit({ capability: 'echo' });
+    await eventually(async () => expect(work).toBe(1));
+    expect((await leaving.claim(['echo'], 'w-leaving'))?.id).toBe(task.id);
+    await leaving.close(); // graceful: the task goes back to wait at once
+    await eventually(async () => expect(work).toBe(2));
+    expect((await staying.claim(['echo'], 'w-staying'))?.id).toBe(task.id);
+  });
+
   it('hands every task to exactly one manager when several claim at once', async () => {
     const prefix = newPrefix();
     const managers = [manager(prefix), manager(prefix), manager(prefix)];

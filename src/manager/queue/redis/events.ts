@@ -259,6 +259,9 @@ export class TaskEvents {
     // A claim made here is known only once BullMQ hands the job over, maybe after its entry was read: an
     // `active` entry is checked against this process's claims when it is announced (`announceAll`).
     if (event !== 'active' && this.consumeOwn(queue, jobId, event)) return undefined;
+    // A job back in wait from active (a manager's graceful hand-back, or a claimant that does not serve it):
+    // work for the dispatcher, which nothing else would tell of it.
+    if (event === 'waiting') return f.prev === 'active' ? 'work' : undefined;
     if (this.listeners.size === 0) return event === 'added' ? 'work' : undefined;
     const taskId = taskIdOf(jobId);
     if (event === 'completed' || event === 'failed') {
