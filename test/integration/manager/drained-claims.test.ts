@@ -6,15 +6,13 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { WORKER_DEFAULTS, workerSection } from '../../../src/config/schema.js';
 import { MockWebSocketWorkerInterface } from '../../../src/manager/connect/worker-interface.js';
 import { WorkerManager } from '../../../src/manager/manager.js';
 import { MemoryTaskQueue } from '../../../src/manager/queue/memory-task-queue.js';
 import type { ClaimOptions } from '../../../src/manager/queue/task-queue.js';
 import type { TaskRecord } from '../../../src/manager/queue/task.js';
-import { WorkerMetrics } from '../../../src/workers/common/metrics.js';
-import { WorkerRuntime } from '../../../src/workers/common/worker-runtime.js';
-import { createEchoKind } from '../../../src/workers/echo/index.js';
+import type { WorkerRuntime } from '../../../src/workers/common/worker-runtime.js';
+import { echoRuntime } from '../../helpers/echo-runtime.js';
 import { testQueueOptions } from '../../helpers/queue-options.js';
 
 class CountingQueue extends MemoryTaskQueue {
@@ -52,19 +50,7 @@ async function fleet(workers: number): Promise<{ manager: WorkerManager; queue: 
   );
   const manager = new WorkerManager(config, { workerInterface, queue, logger: pino({ level: 'silent' }) });
   for (let i = 0; i < workers; i++) {
-    const section = workerSection(WORKER_DEFAULTS.echo).parse({ max_concurrent_tasks: 2 });
-    const workerId = `echo-drained-${i}`;
-    runtimes.set(
-      `ws://echo-${i}.drained:1/ws`,
-      new WorkerRuntime({
-        kind: createEchoKind(section),
-        config: section,
-        workerId,
-        logger: pino({ level: 'silent' }),
-        metrics: new WorkerMetrics({ workerType: 'echo', workerId }),
-        maxFrameBytes: 1024 * 1024,
-      }),
-    );
+    runtimes.set(`ws://echo-${i}.drained:1/ws`, echoRuntime(`echo-drained-${i}`, 2));
   }
   await manager.start();
   stops.push(async () => {

@@ -6,15 +6,13 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { WORKER_DEFAULTS, workerSection } from '../../../src/config/schema.js';
 import {
   MockWebSocketWorkerInterface,
   type WorkerSideTransport,
 } from '../../../src/manager/connect/worker-interface.js';
 import { WorkerManager } from '../../../src/manager/manager.js';
-import { WorkerMetrics } from '../../../src/workers/common/metrics.js';
 import { WorkerRuntime } from '../../../src/workers/common/worker-runtime.js';
-import { createEchoKind } from '../../../src/workers/echo/index.js';
+import { echoRuntime } from '../../helpers/echo-runtime.js';
 import { waitFor } from '../../helpers/processes.js';
 
 interface InProcessFleet {
@@ -54,16 +52,7 @@ async function inProcessFleet(n: number, maxConcurrency = 2): Promise<InProcessF
   const manager = new WorkerManager(config, { workerInterface: workers, logger: pino({ level: 'silent' }) });
   const endpoints: string[] = [];
   for (let i = 0; i < n; i++) {
-    const section = workerSection(WORKER_DEFAULTS.echo).parse({ max_concurrent_tasks: maxConcurrency });
-    const workerId = `echo-in-process-${i}`;
-    const runtime = new WorkerRuntime({
-      kind: createEchoKind(section),
-      config: section,
-      workerId,
-      logger: pino({ level: 'silent' }),
-      metrics: new WorkerMetrics({ workerType: 'echo', workerId }),
-      maxFrameBytes: 1024 * 1024,
-    });
+    const runtime = echoRuntime(`echo-in-process-${i}`, maxConcurrency);
     const endpoint = `ws://echo-${i}.in-process:1/ws`;
     runtimes.set(endpoint, { runtime });
     endpoints.push(endpoint);
