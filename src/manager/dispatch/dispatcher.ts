@@ -78,8 +78,6 @@ export interface DispatcherOptions {
 }
 
 /** Claims in the air at once per worker group. */
-/** How long a `drained` mark is trusted without a claim to confirm it. */
-const DRAINED_TRUST_MS = 1_000;
 const MAX_PARALLEL_CLAIMS = 16;
 
 export class Dispatcher {
@@ -89,17 +87,6 @@ export class Dispatcher {
   private pumping = false;
   /** Tasks made ready since the last pump began (events seen): how many claims its first round sends. */
   private readyHint = 0;
-  /**
-   * Capability groups whose claims found their queue empty (when): only announced tasks (hints) can have
-   * reached it since, until something else may have brought work (`schedulePump`), or the mark is older than
-   * DRAINED_TRUST_MS (a safety net for work nobody announced, such as stream entries trimmed unread).
-   */
-  private readonly drained = new Map<string, number>();
-  /**
-   * Forced pumps, counted: a mark needs none during its claims (a hint during them is claimed for by the
-   * next round, whatever the mark).
-   */
-  private forced = 0;
   /** Per worker, slots held by claims in the air (not yet tasks: not in the worker's inFlight). */
   private readonly claiming = new Map<string, number>();
   private readonly groupKeys = new WeakMap<string[], string>();
@@ -128,7 +115,7 @@ export class Dispatcher {
         (event.kind === 'submitted' || event.kind === 'retrying' || event.kind === 'routed')
       ) {
         this.readyHint++;
-        this.schedulePump('hint');
+        this.schedulePump();
       }
       if (event.kind === 'finished' && event.task.state === 'cancelled') {
         const lease = this.leases.get(event.task.id);
@@ -137,7 +124,7 @@ export class Dispatcher {
     });
     const unsubscribeWork = o.queue.onRemoteWork?.((n) => {
       this.readyHint += n;
-      this.schedulePump('hint');
+      this.schedulePump();
     });
     this.unsubscribeQueue = () => {
       unsubscribeEvents();
@@ -457,76 +444,36 @@ export class Dispatcher {
     this.paused = true;
   }
 
-  /**
-   * Why: `hint`, tasks were announced (counted in `readyHint`); `freed`, a task left a slot; `force`,
-   * anything else that may bring work no announcement counts (the wake timer of a retry coming due, a worker
-   * joining, leaving or resuming), which forgets every `drained` mark. A drained group is not probed for a
-   * freed slot, and claims only the announced tasks for a hint: after a result, the probe was a claim per
-   * task that found nothing (on Redis two round trips).
-   */
-  schedulePump(why: 'hint' | 'freed' | 'force' = 'force'): void {
-    if (why === 'force') this.drained.clear();
-    if (why === 'force') this.forced++;
+  schedulePump(): void {
     if (this.stopped || this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
     queueMicrotask(() => {
-      this.run().catch((err: unknown) => this.o.logger.error({ err }, 'dispatch pump failed'));
+      this.pump().catch((err: unknown) => this.o.logger.error({ err }, 'dispatch pump failed'));
     });
   }
 
-  /** Fills every free slot it can, probing every queue. */
+  /** Fills every free slot it can. Re-entrant calls fold into one more round. */
   async pump(): Promise<void> {
-    this.drained.clear();
-    await this.run();
-  }
-
-  /** One pump. Re-entrant calls fold into one more round. */
-  private async run(): Promise<void> {
     if (this.paused) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
     this.pumping = true;
-    let ran = 0;
-    let skipped = 0;
     try {
       do {
         this.pumpAgain = false;
         const hint = this.readyHint;
         this.readyHint = 0;
-        const visited = new Set<string>();
-        for (const group of this.groups()) {
-          const key = this.groupKey(group[0]!.capabilities);
-          visited.add(key);
-          const since = this.drained.get(key);
-          const wasDrained = since !== undefined && this.o.clock.now() - since < DRAINED_TRUST_MS;
-          if (hint <= 0 && wasDrained) {
-            skipped++;
-            continue;
-          }
-          ran++;
-          const seen = this.forced;
-          const outcome = await this.fillGroup(group, hint, wasDrained);
-          if (outcome === 'none') continue;
-          // A mark keeps its first time (the safety net expires it under a steady stream too); it is set
-          // only if nothing was announced during the claims (the next round claims for that).
-          if (outcome === 'filled') this.drained.delete(key);
-          else if (!wasDrained && seen === this.forced) this.drained.set(key, this.o.clock.now());
-        }
-        // Announced tasks this round could not offer to a group without room (it is not in the list): they
-        // may be its, so its freed slots probe again.
-        if (hint > 0)
-          for (const key of [...this.drained.keys()]) if (!visited.has(key)) this.drained.delete(key);
+        for (const group of this.groups()) await this.fillGroup(group, hint);
       } while (this.pumpAgain && !this.stopped);
     } finally {
       this.pumping = false;
     }
-    // Every group skipped (a freed slot, queues drained, nothing announced): the wake already set stands.
-    if (ran > 0 || skipped === 0) await this.scheduleWake();
+    await this.scheduleWake();
   }
 
   async stop(): Promise<void> {
@@ -579,15 +526,7 @@ export class Dispatcher {
    * claim holds its slot while it is in the air (`claiming`, which the strategy sees and the worker's own
    * in-flight count does not), so the strategy never hands one free slot to two claims.
    */
-  /**
-   * 'drained' when a claim came back empty (the group's queue held nothing for it), 'filled' when the claims
-   * stopped for want of room, 'none' when no claim was made.
-   */
-  private async fillGroup(
-    group: LiveWorker[],
-    readyHint: number,
-    drained = false,
-  ): Promise<'drained' | 'filled' | 'none'> {
+  private async fillGroup(group: LiveWorker[], readyHint: number): Promise<void> {
     const capability = group[0]?.capabilities[0] ?? '';
     // Workers whose claim came back empty: another may still find work (tasks pinned to it by a session).
     let dry: Set<string> | undefined;
@@ -598,7 +537,6 @@ export class Dispatcher {
     let expected = readyHint;
     // No task expected (a freed slot, a backlog left from before): the first claim already probes.
     let probing = readyHint <= 0;
-    let first = true;
     for (;;) {
       const reserved: LiveWorker[] = [];
       // One candidate list per round; a reserved slot raises its candidate's count, as in distributeTasks.
@@ -614,8 +552,7 @@ export class Dispatcher {
         chosen.inFlight += 1;
         reserved.push(worker);
       }
-      if (reserved.length === 0) return dry ? 'drained' : first ? 'none' : 'filled';
-      first = false;
+      if (reserved.length === 0) return;
       let count: number;
       if (reserved.length === 1) {
         const worker = reserved[0]!;
@@ -631,8 +568,6 @@ export class Dispatcher {
       expected -= count;
       if (count < reserved.length) continue;
       if (expected > 0) width = Math.min(MAX_PARALLEL_CLAIMS, expected);
-      // The queue was empty before the announced tasks, and they are taken: nothing to probe for.
-      else if (drained) return 'drained';
       else if (!probing) [probing, width] = [true, 1];
       else width = Math.min(MAX_PARALLEL_CLAIMS, width * 2);
     }
@@ -779,7 +714,7 @@ export class Dispatcher {
             },
             'failed',
           );
-          this.schedulePump('freed');
+          this.schedulePump();
           return;
         }
         const metas: ArtifactMeta[] = [];
@@ -798,7 +733,7 @@ export class Dispatcher {
         } catch (err) {
           this.onStale(workerId, message.taskId, err);
         }
-        this.schedulePump('freed');
+        this.schedulePump();
         return;
       }
       case 'task.error': {
@@ -810,12 +745,12 @@ export class Dispatcher {
           delete message.error.details;
         }
         if (lease.cancelling) {
-          this.schedulePump('freed');
+          this.schedulePump();
           return;
         }
         const outcome = message.error.code === 'timeout' ? 'timed_out' : 'failed';
         await this.failQuietly(lease, message.error, outcome, this.timeoutRetry(lease, outcome));
-        this.schedulePump('freed');
+        this.schedulePump();
         return;
       }
       case 'error':
@@ -911,7 +846,7 @@ export class Dispatcher {
     // The worker answers a cancel at once; if it never does, free the slot after the grace period anyway.
     lease.timer = this.o.clock.setTimeout(() => {
       this.dropLease(lease);
-      this.schedulePump('freed');
+      this.schedulePump();
     }, this.o.graceMs ?? 2000);
     this.o.workers
       .sendMessage(lease.workerId, {
@@ -955,7 +890,7 @@ export class Dispatcher {
       'timed_out',
       this.timeoutRetry(lease, 'timed_out'),
     );
-    this.schedulePump('freed');
+    this.schedulePump();
   }
 
   /** Sleeps until the next backed-off task becomes ready. */
