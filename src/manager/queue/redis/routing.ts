@@ -84,12 +84,7 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
       at: now,
       policy: { ...this.options, random: this.random },
     });
-    if (isFinal(t.state)) {
-      this.events.caused(queueName, jobId, 'failed');
-      await this.finish(job, token, t, 'failed').catch(() => undefined);
-      this.events.emit('finished', t);
-      return 'dropped';
-    }
+    if (isFinal(t.state)) return this.endClaimed(job, token, queueName, t);
     if (!served.has(t.capability)) {
       await job.updateData(dataOf(t, starts)).catch((err: unknown) => this.backgroundError(err));
       await job.moveToWait(token).catch((err: unknown) => this.backgroundError(err));
@@ -107,12 +102,8 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
     }
     if (t.state === 'assigned' || t.state === 'running') {
       // The previous lease died with its lock (its manager stopped renewing): that attempt is lost.
-      if (!loseAttempt(t, now, { ...this.options, random: this.random })) {
-        this.events.caused(queueName, jobId, 'failed');
-        await this.finish(job, token, t, 'failed').catch(() => undefined);
-        this.events.emit('finished', t);
-        return 'dropped';
-      }
+      if (!loseAttempt(t, now, { ...this.options, random: this.random }))
+        return this.endClaimed(job, token, queueName, t);
     }
     if (t.sessionId !== undefined) {
       const [outcome, holder = ''] = (await BIND_SESSION.run(
@@ -137,10 +128,7 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
       }
       if (outcome === 'lost') {
         failLostSession(t, sessionLostError(t.sessionId, holder), now);
-        this.events.caused(queueName, jobId, 'failed');
-        await this.finish(job, token, t, 'failed').catch(() => undefined);
-        this.events.emit('finished', t);
-        return 'dropped';
+        return this.endClaimed(job, token, queueName, t);
       }
     }
     this.events.claimedHere(queueName, jobId, t);
@@ -152,6 +140,14 @@ export abstract class RedisQueueRouting extends RedisQueueCore {
     this.held.set(t.id, { queue: queueName, job, token, task: t, starts });
     this.events.emit('claimed', t);
     return copyTask(t);
+  }
+
+  /** Finishes a job this claim took as `failed` with its final record `t` (the task ends without running). */
+  private async endClaimed(job: Job, token: string, queueName: string, t: TaskRecord): Promise<'dropped'> {
+    this.events.caused(queueName, job.id ?? '', 'failed');
+    await this.finish(job, token, t, 'failed').catch(() => undefined);
+    this.events.emit('finished', t);
+    return 'dropped';
   }
 
   /**
