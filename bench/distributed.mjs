@@ -146,6 +146,24 @@ function cpuMeter(groups) {
   };
 }
 
+/**
+ * Starts counting, per process group, the CPU (ms) and the write syscalls its processes spend: a group is
+ * 'self' (this process), a list of pids, or undefined (not measured in this run). The returned function
+ * gives both since the start.
+ */
+function processMeter(groups) {
+  const each = (self, sum) =>
+    Object.fromEntries(
+      Object.entries(groups).map(([k, g]) => [
+        k,
+        g === 'self' ? self : Array.isArray(g) ? sum(g) : () => undefined,
+      ]),
+    );
+  const spent = cpuMeter(each(selfCpuMs, sumCpu));
+  const wrote = cpuMeter(each(selfWrites, sumWrites));
+  return () => ({ cpu: spent(), writes: wrote() });
+}
+
 const agent = new Agent({ keepAlive: true, maxSockets: 128 });
 function postJson(url, body) {
   return new Promise((resolve, reject) => {
@@ -212,17 +230,11 @@ async function fleetRun() {
   }
   const ids = Array.from({ length: tasks }, (_, i) => `bench-${i}`);
   const redis = await redisPid();
-  const spent = cpuMeter({
-    'load generator': selfCpuMs,
-    managers: sumCpu(procs.slice(0, 2).map((p) => p.pid)),
-    workers: sumCpu(procs.slice(2).map((p) => p.pid)),
-    redis: () => (redis ? cpuMs(redis) : undefined),
-  });
-  const wrote = cpuMeter({
-    'load generator': selfWrites,
-    managers: sumWrites(procs.slice(0, 2).map((p) => p.pid)),
-    workers: sumWrites(procs.slice(2).map((p) => p.pid)),
-    redis: () => (redis ? writeCalls(redis) : undefined),
+  const measured = processMeter({
+    'load generator': 'self',
+    managers: procs.slice(0, 2).map((p) => p.pid),
+    workers: procs.slice(2).map((p) => p.pid),
+    redis: redis ? [redis] : undefined,
   });
   const commands = await commandMeter();
   const t0 = performance.now();
@@ -238,8 +250,7 @@ async function fleetRun() {
     if (task.state !== 'succeeded') throw new Error(`${id} ended ${task.state}`);
   });
   const rate = tasks / ((performance.now() - t0) / 1000);
-  const cpu = spent();
-  const writes = wrote();
+  const { cpu, writes } = measured();
   const cmds = await commands();
   const channel = await channelPhase(managers, redis);
   rmSync(dir, { recursive: true, force: true });
@@ -261,17 +272,11 @@ async function channelPhase(managers, redis) {
   const clients = managers.map((url) => new FleetClient({ url, channel: 'websocket' }));
   try {
     await Promise.all(clients.map((c) => c.execute('echo', {}))); // connects the channels
-    const spent = cpuMeter({
-      'load generator': selfCpuMs,
-      managers: sumCpu(procs.slice(0, 2).map((p) => p.pid)),
-      workers: sumCpu(procs.slice(2, 6).map((p) => p.pid)),
-      redis: () => (redis ? cpuMs(redis) : undefined),
-    });
-    const wrote = cpuMeter({
-      'load generator': selfWrites,
-      managers: sumWrites(procs.slice(0, 2).map((p) => p.pid)),
-      workers: sumWrites(procs.slice(2, 6).map((p) => p.pid)),
-      redis: () => (redis ? writeCalls(redis) : undefined),
+    const measured = processMeter({
+      'load generator': 'self',
+      managers: procs.slice(0, 2).map((p) => p.pid),
+      workers: procs.slice(2, 6).map((p) => p.pid),
+      redis: redis ? [redis] : undefined,
     });
     const commands = await commandMeter();
     const ids = Array.from({ length: tasks }, (_, i) => i);
@@ -281,7 +286,7 @@ async function channelPhase(managers, redis) {
       if (task.state !== 'succeeded') throw new Error(`${task.id} ended ${task.state}`);
     });
     const rate = tasks / ((performance.now() - t0) / 1000);
-    return { rate, cpu: spent(), writes: wrote(), cmds: await commands() };
+    return { rate, ...measured(), cmds: await commands() };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }
@@ -330,18 +335,12 @@ async function inProcessRun() {
     }
     const ids = Array.from({ length: tasks }, (_, i) => `one-${i}`);
     const redis = await redisPid();
-    const spent = cpuMeter({
-      'load generator': () => undefined,
+    const measured = processMeter({
+      'load generator': undefined,
       // Managers, workers and the submitting code share this process.
-      managers: selfCpuMs,
-      workers: () => undefined,
-      redis: () => (redis ? cpuMs(redis) : undefined),
-    });
-    const wrote = cpuMeter({
-      'load generator': () => undefined,
-      managers: selfWrites,
-      workers: () => undefined,
-      redis: () => (redis ? writeCalls(redis) : undefined),
+      managers: 'self',
+      workers: undefined,
+      redis: redis ? [redis] : undefined,
     });
     const commands = await commandMeter();
     const t0 = performance.now();
@@ -351,9 +350,7 @@ async function inProcessRun() {
       if (task.state !== 'succeeded') throw new Error(`${id} ended ${task.state}`);
     });
     const rate = tasks / ((performance.now() - t0) / 1000);
-    const cpu = spent();
-    const writes = wrote();
-    return { rate, cpu, cmds: await commands(), writes };
+    return { rate, ...measured(), cmds: await commands() };
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
@@ -386,17 +383,11 @@ async function bullProcessesRun() {
   }
   await Promise.all(workers.map((w) => waitMessage(w, (m) => m.ready)));
   const redis = await redisPid();
-  const spent = cpuMeter({
-    'load generator': () => 0, // the client reports its own, below
-    managers: () => undefined,
-    workers: sumCpu(workers.map((w) => w.pid)),
-    redis: () => (redis ? cpuMs(redis) : undefined),
-  });
-  const wrote = cpuMeter({
-    'load generator': () => 0,
-    managers: () => undefined,
-    workers: sumWrites(workers.map((w) => w.pid)),
-    redis: () => (redis ? writeCalls(redis) : undefined),
+  const measured = processMeter({
+    'load generator': undefined, // the client reports its own, below
+    managers: undefined,
+    workers: workers.map((w) => w.pid),
+    redis: redis ? [redis] : undefined,
   });
   const commands = await commandMeter();
   const out = await new Promise((res, rej) => {
@@ -424,9 +415,8 @@ async function bullProcessesRun() {
         : rej(new Error(`bullmq client exited ${code}`)),
     );
   });
-  const cpu = spent();
+  const { cpu, writes } = measured();
   cpu['load generator'] = out.cpuMs;
-  const writes = wrote();
   writes['load generator'] = out.writes;
   const cmds = await commands();
   await Promise.all(workers.map((w) => new Promise((resolve) => (w.once('exit', resolve), w.send('stop')))));
@@ -440,18 +430,12 @@ async function bullRun() {
   let finish;
   const all = new Promise((r) => (finish = r));
   const redis = await redisPid();
-  const spent = cpuMeter({
-    'load generator': () => undefined,
-    managers: () => undefined,
+  const measured = processMeter({
+    'load generator': undefined,
+    managers: undefined,
     // The Queue that adds and the Worker that runs the jobs share this process.
-    workers: selfCpuMs,
-    redis: () => (redis ? cpuMs(redis) : undefined),
-  });
-  const wrote = cpuMeter({
-    'load generator': () => undefined,
-    managers: () => undefined,
-    workers: selfWrites,
-    redis: () => (redis ? writeCalls(redis) : undefined),
+    workers: 'self',
+    redis: redis ? [redis] : undefined,
   });
   const commands = await commandMeter();
   const t0 = performance.now();
@@ -468,8 +452,7 @@ async function bullRun() {
   }
   await all;
   const rate = tasks / ((performance.now() - t0) / 1000);
-  const cpu = spent();
-  const writes = wrote();
+  const { cpu, writes } = measured();
   const cmds = await commands();
   await w.close();
   await q.close();
