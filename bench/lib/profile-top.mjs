@@ -1,7 +1,7 @@
 // Summarizes V8 .cpuprofile files (from `node --cpu-prof`, e.g. bench/manager.mjs or bench/mcp.mjs
 // --cpu-prof DIR, BENCH_CPU_PROF=DIR for bench/distributed.mjs): where the milliseconds go, summed over the
-// files given. Three top-N tables: self time by function, total (inclusive) time by function and by module,
-// each counted once per sample however deep it recurses. Shares are of the time not idle; the profile
+// files given. Four top-N tables: self time by function, total (inclusive) time by function and by module,
+// each counted once per sample however deep it recurses, and self time by module (these add up to the whole). Shares are of the time not idle; the profile
 // samples wall time, so idle is printed apart.
 // --skip-ms N leaves out each profile's first N ms, so a process's start-up (module loading, compiling)
 // does not crowd out the steady state a bench measures.
@@ -37,6 +37,7 @@ const moduleName = (cf) => {
 };
 
 const self = new Map();
+const selfByModule = new Map();
 const totalByFn = new Map();
 const totalByModule = new Map();
 let busy = 0;
@@ -62,6 +63,7 @@ for (const file of args) {
     }
     busy += us;
     add(self, fnName(node.callFrame), us);
+    add(selfByModule, moduleName(node.callFrame), us);
     const seenFn = new Set();
     const seenModule = new Set();
     for (let at = id; at !== undefined; at = parent.get(at)) {
@@ -87,5 +89,5 @@ const rows = (map) =>
 console.log(
   `${args.length} profile(s): ${(busy / 1000).toFixed(0)} ms not idle, ${(idle / 1000).toFixed(0)} ms idle\n` +
     `\nself time by function\n${rows(self)}\n\ntotal time by function\n${rows(totalByFn)}` +
-    `\n\ntotal time by module\n${rows(totalByModule)}`,
+    `\n\ntotal time by module\n${rows(totalByModule)}\n\nself time by module\n${rows(selfByModule)}`,
 );

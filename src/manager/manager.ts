@@ -22,6 +22,7 @@ import {
   type RegisterWorkerConfig,
 } from './discovery/discovery.js';
 import { Dispatcher, type ProgressEvent } from './dispatch/dispatcher.js';
+import { FinalWaiters, type FinalWaiter } from './final-waiters.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { ManagerMetrics } from './metrics/manager-metrics.js';
 import { OperatorEventLog, type OperatorEvent } from './operator-events.js';
@@ -143,7 +144,7 @@ export class WorkerManager {
   /** The status each worker's last `updated` event showed, for subscribers of status changes only. */
   private readonly publishedStatus = new Map<string, WorkerStatus>();
   private readonly discovery: WorkerDiscovery;
-  private readonly finalWaiters = new Map<string, Set<(task: TaskRecord) => void>>();
+  private readonly finalWaiters = new FinalWaiters();
   private capabilityIndex: { byType: Map<string, string[]>; known: Set<string> } | undefined;
   /** Per worker, the capability list the index was last rebuilt for (by identity). */
   private readonly indexedCapabilities = new Map<string, readonly string[]>();
@@ -265,9 +266,7 @@ export class WorkerManager {
     });
     this.unsubscribers.push(
       this.queue.subscribe((event) => {
-        if (isFinal(event.task.state)) {
-          for (const waiter of [...(this.finalWaiters.get(event.task.id) ?? [])]) waiter(event.task);
-        }
+        if (isFinal(event.task.state)) this.finalWaiters.settle(event.task);
         if (this.wants('task')) this.publish({ type: 'task', event } satisfies ManagerEvent);
       }),
       this.registry.subscribe((e) => {
@@ -569,6 +568,7 @@ export class WorkerManager {
     this.shutdownController.abort(this.shutdownError());
     for (const release of [...this.shutdownWaiters]) release();
     this.shutdownWaiters.clear();
+    this.finalWaiters.failAll(() => this.shutdownError());
     this.dispatcher.pause();
     const started = this.clock.now();
     this.logger.info(
@@ -613,22 +613,25 @@ export class WorkerManager {
     id: string,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<TaskRecord> {
+    if (this.isShuttingDown) throw this.shutdownError();
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: TimerHandle | undefined;
       let done = false;
       const finish = (fn: () => void) => {
         if (done) return;
         done = true;
-        unsubscribe();
+        this.finalWaiters.remove(id, waiter);
         timer?.cancel();
         options.signal?.removeEventListener('abort', onAbort);
-        stopWatchingShutdown();
         fn();
       };
+      const waiter: FinalWaiter = {
+        final: (task) => finish(() => resolve(task)),
+        fail: (err) => finish(() => reject(err)),
+      };
       const onAbort = () => finish(() => reject(new FleetError('cancelled', 'wait aborted')));
-      let stopWatchingShutdown: () => void = () => undefined;
-      // Subscribed before the read, so a task finishing in between is not missed and one read is enough.
-      const unsubscribe = this.onFinal(id, (task) => finish(() => resolve(task)));
+      // Waiting before the read, so a task finishing in between is not missed and one read is enough.
+      this.finalWaiters.add(id, waiter);
       this.getTask(id).then(
         (t) => {
           if (isFinal(t.state)) finish(() => resolve(t));
@@ -644,7 +647,6 @@ export class WorkerManager {
       }
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
-      stopWatchingShutdown = this.onShutdown(() => finish(() => reject(this.shutdownError())));
     });
   }
 
@@ -653,56 +655,87 @@ export class WorkerManager {
    * is in place before the task exists, so a new task needs no read to learn that it finished, however
    * fast that happens. `timeoutMs` defaults to what the task's own attempts could take; when it passes,
    * the task comes back in its current state.
+   *
+   * Not an async function: the promise it returns is the one the waiter settles, so a caller's `then` runs
+   * in the microtask the final event is handled in (an `await` chain added two; submit-route.ts).
    */
-  async submitAndWait(
+  submitAndWait(
     input: unknown,
     options: { timeoutMs?: number } = {},
   ): Promise<{ task: TaskRecord; created: boolean }> {
-    const given = typeof input === 'object' && input !== null && !Array.isArray(input);
-    const submission = given && !('id' in input) ? { ...input, id: randomUUID() } : input;
-    const id = given ? (submission as { id?: unknown }).id : undefined;
-    // One promise settled by whichever comes first: the final state, the time limit (undefined: read the
-    // task as it is), or a graceful stop.
-    let settle!: (task: TaskRecord | undefined) => void;
-    let fail!: (err: FleetError) => void;
-    const outcome = new Promise<TaskRecord | undefined>((resolve, reject) => {
-      settle = resolve;
-      fail = reject;
-    });
-    const unsubscribe = typeof id === 'string' ? this.onFinal(id, settle) : () => undefined;
-    let timer: TimerHandle | undefined;
-    let stopWatchingShutdown: (() => void) | undefined;
+    let submission: TaskSubmission;
     try {
-      const { task, created } = await this.submit(submission);
-      const limit = options.timeoutMs ?? defaultWaitMs(task);
-      if (!created || task.id !== id) {
-        // An existing task (same id or idempotency key) may have finished long ago: read it first.
-        unsubscribe();
-        return { task: await this.waitForTask(task.id, { timeoutMs: limit }), created };
-      }
-      timer = this.clock.setTimeout(() => settle(undefined), limit);
-      stopWatchingShutdown = this.onShutdown(() => fail(this.shutdownError()));
-      const done = await outcome;
-      return { task: done ?? (await this.getTask(task.id)), created };
-    } finally {
-      timer?.cancel();
-      unsubscribe();
-      stopWatchingShutdown?.();
+      this.assertAccepting();
+      submission = this.validateSubmission(input);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-  }
-
-  /**
-   * Calls `listener` when the task reaches a final state. Waiters are indexed by task id behind one queue
-   * subscription, so thousands of waiting callers cost nothing per event.
-   */
-  private onFinal(id: string, listener: (task: TaskRecord) => void): () => void {
-    let set = this.finalWaiters.get(id);
-    if (!set) this.finalWaiters.set(id, (set = new Set()));
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.finalWaiters.get(id) === set) this.finalWaiters.delete(id);
-    };
+    // The id is known before the task exists, so the waiter can be in place first. `validateSubmission`
+    // returns its own copy unless it was handed one it had already parsed: that one is not changed.
+    const id = submission.id ?? randomUUID();
+    if (submission.id === undefined) {
+      if (submission === input) submission = { ...submission, id };
+      else submission.id = id;
+    }
+    return new Promise((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      /** Whether the store made a new task; undefined until it answered. */
+      let created: boolean | undefined;
+      /** The task reached its final state before the store answered (a session already lost). */
+      let early: TaskRecord | undefined;
+      let done = false;
+      const end = () => {
+        done = true;
+        timer?.cancel();
+      };
+      const waiter: FinalWaiter = {
+        final: (task) => {
+          if (created === undefined) early = task;
+          else {
+            end();
+            resolve({ task, created });
+          }
+        },
+        fail: (err) => {
+          end();
+          reject(err);
+        },
+      };
+      this.finalWaiters.add(id, waiter);
+      this.queue.submit(submission).then(
+        (submitted) => {
+          if (done) return;
+          created = submitted.created;
+          if (early) {
+            end();
+            resolve({ task: early, created });
+            return;
+          }
+          const limit = options.timeoutMs ?? defaultWaitMs(submitted.task);
+          if (!created) {
+            // An existing task (same id or idempotency key) may have finished long ago: read it first.
+            end();
+            this.finalWaiters.remove(id, waiter);
+            this.waitForTask(submitted.task.id, { timeoutMs: limit }).then(
+              (task) => resolve({ task, created: false }),
+              reject,
+            );
+            return;
+          }
+          timer = this.clock.setTimeout(() => {
+            end();
+            this.finalWaiters.remove(id, waiter);
+            this.getTask(id).then((task) => resolve({ task, created: true }), reject);
+          }, limit);
+        },
+        (err: Error) => {
+          if (done) return;
+          end();
+          this.finalWaiters.remove(id, waiter);
+          reject(err);
+        },
+      );
+    });
   }
 
   cancelTask(id: string, reason?: string): Promise<TaskRecord> {

@@ -462,6 +462,11 @@ export class Dispatcher {
       this.pumpAgain = true;
       return;
     }
+    // Nothing waits (a store that knows at once): no claim could find a task, no backoff needs a wake-up.
+    if (this.o.queue.hasQueued?.() === false) {
+      this.readyHint = 0;
+      return;
+    }
     this.pumping = true;
     try {
       do {
@@ -538,6 +543,7 @@ export class Dispatcher {
     // No task expected (a freed slot, a backlog left from before): the first claim already probes.
     let probing = readyHint <= 0;
     for (;;) {
+      if (this.o.queue.hasQueued?.() === false) return;
       const reserved: LiveWorker[] = [];
       // One candidate list per round; a reserved slot raises its candidate's count, as in distributeTasks.
       const candidates: Candidate[] = [];

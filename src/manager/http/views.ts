@@ -3,11 +3,16 @@ import type { TaskRecord } from '../queue/task.js';
 import { loadByType } from '../registry/fleet-load.js';
 import type { WorkerStatusView } from '../registry/worker-registry.js';
 
+/**
+ * What a client may see of a task: everything but the lease tokens. Every caller serializes the result as
+ * JSON, so a token is overwritten with `undefined` (which JSON leaves out) instead of taken out with object
+ * rest, whose copy cost several times a spread's on every answer.
+ */
 export function publicTask(task: TaskRecord): Record<string, unknown> {
-  const { leaseToken: _lease, attempts, ...rest } = task;
   return {
-    ...rest,
-    attempts: attempts.map(({ leaseToken: _l, ...a }) => a),
+    ...task,
+    leaseToken: undefined,
+    attempts: task.attempts.map(publicAttempt),
     ...(task.artifacts
       ? {
           artifacts: task.artifacts.map((a) => ({
@@ -18,6 +23,8 @@ export function publicTask(task: TaskRecord): Record<string, unknown> {
       : {}),
   };
 }
+
+const publicAttempt = (a: TaskRecord['attempts'][number]) => ({ ...a, leaseToken: undefined });
 
 /** Per worker type: `online` counts workers up (online or busy); capacity as registry/fleet-load.ts defines it. */
 export function summarize(workers: WorkerStatusView[]) {

@@ -104,8 +104,8 @@ export class MemoryTaskQueue implements TaskQueue {
     const entry: Entry = { task: record, created: ++this.sequence, queued: 0, heapIndex: -1 };
     this.live.set(record.id, entry);
     if (record.idempotencyKey !== undefined) this.byIdempotencyKey.set(record.idempotencyKey, record.id);
-    if (this.enqueue(entry, now)) this.emit('submitted', entry);
-    return { task: copyTask(record), created: true };
+    const task = this.enqueue(entry, now) ? this.emit('submitted', entry) : copyTask(record);
+    return { task, created: true };
   }
 
   async get(id: string): Promise<TaskRecord | undefined> {
@@ -181,8 +181,7 @@ export class MemoryTaskQueue implements TaskQueue {
       }
       this.countQueued(t.capability, -1);
       assignTask(t, workerId, randomUUID(), now);
-      this.emit('claimed', best);
-      return copyTask(t);
+      return this.emit('claimed', best);
     }
   }
 
@@ -218,8 +217,7 @@ export class MemoryTaskQueue implements TaskQueue {
     this.assertOpen();
     const entry = this.leased(id, leaseToken);
     const event = markTaskRunning(entry.task, progress, this.now());
-    if (event) this.emit(event, entry);
-    return copyTask(entry.task);
+    return event ? this.emit(event, entry) : copyTask(entry.task);
   }
 
   async complete(
@@ -232,8 +230,7 @@ export class MemoryTaskQueue implements TaskQueue {
     const entry = this.leased(id, leaseToken);
     completeTask(entry.task, output, artifacts, this.now());
     this.finish(entry);
-    this.emit('finished', entry);
-    return copyTask(entry.task);
+    return this.emit('finished', entry);
   }
 
   async fail(id: string, leaseToken: string, error: ErrorBody, options: FailOptions): Promise<TaskRecord> {
@@ -242,12 +239,11 @@ export class MemoryTaskQueue implements TaskQueue {
     const now = this.now();
     const decision = failTask(entry.task, error, options, { ...this.options, random: this.random }, now);
     if (decision.kind === 'retry') {
-      if (this.enqueue(entry, now)) this.emit('retrying', entry);
-    } else {
-      this.finish(entry);
-      this.emit('finished', entry);
+      if (this.enqueue(entry, now)) return this.emit('retrying', entry);
+      return copyTask(entry.task);
     }
-    return copyTask(entry.task);
+    this.finish(entry);
+    return this.emit('finished', entry);
   }
 
   async adopt(id: string, leaseToken: string, workerId: string): Promise<TaskRecord> {
@@ -274,8 +270,7 @@ export class MemoryTaskQueue implements TaskQueue {
     if (entry.task.state === 'queued') this.dequeue(entry);
     cancelTask(entry.task, reason, this.now());
     this.finish(entry);
-    this.emit('finished', entry);
-    return copyTask(entry.task);
+    return this.emit('finished', entry);
   }
 
   async retry(id: string): Promise<TaskRecord> {
@@ -288,13 +283,16 @@ export class MemoryTaskQueue implements TaskQueue {
     this.finished.delete(id);
     this.live.set(id, entry);
     resetForRetry(entry.task, now);
-    if (this.enqueue(entry, now)) this.emit('retrying', entry);
-    return copyTask(entry.task);
+    return this.enqueue(entry, now) ? this.emit('retrying', entry) : copyTask(entry.task);
   }
 
   async depth(capability?: string): Promise<number> {
     this.assertOpen();
     return capability === undefined ? this.queuedTotal : (this.queuedPerCapability.get(capability) ?? 0);
+  }
+
+  hasQueued(): boolean {
+    return this.queuedTotal > 0;
   }
 
   async nextReadyAt(): Promise<number | undefined> {
@@ -466,9 +464,15 @@ export class MemoryTaskQueue implements TaskQueue {
     }
   }
 
-  private emit(kind: TaskEvent['kind'], entry: Entry): void {
-    if (this.listeners.size === 0) return;
-    const event: TaskEvent = { kind, task: copyTask(entry.task) };
+  /**
+   * Announces the entry's new state and returns the snapshot the listeners got, which the calling method
+   * returns too: one copy per change, not one for the listeners and one for the caller (neither may change
+   * it; see task-queue.ts).
+   */
+  private emit(kind: TaskEvent['kind'], entry: Entry): TaskRecord {
+    const task = copyTask(entry.task);
+    if (this.listeners.size === 0) return task;
+    const event: TaskEvent = { kind, task };
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -476,5 +480,6 @@ export class MemoryTaskQueue implements TaskQueue {
         // A listener's bug must not undo or block a state change that has already happened.
       }
     }
+    return task;
   }
 }

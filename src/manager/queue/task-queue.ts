@@ -17,6 +17,10 @@
  * any later one, fail `session_lost`, unless submitted with `session: "create-if-missing"`. A binding lasts
  * as long as the worker remembers the session past its last claim (`ClaimOptions.sessionKeepMs`), then it
  * is forgotten, so the table holds only sessions in use.
+ *
+ * A record a store hands out, returned or in an event, is a snapshot the store never changes afterwards, and
+ * neither may its receiver: one snapshot may be both a method's result and its event's task, which every
+ * listener shares.
  */
 import { FleetError } from '../../protocol/errors.js';
 import type { ErrorBody } from '../../protocol/messages.js';
@@ -154,6 +158,12 @@ export interface TaskQueue {
   retry(id: string): Promise<TaskRecord>;
   /** Waiting tasks (queued), optionally for one capability. */
   depth(capability?: string): Promise<number>;
+  /**
+   * Whether any task waits here (ready, pinned to a worker or in backoff), answered at once by a store that
+   * alone knows: the memory store. The dispatcher then skips the claims that would find nothing (after each
+   * result, and the probe after each claim). A store other processes add to leaves it out.
+   */
+  hasQueued?(): boolean;
   /** Earliest notBefore among queued tasks in the future, so the dispatcher can sleep until then. */
   nextReadyAt(): Promise<number | undefined>;
   /** Subscribes to changes; returns the unsubscribe function. */

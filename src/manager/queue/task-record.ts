@@ -10,23 +10,27 @@ import type { TaskQueueOptions } from './task-queue.js';
 
 export type ParsedSubmission = z.output<typeof TaskSubmissionSchema>;
 
-/** Submissions `parseSubmission` has checked: a store handed one does not parse it again. */
-const parsedSubmissions = new WeakSet<object>();
+/**
+ * The submission `parseSubmission` checked last: the manager parses at its edge and hands the result straight
+ * to its store, which then need not parse it again. One slot, not a set of every parsed object: a WeakSet's
+ * `add` and `has` were a measurable part of a no-op task's cost in the manager. A submission that is not in
+ * the slot any more is parsed again, which is only slower.
+ */
+let lastParsed: object | undefined;
 
 /**
  * The one validation of a submission (`invalid_task` naming the field). The manager calls it at its edge; a
  * store calls it only for a submission that did not come through it (a direct caller of the queue).
  */
 export function parseSubmission(input: unknown): ParsedSubmission {
-  if (typeof input === 'object' && input !== null && parsedSubmissions.has(input))
-    return input as ParsedSubmission;
+  if (input !== undefined && input === lastParsed) return input as ParsedSubmission;
   let data = plainSubmission(input);
   if (!data) {
     const parsed = TaskSubmissionSchema.safeParse(input);
     if (!parsed.success) throw zodToFleetError(parsed.error, 'invalid_task', 'invalid task:');
     data = parsed.data;
   }
-  parsedSubmissions.add(data);
+  lastParsed = data;
   return data;
 }
 

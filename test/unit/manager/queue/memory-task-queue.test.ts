@@ -23,6 +23,31 @@ function setup(overrides: Partial<TaskQueueOptions> = {}) {
 const retryable = { code: 'worker_lost', message: 'gone', retryable: true };
 
 describe('MemoryTaskQueue (fake clock)', () => {
+  it('says whether anything waits: ready, in backoff and pinned to a busy worker all count', async () => {
+    const { queue, clock } = setup();
+    expect(queue.hasQueued()).toBe(false);
+    const { task } = await queue.submit({ capability: 'c' });
+    expect(queue.hasQueued()).toBe(true);
+    const claimed = await queue.claim(['c'], 'w');
+    expect(queue.hasQueued()).toBe(false);
+    // In backoff: the dispatcher must still pump (and set its wake-up) for it.
+    await queue.fail(task.id, claimed!.leaseToken!, retryable, { outcome: 'failed' });
+    expect(queue.hasQueued()).toBe(true);
+    clock.t += 10_000;
+    const again = await queue.claim(['c'], 'w');
+    await queue.complete(task.id, again!.leaseToken!, 'ok');
+    expect(queue.hasQueued()).toBe(false);
+    // A session's second task waits for its worker only: still queued, although no other worker may take it.
+    const first = await queue.submit({ capability: 'c', sessionId: 's' });
+    const held = await queue.claim(['c'], 'w1');
+    expect(held?.id).toBe(first.task.id);
+    await queue.submit({ capability: 'c', sessionId: 's' });
+    expect(await queue.claim(['c'], 'w2')).toBeUndefined();
+    expect(queue.hasQueued()).toBe(true);
+    await queue.cancel((await queue.claim(['c'], 'w1'))!.id);
+    expect(queue.hasQueued()).toBe(false);
+  });
+
   it('holds a failed task back for exactly the backoff, doubling per attempt up to the cap', async () => {
     const { queue, clock } = setup({ defaultMaxAttempts: 5 });
     const { task } = await queue.submit({ capability: 'c' });
