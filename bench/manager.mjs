@@ -131,6 +131,7 @@ async function startFleet(tag) {
   return {
     url,
     cpu,
+    managerPid: manager.pid,
     workerPid: worker.pid,
     async stop() {
       manager.send('stop');
@@ -159,20 +160,39 @@ function procCpu(pid) {
   }
 }
 
+/** Write syscalls another process has made so far (`syscw` of /proc/<pid>/io): each socket write is one. */
+function procWrites(pid) {
+  try {
+    return Number(/syscw:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
+  } catch {
+    return NaN;
+  }
+}
+
 /**
  * One side's figures: seq (p50, p99) and loop (tasks/s) from its client process, and the CPU per task of the
  * client (measured calls only), the broker and the worker process (warm-up calls included) in each phase.
+ * In the sequential phase also the write syscalls per task of each process: every socket write wakes the
+ * process it sends to, so their sum is the hops a round trip takes (the broker's include its replies to
+ * writes that are not on the round trip's path, such as BullMQ's `add` reply).
  */
-async function measure(runPhase, brokerCpu, workerPid) {
+async function measure(runPhase, brokerCpu, workerPid, brokerPid) {
   const cpuAt = async () => ({ broker: await brokerCpu(), worker: procCpu(workerPid) });
   const c0 = await cpuAt();
+  const w0 = { broker: procWrites(brokerPid), worker: procWrites(workerPid) };
   const seq = await runPhase({ phase: 'seq', rounds });
+  const w1 = { broker: procWrites(brokerPid), worker: procWrites(workerPid) };
   const c1 = await cpuAt();
   const loop = await runPhase({ phase: 'loop', tasks, inflight: INFLIGHT });
   const c2 = await cpuAt();
   const per = (a, b, n) => ({ broker: (b.broker - a.broker) / n, worker: (b.worker - a.worker) / n });
   const seqCpu = { client: seq.clientCpu, ...per(c0, c1, rounds + WARM_UP) };
   const loopCpu = { client: loop.clientCpu, ...per(c1, c2, tasks + WARM_UP) };
+  const seqWrites = {
+    client: seq.clientWrites,
+    broker: (w1.broker - w0.broker) / (rounds + WARM_UP),
+    worker: (w1.worker - w0.worker) / (rounds + WARM_UP),
+  };
   return {
     p50: seq.p50,
     p99: seq.p99,
@@ -180,6 +200,7 @@ async function measure(runPhase, brokerCpu, workerPid) {
     cpuPerTask: loopCpu.broker,
     seqCpu,
     loopCpu,
+    seqWrites,
   };
 }
 
@@ -190,7 +211,12 @@ async function fleetRun(mode, i) {
       const c = await f.cpu();
       return c.user + c.system;
     };
-    return await measure((o) => runClient({ mode, url: f.url, token, ...o }), fleetCpu, f.workerPid);
+    return await measure(
+      (o) => runClient({ mode, url: f.url, token, ...o }),
+      fleetCpu,
+      f.workerPid,
+      f.managerPid,
+    );
   } finally {
     await f.stop();
   }
@@ -204,10 +230,12 @@ async function bullRun(i) {
   const r = new Redis(redisUrl);
   try {
     await waitMessage(w, (m) => m.ready);
+    const redisPid = Number(/process_id:(\d+)/.exec(await r.info('server'))?.[1]);
     return await measure(
       (o) => runClient({ mode: 'bullmq', redisUrl, prefix, ...o }),
       () => redisCpu(r),
       w.pid,
+      redisPid,
     );
   } finally {
     w.send('stop');
@@ -352,7 +380,7 @@ const agg = (list) =>
         perSecond: median(list.map((r) => r.perSecond)),
         cpuPerTask: median(list.map((r) => r.cpuPerTask)),
         cpu: Object.fromEntries(
-          ['seqCpu', 'loopCpu'].map((phase) => [
+          ['seqCpu', 'loopCpu', 'seqWrites'].map((phase) => [
             phase,
             Object.fromEntries(
               ['client', 'broker', 'worker'].map((who) => [who, median(list.map((r) => r[phase][who]))]),
@@ -414,6 +442,22 @@ console.log(
   'CPU per task of each process (user + system; the broker and worker figures include the warm-up calls):',
 );
 console.table(cpuTable);
+const writesTable = {};
+for (const [name, s] of [['BullMQ', bull], ...Object.entries(sides)]) {
+  if (!s) continue;
+  const n = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  const w = s.cpu.seqWrites;
+  writesTable[name] = {
+    client: n(w.client),
+    broker: n(w.broker),
+    worker: n(w.worker),
+    'all (socket hops)': n(w.client + w.broker + w.worker),
+  };
+}
+console.log(
+  'Write syscalls per sequential round trip, by process (/proc/<pid>/io; each socket write wakes its reader):',
+);
+console.table(writesTable);
 if (!hasWs) console.log('(this build has no WebSocket client channel: that row is empty)');
 
 const extra = await inProcess();

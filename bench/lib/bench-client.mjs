@@ -82,12 +82,14 @@ if (o.phase === 'seq') {
   for (let i = 0; i < WARM_UP; i++) await side.run(i);
   const times = new Float64Array(o.rounds);
   const cpu0 = process.cpuUsage();
+  const writes0 = writeCalls();
   for (let i = 0; i < o.rounds; i++) {
     const t0 = performance.now();
     await side.run(i);
     times[i] = performance.now() - t0;
   }
   out.clientCpu = cpuPerCall(cpu0, o.rounds);
+  out.clientWrites = (writeCalls() - writes0) / o.rounds;
   times.sort();
   const at = (p) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))];
   out.p50 = at(50);
