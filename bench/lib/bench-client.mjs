@@ -7,6 +7,8 @@
 // and write syscalls it took in all). Not a benchmark itself.
 // argv: one JSON object { mode, phase: 'seq'|'loop', dist, url, token, redisUrl, prefix, rounds, tasks, inflight,
 //   warmUp }. The loop phase also prints the CPU the process spent in it (cpuMs).
+// After its warm-up it prints `{"warm":true}` and waits for a line on stdin (or its end): the parent reads the
+// broker's and worker's counters there, so theirs cover the measured calls only, as the client's own do.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
@@ -21,6 +23,16 @@ const writeCalls = () => {
   }
 };
 const WARM_UP = o.warmUp ?? 2000;
+
+/** Tells the parent the warm-up is over and waits until it has read the other processes' counters. */
+async function warmedUp() {
+  process.stdout.write('{"warm":true}\n');
+  await new Promise((go) => {
+    process.stdin.once('data', go);
+    process.stdin.once('end', go);
+  });
+  process.stdin.pause();
+}
 
 async function fleetSide() {
   const { FleetClient } = await import(pathToFileURL(resolve(o.dist, 'client/fleet-client.js')).href);
@@ -80,6 +92,7 @@ if (o.phase === 'seq') {
   // Warm-up: connections, and the JIT of the broker's own code (a manager is a long-running process, and a fresh
   // one is still optimizing for its first thousand tasks or so; redis-server needs no warming).
   for (let i = 0; i < WARM_UP; i++) await side.run(i);
+  await warmedUp();
   const times = new Float64Array(o.rounds);
   const cpu0 = process.cpuUsage();
   const writes0 = writeCalls();
@@ -96,6 +109,7 @@ if (o.phase === 'seq') {
   out.p99 = at(99);
 } else {
   for (let i = 0; i < WARM_UP; i++) await side.run(i); // warm-up
+  await warmedUp();
   let next = 0;
   const cpu0 = process.cpuUsage();
   const writes0 = writeCalls();
