@@ -11,7 +11,7 @@
 //
 // Build first (`npm run build`), then
 //   node bench/manager.mjs [--rounds 2000] [--tasks 20000] [--repeat 1] [--rss 100000] [--dist dist]
-//                          [--cpu-prof DIR] [--only http,ws,bullmq] [--skip-failure] [--skip-rss]
+//                          [--cpu-prof DIR] [--only http,ws,bullmq,floor] [--skip-failure] [--skip-rss]
 // --dist runs another build (e.g. an older commit's) in the same conditions; --cpu-prof writes V8 profiles
 // of the manager and worker processes (both phases) and of each client process. REDIS_URL picks the Redis.
 import { fork, spawn } from 'node:child_process';
@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
     repeat: { type: 'string', default: '1' },
     rss: { type: 'string', default: '100000' },
     dist: { type: 'string', default: 'dist' },
-    only: { type: 'string', default: 'http,ws,bullmq' },
+    only: { type: 'string', default: 'http,ws,bullmq,floor' },
     'cpu-prof': { type: 'string' },
     'skip-failure': { type: 'boolean', default: false },
     'skip-rss': { type: 'boolean', default: false },
@@ -241,6 +241,34 @@ async function fleetRun(mode, i) {
   }
 }
 
+/**
+ * The floor: the channel's three processes and four hops with no Fleet code (lib/ws-relay.mjs), each frame
+ * passed on as it came. Its p50 is what any Node broker on this path starts from.
+ */
+async function floorRun() {
+  const relay = (role, o) =>
+    fork(here('./lib/ws-relay.mjs'), [role, JSON.stringify(o)], {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+  const worker = relay('worker', {});
+  const { port: workerPort } = await waitMessage(worker, (m) => m.port);
+  const broker = relay('broker', { workerPort });
+  const { port: brokerPort } = await waitMessage(broker, (m) => m.port);
+  try {
+    const client = relay('client', { brokerPort, rounds, warmUp: WARM_UP });
+    let out = '';
+    client.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((r) => client.once('exit', r));
+    if (code !== 0) throw new Error(`relay client exited ${code}`);
+    return JSON.parse(out.trim().split('\n').pop());
+  } finally {
+    for (const p of [broker, worker]) {
+      p.kill('SIGKILL');
+      await new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)));
+    }
+  }
+}
+
 async function bullRun(i) {
   const prefix = `fleet-bench-${randomUUID().slice(0, 8)}`;
   const w = fork(here('./lib/bench-bull-worker.mjs'), [redisUrl, prefix, 'bench', String(INFLIGHT)], {
@@ -397,12 +425,13 @@ async function rssGrowth(n) {
 }
 
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const runs = { http: [], ws: [], bullmq: [] };
+const runs = { http: [], ws: [], bullmq: [], floor: [] };
 for (let i = 0; i < repeat; i++) {
   // Interleaved, so a noisy neighbour on the shared machine hits every side alike.
   if (only.has('bullmq')) runs.bullmq.push(await bullRun(i));
   if (only.has('http')) runs.http.push(await fleetRun('fleet-http', i));
   if (only.has('ws') && hasWs) runs.ws.push(await fleetRun('fleet-ws', i));
+  if (only.has('floor')) runs.floor.push(await floorRun());
 }
 const agg = (list) =>
   list.length
@@ -488,6 +517,17 @@ console.log(
   'Write syscalls per sequential round trip, by process (/proc/<pid>/io; each socket write wakes its reader):',
 );
 console.table(writesTable);
+if (runs.floor.length) {
+  const floor = {
+    p50: median(runs.floor.map((r) => r.p50)),
+    writes: median(runs.floor.map((r) => r.writes)),
+  };
+  console.log(
+    `floor: the same three processes and four hops over \`ws\` with no Fleet code (lib/ws-relay.mjs): p50 ` +
+      `${ms(floor.p50)} (${ratio(floor.p50, bull?.p50)} BullMQ's; the channel's aim is 0.5×), ` +
+      `client writes per round trip ${floor.writes.toFixed(2)}`,
+  );
+}
 if (!hasWs) console.log('(this build has no WebSocket client channel: that row is empty)');
 
 const extra = await inProcess();

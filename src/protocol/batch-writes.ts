@@ -3,6 +3,11 @@
  * syscall when the loop reaches its check phase. Under load a manager hands out many tasks per turn (and a
  * worker or a client channel answers many): one writev, and one wake-up of the peer, per frame was the
  * largest single cost of a no-op task (docs/performance.md).
+ *
+ * The first frame of a turn goes out at once; only the frames after it wait. A lone frame — every frame of
+ * a sequential round trip — then leaves before the rest of its turn's work (the state change and events
+ * after a dispatch, the metrics after a result) instead of after it, which is the turn's share of the round
+ * trip (docs/performance.md, "Fourth pass"). A burst still costs two writes, not one per frame.
  */
 import type { WebSocket } from 'ws';
 
@@ -12,6 +17,8 @@ interface Corkable {
 }
 
 const corked = new WeakSet<Corkable>();
+/** Sockets that wrote a frame at once in this turn: their next frames in the turn wait to go out together. */
+const wrote = new WeakSet<Corkable>();
 
 export function batchWritesThisTurn(ws: WebSocket): void {
   // ws keeps the net.Socket private; without it (another WebSocket implementation) frames go out one by one.
@@ -19,6 +26,11 @@ export function batchWritesThisTurn(ws: WebSocket): void {
   if (typeof raw?.cork !== 'function' || typeof raw.uncork !== 'function') return;
   const socket = raw as Corkable;
   if (corked.has(socket)) return;
+  if (!wrote.has(socket)) {
+    wrote.add(socket);
+    setImmediate(() => wrote.delete(socket));
+    return;
+  }
   corked.add(socket);
   socket.cork();
   setImmediate(() => {

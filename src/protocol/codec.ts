@@ -44,12 +44,15 @@ export function deserialize<S extends z.ZodType>(
       }),
     };
   }
+  // A Buffer is read in place: Buffer.from(buffer) would copy it first.
   const text =
     typeof frame === 'string'
       ? frame
       : Array.isArray(frame)
         ? Buffer.concat(frame).toString('utf8')
-        : Buffer.from(frame as ArrayBuffer).toString('utf8');
+        : Buffer.isBuffer(frame)
+          ? frame.toString('utf8')
+          : Buffer.from(frame).toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

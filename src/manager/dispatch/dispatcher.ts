@@ -640,10 +640,10 @@ export class Dispatcher {
     if (!set) this.leasesByWorker.set(worker.workerId, (set = new Set()));
     set.add(task.id);
     worker.inFlight += 1;
-    this.o.metrics?.observeWait(task, now);
-    this.countReexecution(task);
     try {
-      await this.o.workers.sendMessage(worker.workerId, {
+      // The frame is written first (at once when it is the first of its turn: batch-writes.ts), the
+      // bookkeeping after it, so a lone task's frame does not wait for the metrics.
+      const sent = this.o.workers.sendMessage(worker.workerId, {
         type: 'task.assign',
         taskId: task.id,
         attempt: task.attempt,
@@ -654,6 +654,9 @@ export class Dispatcher {
         timeoutMs: task.timeoutMs,
         ...(task.sessionId ? { sessionId: task.sessionId } : {}),
       });
+      this.o.metrics?.observeWait(task, now);
+      this.countReexecution(task);
+      await sent;
       this.o.metrics?.observeDispatchLatency(now, this.o.clock.now());
       await this.o.queue.markRunning(task.id, leaseToken).catch(() => undefined);
     } catch (err) {

@@ -70,7 +70,13 @@ interface Connection {
 interface RunningTask {
   assign: TaskAssign;
   connection: Connection;
-  controller: AbortController;
+  /**
+   * Made when the handler first reads its signal: an AbortController costs a no-op task more than the rest
+   * of its turn here (docs/performance.md, "Fourth pass"), and most handlers that finish at once never look.
+   */
+  controller: AbortController | undefined;
+  /** Why the task was stopped, for a signal made after it was (it is made aborted). */
+  abortReason: FleetError | undefined;
   coalescer: ProgressCoalescer;
   startedAt: number;
   timer: NodeJS.Timeout | undefined;
@@ -435,11 +441,11 @@ export class WorkerRuntime {
     payload: unknown,
     startedAt: number,
   ): void {
-    const controller = new AbortController();
     const task: RunningTask = {
       assign,
       connection,
-      controller,
+      controller: undefined,
+      abortReason: undefined,
       startedAt,
       timer: undefined,
       answered: false,
@@ -475,7 +481,13 @@ export class WorkerRuntime {
       attempt: assign.attempt,
       capability: assign.capability,
       sessionId: assign.sessionId,
-      signal: controller.signal,
+      get signal(): AbortSignal {
+        if (!task.controller) {
+          task.controller = new AbortController();
+          if (task.abortReason) task.controller.abort(task.abortReason);
+        }
+        return task.controller.signal;
+      },
       deadline: startedAt + assign.timeoutMs,
       progress: (update) => task.coalescer.push(update),
       get logger(): Logger {
@@ -572,9 +584,15 @@ export class WorkerRuntime {
     );
   }
 
+  /** Tells the handler to stop: through its signal if it has read it, else through the signal it will read. */
+  private abortHandler(task: RunningTask, reason: FleetError): void {
+    task.abortReason ??= reason;
+    task.controller?.abort(reason);
+  }
+
   private abortTask(task: RunningTask, error: FleetError): void {
     if (task.answered) return;
-    task.controller.abort(error);
+    this.abortHandler(task, error);
     this.answerError(task, error, error.code === 'timeout' ? 'timed_out' : 'cancelled');
   }
 
@@ -714,7 +732,7 @@ export class WorkerRuntime {
 
   private dropOrphan(task: RunningTask, reason: string): void {
     if (task.answered) return;
-    task.controller.abort(new FleetError('cancelled', reason));
+    this.abortHandler(task, new FleetError('cancelled', reason));
     this.finish(task);
     this.observe(task, 'cancelled');
   }

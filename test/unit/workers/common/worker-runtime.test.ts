@@ -252,6 +252,32 @@ describe('WorkerRuntime', () => {
       ]);
     });
 
+    it('a signal first read after the cancel is already aborted, with the cancel as its reason', async () => {
+      // The handler never looks at its signal while it runs (the runtime makes it only when read).
+      const { connect, runs } = setup({ honour: false });
+      const c = await connect();
+      await c.assign('a');
+      await c.assign('b');
+      const early = runs.get('b')!.ctx.signal;
+      const aborts: unknown[] = [];
+      early.addEventListener('abort', () => aborts.push(early.reason));
+      for (const taskId of ['a', 'b'])
+        await c.managerSide.send({ type: 'task.cancel', taskId, reason: `stop ${taskId}` });
+      await settle();
+      const late = runs.get('a')!.ctx.signal;
+      expect(late.aborted).toBe(true);
+      expect(late.reason).toMatchObject({ code: 'cancelled', message: 'cancelled: stop a' });
+      expect(runs.get('a')!.ctx.signal).toBe(late);
+      expect(aborts).toHaveLength(1);
+      expect(aborts[0]).toMatchObject({ code: 'cancelled', message: 'cancelled: stop b' });
+      expect(
+        c
+          .answers()
+          .map((m) => m.taskId)
+          .sort(),
+      ).toEqual(['a', 'b']);
+    });
+
     it('with reconnect_grace 0, a closed connection aborts its tasks and frees their slots', async () => {
       const { runtime, connect, runs } = setup({ reconnectGrace: '0ms' });
       const c = await connect();
