@@ -183,6 +183,27 @@ describe('DashboardAggregator', () => {
     expect(agg.tasks({ limit: 500 })).toHaveLength(300);
   });
 
+  it('folds events in after the turn that brought them, in order, and before any read', async () => {
+    const { source, agg } = setup();
+    const pending = () => (agg as unknown as { pending: unknown[] }).pending.length;
+    // What the manager's answer to a client is: a microtask the same turn queued before the events came.
+    let pendingAtAnswer: number | undefined;
+    queueMicrotask(() => (pendingAtAnswer = pending()));
+    const t = task('running');
+    source.emit({ type: 'task', event: { kind: 'running', task: t } });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(pendingAtAnswer).toBe(1);
+    // Then it was folded in on its own, without a read.
+    expect(pending()).toBe(0);
+    expect(agg.tasks({ state: 'active' }).map((r) => r.id)).toEqual([t.id]);
+    // A read in the same turn as the events sees all of them, in order.
+    source.emit({ type: 'task', event: { kind: 'finished', task: { ...t, state: 'succeeded' } } });
+    source.emit({ type: 'task', event: { kind: 'running', task: task('running') } });
+    expect(pending()).toBe(2);
+    expect(agg.tasks().map((r) => r.state)).toEqual(['running', 'succeeded']);
+  });
+
   it('lists running tasks first, then recent ones newest first, filtered by state and type', () => {
     const { source, agg } = setup();
     const long = task('running', { startedAt: 10 });
