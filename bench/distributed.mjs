@@ -28,7 +28,7 @@ import { WorkerManager } from '../dist/manager/manager.js';
 import { createManagerStores } from '../dist/manager/store-factory.js';
 import { WorkerServer } from '../dist/workers/common/server.js';
 import { createEchoKind } from '../dist/workers/echo/index.js';
-import { deleteKeys, fleetProcess, freePort, until } from './lib/support.mjs';
+import { deleteKeys, fleetProcess, freePort, until, writeCalls } from './lib/support.mjs';
 
 const tasks = Number(process.argv[2] ?? 2000);
 if (!Number.isInteger(tasks) || tasks < 1 || tasks > 200_000) throw new Error('tasks must be 1..200000');
@@ -111,14 +111,8 @@ function cpuMs(pid) {
   const fields = readFileSync(file, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks, 100 per second on Linux
 }
-/** Write-family syscalls (write, writev, sendmsg…) a process has made so far: each socket send is one. */
-function writeCalls(pid) {
-  const file = `/proc/${pid}/io`;
-  if (!existsSync(file)) return undefined;
-  return Number(/syscw:\s*(\d+)/.exec(readFileSync(file, 'utf8'))?.[1]);
-}
-const selfWrites = () => writeCalls('self');
-const sumWrites = (pids) => () => pids.reduce((n, pid) => n + (writeCalls(pid) ?? NaN), 0);
+const selfWrites = () => writeCalls();
+const sumWrites = (pids) => () => pids.reduce((n, pid) => n + writeCalls(pid), 0);
 const selfCpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;

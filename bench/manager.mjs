@@ -25,7 +25,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { deleteKeys, freePort, sleep } from './lib/support.mjs';
+import { deleteKeys, freePort, sleep, writeCalls } from './lib/support.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -172,15 +172,6 @@ function procCpu(pid) {
   }
 }
 
-/** Write syscalls another process has made so far (`syscw` of /proc/<pid>/io): each socket write is one. */
-function procWrites(pid) {
-  try {
-    return Number(/syscw:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
-  } catch {
-    return NaN;
-  }
-}
-
 /**
  * One side's figures: seq (p50, p99) and loop (tasks/s) from its client process, and the CPU per task of the
  * client, the broker and the worker process in each phase, all over the measured calls only (the client's
@@ -192,7 +183,7 @@ function procWrites(pid) {
  */
 async function measure(runPhase, brokerCpu, workerPid, brokerPid) {
   const cpuAt = async () => ({ broker: await brokerCpu(), worker: procCpu(workerPid) });
-  const writesAt = () => ({ broker: procWrites(brokerPid), worker: procWrites(workerPid) });
+  const writesAt = () => ({ broker: writeCalls(brokerPid), worker: writeCalls(workerPid) });
   let c0, w0, c2;
   const seq = await runPhase({ phase: 'seq', rounds }, async () => {
     c0 = await cpuAt();

@@ -9,19 +9,11 @@
 //   warmUp }. The loop phase also prints the CPU the process spent in it (cpuMs).
 // After its warm-up it prints `{"warm":true}` and waits for a line on stdin (or its end): the parent reads the
 // broker's and worker's counters there, so theirs cover the measured calls only, as the client's own do.
-import { readFileSync } from 'node:fs';
+import { writeCalls } from './support.mjs';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 
 const o = JSON.parse(process.argv[2]);
-/** Write-family syscalls this process made so far (Linux); NaN where /proc cannot tell. */
-const writeCalls = () => {
-  try {
-    return Number(/syscw:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
-  } catch {
-    return NaN;
-  }
-};
 const WARM_UP = o.warmUp ?? 2000;
 
 /** Tells the parent the warm-up is over and waits until it has read the other processes' counters. */

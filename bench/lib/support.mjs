@@ -1,10 +1,24 @@
 // What several benchmarks need besides the thing they measure. Not a benchmark itself: `bench/run.mjs`
 // runs only the files directly in bench/.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Write-family syscalls (write, writev, sendmsg…) a process has made so far (`syscw` of /proc/<pid>/io):
+ * each socket send is one, and wakes the process that reads it. NaN where /proc cannot tell (not Linux, the
+ * process gone).
+ */
+export function writeCalls(pid = 'self') {
+  try {
+    return Number(/syscw:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
+  } catch {
+    return NaN;
+  }
+}
 
 /**
  * `fleet <args>` from the build in dist/, quiet but for errors. Run from the repository's root. `nodeArgs`

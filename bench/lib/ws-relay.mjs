@@ -5,8 +5,8 @@
 // argv: role ('worker' | 'broker' | 'client') and a JSON object: broker { workerPort }, client { brokerPort,
 //   rounds, warmUp }. worker and broker tell their parent their port over IPC; the client prints one JSON line
 //   { p50, p99, writes } (ms, and its write syscalls per round trip).
-import { readFileSync } from 'node:fs';
 import { WebSocket, WebSocketServer } from 'ws';
+import { writeCalls } from './support.mjs';
 
 const [role, raw] = process.argv.slice(2);
 const o = JSON.parse(raw ?? '{}');
@@ -35,7 +35,6 @@ if (role === 'worker') {
     ws.on('message', (data, binary) => up.send(data, { binary }));
   });
 } else if (role === 'client') {
-  const writes = () => Number(/syscw:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
   const ws = await open(`ws://127.0.0.1:${o.brokerPort}`);
   let answer;
   ws.on('message', () => answer());
@@ -48,13 +47,13 @@ if (role === 'worker') {
     });
   for (let i = 0; i < o.warmUp; i++) await roundTrip();
   const times = new Float64Array(o.rounds);
-  const w0 = writes();
+  const w0 = writeCalls();
   for (let i = 0; i < o.rounds; i++) {
     const t0 = performance.now();
     await roundTrip();
     times[i] = performance.now() - t0;
   }
-  const perTrip = (writes() - w0) / o.rounds;
+  const perTrip = (writeCalls() - w0) / o.rounds;
   times.sort();
   const at = (p) => times[Math.min(times.length - 1, Math.floor((times.length * p) / 100))];
   process.stdout.write(`${JSON.stringify({ p50: at(50), p99: at(99), writes: perTrip })}\n`);
