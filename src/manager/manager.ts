@@ -684,9 +684,11 @@ export class WorkerManager {
       /** The task reached its final state before the store answered (a session already lost). */
       let early: TaskRecord | undefined;
       let done = false;
+      // Also takes the waiter out; after a settle or a stop it is already out, and that is a no-op.
       const end = () => {
         done = true;
         timer?.cancel();
+        this.finalWaiters.remove(id, waiter);
       };
       const waiter: FinalWaiter = {
         final: (task) => {
@@ -715,7 +717,6 @@ export class WorkerManager {
           if (!created) {
             // An existing task (same id or idempotency key) may have finished long ago: read it first.
             end();
-            this.finalWaiters.remove(id, waiter);
             this.waitForTask(submitted.task.id, { timeoutMs: limit }).then(
               (task) => resolve({ task, created: false }),
               reject,
@@ -724,14 +725,12 @@ export class WorkerManager {
           }
           timer = this.clock.setTimeout(() => {
             end();
-            this.finalWaiters.remove(id, waiter);
             this.getTask(id).then((task) => resolve({ task, created: true }), reject);
           }, limit);
         },
         (err: Error) => {
           if (done) return;
           end();
-          this.finalWaiters.remove(id, waiter);
           reject(err);
         },
       );
