@@ -288,7 +288,6 @@ export class DashboardAggregator {
 
   /** The last snapshot, or a fresh one when none was taken yet (a browser that connects before the first tick). */
   async current(): Promise<Snapshot> {
-    this.flush();
     return this.latest ?? this.snapshot(false);
   }
 
