@@ -16,25 +16,27 @@ interface Corkable {
   uncork(): void;
 }
 
-const corked = new WeakSet<Corkable>();
-/** Sockets that wrote a frame at once in this turn: their next frames in the turn wait to go out together. */
-const wrote = new WeakSet<Corkable>();
+/**
+ * Per socket, what it did in this turn: `wrote` a frame at once, or `corked` after that to hold the rest. One
+ * check-phase callback per socket and turn forgets it (and uncorks).
+ */
+const thisTurn = new WeakMap<Corkable, 'wrote' | 'corked'>();
 
 export function batchWritesThisTurn(ws: WebSocket): void {
   // ws keeps the net.Socket private; without it (another WebSocket implementation) frames go out one by one.
   const raw = (ws as unknown as { _socket?: Partial<Corkable> })._socket;
   if (typeof raw?.cork !== 'function' || typeof raw.uncork !== 'function') return;
   const socket = raw as Corkable;
-  if (corked.has(socket)) return;
-  if (!wrote.has(socket)) {
-    wrote.add(socket);
-    setImmediate(() => wrote.delete(socket));
+  const state = thisTurn.get(socket);
+  if (state === 'corked') return;
+  if (state === 'wrote') {
+    thisTurn.set(socket, 'corked');
+    socket.cork();
     return;
   }
-  corked.add(socket);
-  socket.cork();
+  thisTurn.set(socket, 'wrote');
   setImmediate(() => {
-    corked.delete(socket);
-    socket.uncork();
+    if (thisTurn.get(socket) === 'corked') socket.uncork();
+    thisTurn.delete(socket);
   });
 }
